@@ -1,0 +1,29 @@
+"""Where things live and the defaults every entry point shares, in one place."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_DIR_ENV = "OTTER_DATA_DIR"
+MODELS_DIR_ENV = "OTTER_MODELS_DIR"
+
+# Image hygiene: anything larger than this many pixels is treated as a decompression bomb.
+MAX_IMAGE_PIXELS = 40_000_000
+# Files bigger than this are refused before decoding (bytes).
+MAX_FILE_BYTES = 30 * 1024 * 1024
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff")
+
+# ImageNet statistics: fastai's `imagenet_stats`, kept here so prediction needs no fastai import.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def data_dir(override: str | os.PathLike | None = None) -> Path:
+    """The data set root: `override`, else $OTTER_DATA_DIR, else ./data."""
+    return Path(override or os.environ.get(DATA_DIR_ENV) or "data")
+
+
+def models_dir(override: str | os.PathLike | None = None) -> Path:
+    """The models root: `override`, else $OTTER_MODELS_DIR, else ./models."""
+    return Path(override or os.environ.get(MODELS_DIR_ENV) or "models")

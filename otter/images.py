@@ -1,0 +1,88 @@
+"""Open any image a user might give us (path, bytes, PIL image, array) as an RGB PIL image, or refuse it clearly."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .config import MAX_FILE_BYTES, MAX_IMAGE_PIXELS
+
+ImageInput = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
+
+
+class InvalidImage(ValueError):
+    """The input is not an image we can use; the message says why, in one line."""
+
+
+def _open(src: ImageInput) -> tuple[Image.Image, str]:
+    if isinstance(src, Image.Image):
+        return src, "image"
+    if isinstance(src, np.ndarray):
+        if src.dtype != np.uint8:
+            src = np.clip(src, 0, 255).astype(np.uint8)
+        try:
+            return Image.fromarray(src), "array"
+        except (TypeError, ValueError) as ex:
+            raise InvalidImage(f"array of shape {src.shape} is not an image") from ex
+    if isinstance(src, (bytes, bytearray)):
+        name, data = "upload", bytes(src)
+        if len(data) > MAX_FILE_BYTES:
+            raise InvalidImage(f"{name}: file is too large ({len(data) // 1_000_000} MB, limit {MAX_FILE_BYTES // 1_000_000} MB)")
+    else:
+        path = Path(src)
+        name = path.name
+        if not path.is_file():
+            raise InvalidImage(f"{name}: no such file")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InvalidImage(f"{name}: file is too large ({size // 1_000_000} MB, limit {MAX_FILE_BYTES // 1_000_000} MB)")
+        data = path.read_bytes()
+    if not data:
+        raise InvalidImage(f"{name}: file is empty (0 bytes)")
+    try:
+        return Image.open(io.BytesIO(data)), name
+    except UnidentifiedImageError as ex:
+        raise InvalidImage(f"{name}: not an image Pillow can read (JPEG, PNG, GIF, WebP, BMP, TIFF)") from ex
+    except (OSError, ValueError, Image.DecompressionBombError) as ex:
+        raise InvalidImage(f"{name}: cannot open image ({ex})") from ex
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        # 16-bit and float greyscale: scale to 8 bits instead of letting convert() clip to white.
+        arr = np.asarray(im, dtype=np.float32)
+        hi = float(arr.max()) if arr.size else 0.0
+        scale = 255.0 / (65535.0 if hi > 255 else 255.0) if im.mode != "F" else (255.0 / hi if hi > 0 else 1.0)
+        im = Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        # Transparent pixels become white, not whatever colour happens to hide under them.
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def load_image(src: ImageInput, min_side: int = 1) -> Image.Image:
+    """Decode `src` fully into an RGB image: EXIF rotation applied, first frame of animations,
+    any mode converted. Raises `InvalidImage` for non-images, broken files and decompression bombs."""
+    im, name = _open(src)
+    w, h = im.size
+    if w * h > MAX_IMAGE_PIXELS:
+        raise InvalidImage(f"{name}: image is too large ({w}x{h} pixels, limit {MAX_IMAGE_PIXELS // 1_000_000} megapixels)")
+    if min(w, h) < min_side:
+        raise InvalidImage(f"{name}: image is too small ({w}x{h} pixels, need at least {min_side} a side)")
+    try:
+        if getattr(im, "is_animated", False):
+            im.seek(0)
+        im.load()
+        im = ImageOps.exif_transpose(im) or im
+        return _to_rgb(im)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as ex:
+        raise InvalidImage(f"{name}: broken or truncated image ({ex})") from ex

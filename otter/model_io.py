@@ -1,0 +1,161 @@
+"""Model folders: `model.safetensors` (weights) + `model.json` (everything else). Written atomically, loaded without pickle.
+
+A model folder is replaced by building the new one under a temporary name and renaming it into place;
+`recover(models_dir)` finishes or rolls back a swap that a crash interrupted, so the previous model
+always stays loadable and a half-written folder is never picked up (hidden names are ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .safepath import check_name
+
+WEIGHTS = "model.safetensors"
+META = "model.json"
+FORMAT = "otter-model"
+FORMAT_VERSION = 1
+ARCHS = ("resnet18", "resnet34", "resnet50", "xresnet18", "xresnet34", "xresnet50")
+
+
+class ModelError(ValueError):
+    """A folder that is not a usable model; the message says what is wrong."""
+
+
+def arch_fn(name: str):
+    """The model constructor for an architecture name (torchvision ResNets, fastai xResNets)."""
+    if name.startswith("xresnet"):
+        from fastai.vision.models import xresnet
+
+        fns = {"xresnet18": xresnet.xresnet18, "xresnet34": xresnet.xresnet34, "xresnet50": xresnet.xresnet50}
+    else:
+        import torchvision.models as tvm
+
+        fns = {"resnet18": tvm.resnet18, "resnet34": tvm.resnet34, "resnet50": tvm.resnet50}
+    if name not in fns:
+        raise ModelError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHS)}")
+    return fns[name]
+
+
+def build_model(meta: dict) -> torch.nn.Module:
+    """An untrained network with the architecture recorded in `meta` (never downloads weights)."""
+    from fastai.vision.learner import create_vision_model
+
+    n_out = len(meta["classes"]) + int(meta.get("extra_outputs", 0))
+    return create_vision_model(arch_fn(meta["arch"]), n_out, pretrained=False)
+
+
+def save_model(model: torch.nn.Module, meta: dict, dest: os.PathLike | str, half: bool = False) -> Path:
+    """Write `dest/` (weights + JSON) atomically; the previous folder at `dest` survives any crash."""
+    dest = Path(dest)
+    check_name(dest.name, "model name")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    recover(dest.parent)
+    tag = uuid.uuid4().hex[:8]
+    tmp = dest.parent / f".tmp-{dest.name}-{tag}"
+    tmp.mkdir()
+    try:
+        state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+        if half:
+            state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        save_file(state, str(tmp / WEIGHTS))
+        meta = dict(meta, format=FORMAT, format_version=FORMAT_VERSION, name=dest.name,
+                    weights_dtype="float16" if half else "float32")
+        meta.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        (tmp / META).write_text(json.dumps(meta, indent=1))
+        for f in (tmp / WEIGHTS, tmp / META):
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        old = dest.parent / f".old-{dest.name}-{tag}"
+        if dest.exists():
+            os.rename(dest, old)
+        os.rename(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        recover(dest.parent)
+        raise
+    return dest
+
+
+def recover(models_dir: os.PathLike | str) -> None:
+    """Undo a swap cut short between its two renames, and drop leftovers of unfinished writes."""
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        return
+    for p in models_dir.iterdir():
+        if p.name.startswith(".old-"):
+            name = p.name[len(".old-"):].rsplit("-", 1)[0]
+            target = models_dir / name
+            if target.exists():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                os.rename(p, target)
+
+
+def read_meta(model_dir: os.PathLike | str) -> dict:
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelError(f"{model_dir} is not a model folder (it does not exist)")
+    try:
+        meta = json.loads((model_dir / META).read_text())
+    except FileNotFoundError as ex:
+        raise ModelError(f"{model_dir} has no {META}; is it a model folder?") from ex
+    except (OSError, ValueError) as ex:
+        raise ModelError(f"{model_dir / META} is not valid JSON ({ex})") from ex
+    missing = [k for k in ("classes", "arch", "input_size") if k not in meta]
+    if meta.get("format") != FORMAT or missing:
+        raise ModelError(f"{model_dir / META} is not an otter model description (missing {', '.join(missing) or 'format'})")
+    return meta
+
+
+def load_model(model_dir: os.PathLike | str) -> tuple[torch.nn.Module, dict]:
+    """Rebuild the network from model.json and load model.safetensors (float32, eval mode). No pickle."""
+    model_dir = Path(model_dir)
+    meta = read_meta(model_dir)
+    model = build_model(meta)
+    try:
+        state = load_file(str(model_dir / WEIGHTS))
+    except FileNotFoundError as ex:
+        raise ModelError(f"{model_dir} has no {WEIGHTS}") from ex
+    except (SafetensorError, OSError, ValueError) as ex:
+        raise ModelError(f"{model_dir / WEIGHTS} is not a valid safetensors file ({ex})") from ex
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as ex:
+        raise ModelError(f"{model_dir / WEIGHTS} does not fit architecture {meta['arch']} ({str(ex).splitlines()[0]})") from ex
+    return model.eval(), meta
+
+
+def list_models(models_dir: os.PathLike | str) -> list[dict]:
+    """Valid model folders, newest first, as their metadata plus "path"."""
+    models_dir = Path(models_dir)
+    recover(models_dir)
+    found = []
+    if not models_dir.is_dir():
+        return found
+    for p in models_dir.iterdir():
+        if p.name.startswith(".") or not p.is_dir():
+            continue
+        try:
+            found.append(read_meta(p) | {"path": str(p)})
+        except ModelError:
+            continue
+    return sorted(found, key=lambda m: m.get("created", ""), reverse=True)
+
+
+def newest_model(models_dir: os.PathLike | str) -> Path:
+    models = list_models(models_dir)
+    if not models:
+        raise ModelError(f"no trained model in {models_dir}; train one first (python -m otter train)")
+    return Path(models[0]["path"])

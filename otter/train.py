@@ -1,0 +1,540 @@
+"""Transfer learning (or training from scratch) with fastai: progressive resizing, one-cycle, discriminative rates.
+
+The recipe, for each size in `sizes`: with pretrained weights, train the head frozen (`frozen_epochs`), then
+unfreeze and train everything with `slice(lr/100, lr/5)`; from scratch, train everything at `lr`. All fits
+are `fit_one_cycle`. A `TrainJob` runs this in a background thread, reports events through a fastai
+callback, and can be cancelled from another thread within one batch.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import math
+import os
+import tempfile
+import threading
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator
+from urllib.error import URLError
+
+import numpy as np
+
+from . import __version__
+from .config import IMAGENET_MEAN, IMAGENET_STD, models_dir as default_models_dir
+from .dataset import list_classes, list_images
+from .images import InvalidImage, load_image
+from .model_io import ARCHS, arch_fn, save_model
+
+# The default recipe, chosen by measurement (bench/RESULTS.md).
+DEFAULT_ARCH = "resnet18"
+DEFAULT_SIZES = (64, 128)
+DEFAULT_EPOCHS = 5
+DEFAULT_FROZEN_EPOCHS = 1
+DEFAULT_LR = 3e-3
+DEFAULT_BS = 32
+MIN_IMAGES_PER_CLASS = 2
+
+
+class TrainError(RuntimeError):
+    """Training cannot start or failed; the message says why and what to do."""
+
+
+class TrainingBusy(TrainError):
+    """Another training job holds the models folder."""
+
+
+class TrainingCancelled(TrainError):
+    """The job was cancelled; no model was written."""
+
+
+@dataclass
+class TrainConfig:
+    arch: str = DEFAULT_ARCH
+    pretrained: bool = True
+    sizes: tuple[int, ...] = DEFAULT_SIZES
+    epochs: int | tuple[int, ...] = DEFAULT_EPOCHS  # per size; all layers trained
+    frozen_epochs: int = DEFAULT_FROZEN_EPOCHS  # per size, head only; pretrained only
+    lr: float | None = DEFAULT_LR  # None: find it with lr_find
+    bs: int = DEFAULT_BS
+    valid_pct: float = 0.2
+    seed: int = 42
+    aug: float = 1.0  # strength multiplier for rotation, warp and lighting; 0 turns augmentation off
+    min_scale: float = 0.35  # random resized crop: smallest share of the image kept (1 = no crop)
+    mixup: float = 0.0  # MixUp alpha; 0 = off
+    label_smoothing: float = 0.1
+    wd: float | None = None
+
+    def epochs_per_size(self) -> list[int]:
+        e = self.epochs
+        if isinstance(e, int):
+            return [e] * len(self.sizes)
+        e = list(e)
+        if len(e) != len(self.sizes):
+            raise TrainError(f"give one epoch count per size: {len(self.sizes)} sizes but {len(e)} epoch counts")
+        return e
+
+    def check(self) -> None:
+        if self.arch not in ARCHS:
+            raise TrainError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        if not self.sizes or any(int(s) < 16 or int(s) > 1024 for s in self.sizes):
+            raise TrainError("sizes must be between 16 and 1024 pixels, e.g. 64,128")
+        if any(n < 0 for n in self.epochs_per_size()) or sum(self.epochs_per_size()) + self.frozen_epochs < 1:
+            raise TrainError("need at least one epoch")
+        if not 0 <= self.valid_pct < 0.9:
+            raise TrainError("validation share must be between 0 and 0.9")
+        if self.bs < 1:
+            raise TrainError("batch size must be at least 1")
+        if self.lr is not None and not (0 < self.lr < 10):
+            raise TrainError("learning rate must be a positive number below 10")
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+def _fastai():
+    import fastai.vision.all as fv
+
+    return fv
+
+
+_cache_lock = threading.Lock()
+_decoded: dict[tuple[str, float], object] = {}
+_decoded_bytes = 0
+CACHE_BYTES = 1_500_000_000  # decoded images kept in memory between epochs and sizes
+
+
+def load_training_image(path: os.PathLike | str):
+    """Decode once per training run (cached): JPEG decoding would otherwise cost as much as the model on 2 cores."""
+    global _decoded_bytes
+    key = (str(path), os.path.getmtime(path))
+    with _cache_lock:
+        im = _decoded.get(key)
+    if im is None:
+        im = load_image(path)
+        with _cache_lock:
+            size = im.width * im.height * 3
+            if _decoded_bytes + size <= CACHE_BYTES:
+                _decoded[key] = im
+                _decoded_bytes += size
+    return im
+
+
+def clear_cache() -> None:
+    global _decoded_bytes
+    with _cache_lock:
+        _decoded.clear()
+        _decoded_bytes = 0
+
+
+@functools.cache
+def _image_cls():
+    fv = _fastai()
+
+    class OtterImage(fv.PILImage):
+        """fastai's PILImage, opened the way prediction opens images (EXIF, alpha, 16-bit, first frame)."""
+
+        @classmethod
+        def create(cls, fn, **kwargs):
+            if isinstance(fn, (str, os.PathLike)):
+                return cls(load_training_image(fn))
+            return cls(load_image(fn))
+
+    return OtterImage
+
+
+def collect_items(data_dir: os.PathLike | str) -> tuple[list[Path], list[str], list[str]]:
+    """(image paths, labels, classes) of a folder-per-class data set, with clear errors for unusable sets."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise TrainError(f"data folder {data_dir} does not exist; collect images in the Curate tab or with `python -m otter scrape`")
+    classes = list_classes(data_dir)
+    items = list_images(data_dir)
+    counts = {c: sum(p.parent.name == c for p in items) for c in classes}
+    usable = [c for c, n in counts.items() if n > 0]
+    if len(usable) < 2:
+        raise TrainError(f"need at least two classes with images in {data_dir} (found: {', '.join(f'{c} ({n})' for c, n in counts.items()) or 'none'})")
+    few = [f"{c} ({n})" for c, n in counts.items() if 0 < n < MIN_IMAGES_PER_CLASS]
+    if few:
+        raise TrainError(f"too few images in: {', '.join(few)}; need at least {MIN_IMAGES_PER_CLASS} per class")
+    return items, [p.parent.name for p in items], usable
+
+
+def split_valid(n: int, valid_pct: float, seed: int) -> list[int]:
+    """The same indices as fastai's RandomSplitter(valid_pct, seed)."""
+    if valid_pct <= 0:
+        return []
+    return list(map(int, _fastai().RandomSplitter(valid_pct, seed)(list(range(n)))[1]))
+
+
+def make_dataloaders(items: list[Path], labels: list[str], classes: list[str], valid_idx: list[int], size: int, cfg: TrainConfig, device=None):
+    fv = _fastai()
+    label_of = dict(zip(map(str, items), labels))
+    batch_tfms = []
+    if cfg.min_scale < 1:
+        batch_tfms.append(fv.RandomResizedCropGPU(size, min_scale=cfg.min_scale, ratio=(3 / 4, 4 / 3)))
+    if cfg.aug > 0:
+        batch_tfms += fv.aug_transforms(mult=cfg.aug, max_zoom=1.0)
+    batch_tfms.append(fv.Normalize.from_stats(IMAGENET_MEAN, IMAGENET_STD))
+    dblock = fv.DataBlock(
+        blocks=(fv.ImageBlock(cls=_image_cls()), fv.CategoryBlock(vocab=classes)),
+        get_items=lambda _: list(items),
+        get_y=lambda p: label_of[str(p)],
+        splitter=fv.IndexSplitter(valid_idx),
+        item_tfms=fv.Resize(size, method=fv.ResizeMethod.Squish),
+        batch_tfms=batch_tfms,
+    )
+    # Decoded images are cached in this process, so loader workers would only add start-up cost.
+    return dblock.dataloaders(Path("."), bs=cfg.bs, num_workers=0, device=device)
+
+
+# ------------------------------------------------------------------------------------------ progress
+
+Event = dict
+EventSink = Callable[[Event], None]
+
+
+@functools.cache
+def _callback_cls():
+    fv = _fastai()
+
+    class ReportProgress(fv.Callback):
+        """Turns fastai's loop into events (batch progress, epoch rows) and honours cancellation."""
+
+        order = fv.Recorder.order + 1
+
+        def __init__(self, run: "_Run"):
+            self.tracker = run
+
+        def before_batch(self):
+            if self.tracker.cancel.is_set():
+                raise fv.CancelFitException()
+
+        def after_batch(self):
+            if self.training:
+                self.tracker.batch_done(self.iter + 1, self.n_iter, float(self.loss))
+            if self.tracker.cancel.is_set():
+                raise fv.CancelFitException()
+
+        def after_epoch(self):
+            names = list(self.recorder.metric_names[1:-1])  # without "epoch" and "time"
+            values = self.recorder.values[-1] if self.recorder.values else []
+            row = {n: (None if v is None else float(v)) for n, v in zip(names, values)}
+            self.tracker.epoch_done(row)
+
+    return ReportProgress
+
+
+class _Run:
+    """State of one training run: emits events, estimates the time left, holds the cancel flag."""
+
+    def __init__(self, on_event: EventSink | None, cancel: threading.Event | None):
+        self.on_event = on_event or (lambda e: None)
+        self.cancel = cancel or threading.Event()
+        self.start = time.monotonic()
+        self.total_work = 1.0
+        self.done_work = 0.0
+        self.unit = 1.0  # cost of one batch at the current size
+        self.stage = ""
+        self.size = 0
+        self.epoch = 0
+        self.epochs = 0
+        self.history: list[dict] = []
+
+    def emit(self, type_: str, **data) -> None:
+        elapsed = time.monotonic() - self.start
+        frac = self.done_work / self.total_work if self.total_work else 0
+        eta = elapsed / frac - elapsed if frac > 0.01 else None
+        self.on_event({"type": type_, "stage": self.stage, "size": self.size, "epoch": self.epoch, "epochs": self.epochs,
+                       "elapsed": elapsed, "eta": eta, "progress": min(frac, 1.0)} | data)
+
+    def batch_done(self, i: int, n: int, loss: float) -> None:
+        self.done_work += self.unit
+        self.emit("batch", batch=i, batches=n, loss=loss)
+
+    def epoch_done(self, row: dict) -> None:
+        self.epoch += 1
+        entry = {"stage": self.stage, "size": self.size, "epoch": self.epoch} | row
+        self.history.append(entry)
+        self.emit("epoch", **row)
+
+
+# -------------------------------------------------------------------------------------------- recipe
+
+@contextmanager
+def training_lock(models_root: os.PathLike | str) -> Iterator[None]:
+    """One training job at a time per models folder, across threads and processes (released if killed)."""
+    models_root = Path(models_root)
+    models_root.mkdir(parents=True, exist_ok=True)
+    fh = open(models_root / ".train.lock", "w")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as ex:
+            raise TrainingBusy("a training job is already running; wait for it or cancel it") from ex
+        yield
+    finally:
+        fh.close()
+
+
+def _pretrained_message(arch: str, ex: BaseException) -> str:
+    import torch
+
+    return (f"cannot download the ImageNet weights for {arch} ({type(ex).__name__}: {str(ex)[:120]}); "
+            f"train without them with --no-pretrained (Pretrained off in the app), or put the weights file in "
+            f"{Path(torch.hub.get_dir()) / 'checkpoints'}/")
+
+
+def make_learner(dls, classes: list[str], cfg: TrainConfig, workdir: str):
+    fv = _fastai()
+    loss = fv.LabelSmoothingCrossEntropyFlat(eps=cfg.label_smoothing) if cfg.label_smoothing else fv.CrossEntropyLossFlat()
+    cbs = [fv.MixUp(cfg.mixup)] if cfg.mixup else []
+    try:
+        learn = fv.vision_learner(dls, arch_fn(cfg.arch), pretrained=cfg.pretrained, normalize=False, loss_func=loss,
+                                  metrics=fv.accuracy, cbs=cbs, path=workdir, wd=cfg.wd, n_out=len(classes))
+    except (URLError, OSError, RuntimeError) as ex:
+        if cfg.pretrained and ("download" in str(ex).lower() or isinstance(ex, (URLError, OSError))):
+            raise TrainError(_pretrained_message(cfg.arch, ex)) from ex
+        raise
+    learn.remove_cb(fv.ProgressCallback)
+    learn.logger = fv.noop
+    return learn
+
+
+def fit_recipe(items, labels, classes, valid_idx, cfg: TrainConfig, run: _Run, workdir: str):
+    """Run the whole schedule; returns (learner, lr_find data or None)."""
+    fv = _fastai()
+    cfg.check()
+    fv.set_seed(cfg.seed, reproducible=True)
+    epochs = cfg.epochs_per_size()
+    n_train = len(items) - len(valid_idx)
+    frozen = cfg.frozen_epochs if cfg.pretrained else 0
+    steps = [math.ceil(n_train / cfg.bs) * (e + frozen) * (s / 64) ** 2 for s, e in zip(cfg.sizes, epochs)]
+    run.total_work = sum(steps) or 1.0
+    learn, lr_data, lr = None, None, cfg.lr
+    progress_cb = _callback_cls()(run)
+    for size, n_epochs in zip(cfg.sizes, epochs):
+        run.size, run.unit = int(size), (int(size) / 64) ** 2
+        dls = make_dataloaders(items, labels, classes, valid_idx, int(size), cfg, device=_device())
+        if learn is None:
+            learn = make_learner(dls, classes, cfg, workdir)
+            learn.add_cb(progress_cb)
+            if lr is None:
+                run.stage, run.epoch, run.epochs = "finding learning rate", 0, 0
+                run.emit("stage")
+                with learn.removed_cbs(progress_cb):
+                    suggestion = learn.lr_find(show_plot=False, num_it=60)
+                lr = float(suggestion.valley)
+                lr_data = {"suggestion": lr, "lrs": [float(x) for x in learn.recorder.lrs],
+                           "losses": [float(x) for x in learn.recorder.losses]}
+                run.emit("lr_find", lr=lr)
+        else:
+            learn.dls = dls
+        if frozen:
+            learn.freeze()
+            run.stage, run.epoch, run.epochs = f"head only, {size}px", 0, frozen
+            run.emit("stage")
+            learn.fit_one_cycle(frozen, lr)
+            _check_cancel(run)
+            learn.unfreeze()
+        if n_epochs:
+            run.stage, run.epoch, run.epochs = f"all layers, {size}px", 0, n_epochs
+            run.emit("stage")
+            learn.fit_one_cycle(n_epochs, slice(lr / 100, lr / 5) if cfg.pretrained else lr)
+            _check_cancel(run)
+    return learn, lr_data
+
+
+def _check_cancel(run: _Run) -> None:
+    if run.cancel.is_set():
+        raise TrainingCancelled("training cancelled; the previous model is unchanged")
+
+
+def _device():
+    from .device import pick_device
+
+    return pick_device()
+
+
+# ------------------------------------------------------------------------------------------- results
+
+def predict_items(learn, items: list[Path], labels: list[str]):
+    """Probabilities and losses of `items` with validation transforms (no augmentation)."""
+    import torch
+
+    if not items:
+        return np.zeros((0, len(learn.dls.vocab))), np.zeros(0)
+    dl = learn.dls.test_dl([Path(p) for p in items], bs=64)
+    probs, _ = learn.get_preds(dl=dl)
+    probs = probs.float().numpy()
+    vocab = list(learn.dls.vocab)
+    y = np.array([vocab.index(lbl) for lbl in labels])
+    losses = -np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0))
+    torch.set_grad_enabled(True)
+    return probs, losses
+
+
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
+    """Accuracy, confusion matrix (rows: true, columns: predicted) and per-class precision/recall/F1."""
+    k = len(classes)
+    conf = np.zeros((k, k), dtype=int)
+    for t, p in zip(y_true, y_pred):
+        conf[t, p] += 1
+    per_class = {}
+    for i, c in enumerate(classes):
+        tp, fp, fn = conf[i, i], conf[:, i].sum() - conf[i, i], conf[i, :].sum() - conf[i, i]
+        prec = tp / (tp + fp) if tp + fp else 0.0
+        rec = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        per_class[c] = {"precision": float(prec), "recall": float(rec), "f1": float(f1), "support": int(conf[i].sum())}
+    n = int(conf.sum())
+    return {"accuracy": float(np.trace(conf) / n) if n else None, "n": n, "classes": classes,
+            "confusion": conf.tolist(), "per_class": per_class}
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path | None
+    meta: dict
+    learn: object = field(repr=False, default=None)
+
+
+def _versions() -> dict:
+    import fastai
+    import torch
+    import torchvision
+
+    return {"otter": __version__, "fastai": fastai.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__}
+
+
+def train(data_dir: os.PathLike | str, cfg: TrainConfig | None = None, model_dir: os.PathLike | str | None = None,
+          on_event: EventSink | None = None, cancel: threading.Event | None = None, half: bool = False) -> TrainResult:
+    """Train on a folder-per-class data set and write the model folder (if `model_dir` is given)."""
+    cfg = cfg or TrainConfig()
+    cfg.check()
+    run = _Run(on_event, cancel)
+    items, labels, classes = collect_items(data_dir)
+    for p in items:  # fail before training, not in the middle of an epoch
+        try:
+            load_training_image(p)
+        except InvalidImage as ex:
+            raise TrainError(f"{p}: {ex}; run `python -m otter verify` to move broken files to the trash") from ex
+    valid_idx = split_valid(len(items), cfg.valid_pct, cfg.seed)
+    if cfg.valid_pct > 0 and not valid_idx:
+        raise TrainError("the validation split is empty; add images or lower the validation share")
+    models_root = Path(model_dir).parent if model_dir else default_models_dir()
+    with training_lock(models_root), tempfile.TemporaryDirectory(prefix="otter-train-") as workdir:
+        run.emit("start", n_train=len(items) - len(valid_idx), n_valid=len(valid_idx), classes=classes)
+        learn, lr_data = fit_recipe(items, labels, classes, valid_idx, cfg, run, workdir)
+        learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, _callback_cls())])
+        run.stage = "evaluating"
+        run.emit("stage")
+        vocab = list(learn.dls.vocab)
+        probs, losses = predict_items(learn, items, labels)
+        y = np.array([vocab.index(lbl) for lbl in labels])
+        is_valid = np.zeros(len(items), dtype=bool)
+        is_valid[valid_idx] = True
+        report = classification_report(y[is_valid], probs[is_valid].argmax(1), vocab) if is_valid.any() else {
+            "accuracy": None, "n": 0, "classes": vocab, "confusion": None, "per_class": None}
+        order = np.argsort(-losses)
+        review = [{"image": f"{items[i].parent.name}/{items[i].name}", "label": labels[i], "predicted": vocab[int(probs[i].argmax())],
+                   "loss": float(losses[i]), "prob": float(probs[i].max()), "split": "valid" if is_valid[i] else "train"}
+                  for i in order[:200]]
+        meta = {
+            "classes": vocab, "arch": cfg.arch, "input_size": int(cfg.sizes[-1]), "resize_method": "squish",
+            "normalize": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+            "metrics": {k: report[k] for k in ("accuracy", "n", "per_class")}, "confusion": report["confusion"],
+            "train_config": asdict(cfg), "history": run.history, "lr_find": lr_data,
+            "dataset": {"path": str(Path(data_dir).resolve()), "counts": {c: labels.count(c) for c in vocab},
+                        "n_train": int(len(items) - len(valid_idx)), "n_valid": int(len(valid_idx))},
+            "review": review, "versions": _versions(), "train_seconds": round(time.monotonic() - run.start, 1),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        _check_cancel(run)
+        written = None
+        if model_dir is not None:
+            run.stage = "saving"
+            run.emit("stage")
+            written = save_model(learn.model, meta, model_dir, half=half)
+        run.emit("done", accuracy=report["accuracy"], model_dir=str(written) if written else None)
+    clear_cache()
+    return TrainResult(written, meta, learn)
+
+
+# ----------------------------------------------------------------------------------------------- job
+
+class TrainJob:
+    """Training in a background thread. `events` grows as it runs; `cancel()` stops it within one batch."""
+
+    _current: "TrainJob | None" = None
+    _guard = threading.Lock()
+
+    def __init__(self, data_dir: os.PathLike | str, model_dir: os.PathLike | str, cfg: TrainConfig | None = None,
+                 on_done: Callable[["TrainJob"], None] | None = None):
+        self.data_dir, self.model_dir, self.cfg = Path(data_dir), Path(model_dir), cfg or TrainConfig()
+        self.events: list[Event] = []
+        self.state = "pending"  # pending, running, done, cancelled, failed
+        self.error: str | None = None
+        self.result: TrainResult | None = None
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._on_done = on_done
+        self.started = time.time()
+
+    @classmethod
+    def current(cls) -> "TrainJob | None":
+        return cls._current
+
+    def start(self) -> "TrainJob":
+        with TrainJob._guard:
+            cur = TrainJob._current
+            if cur is not None and cur.running:
+                raise TrainingBusy("a training job is already running; wait for it or cancel it")
+            self.cfg.check()
+            self.state = "running"
+            TrainJob._current = self
+            self._thread = threading.Thread(target=self._run, name="otter-train", daemon=True)
+            self._thread.start()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("pending", "running")
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> "TrainJob":
+        if self._thread:
+            self._thread.join(timeout)
+        return self
+
+    def last(self, type_: str) -> Event | None:
+        for e in reversed(self.events):
+            if e["type"] == type_:
+                return e
+        return None
+
+    def _run(self) -> None:
+        try:
+            self.result = train(self.data_dir, self.cfg, self.model_dir, on_event=self.events.append, cancel=self._cancel)
+            self.state = "done"
+        except TrainingCancelled as ex:
+            self.state, self.error = "cancelled", str(ex)
+        except TrainError as ex:
+            self.state, self.error = "failed", str(ex)
+        except Exception as ex:  # reported to the UI as one line; the traceback goes to the server log
+            traceback.print_exc()
+            self.state, self.error = "failed", f"training failed: {type(ex).__name__}: {ex}"
+        finally:
+            clear_cache()
+            self.events.append({"type": self.state, "error": self.error})
+            if self._on_done:
+                try:
+                    self._on_done(self)
+                except Exception:
+                    traceback.print_exc()
