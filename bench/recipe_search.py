@@ -25,10 +25,11 @@ def run_fold(job):
     import torch
 
     torch.set_num_threads(threads)
+    import tempfile
+
     from sklearn.model_selection import StratifiedKFold
 
     from otter.train import TrainConfig, _Run, collect_items, fit_recipe, predict_items
-    import tempfile
 
     items, labels, classes = collect_items(data)
     skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
@@ -51,14 +52,21 @@ def run_fold(job):
     pred = Predictor(learn.model, {"classes": list(learn.dls.vocab), "input_size": cfg.sizes[-1]})
     x = torch.stack([pred.tensor(p) for p in v_items])
     with torch.inference_mode():
-        lp = torch.softmax(pred.model(x.to(pred.device)).float(), 1) + torch.softmax(pred.model(x.flip(-1).to(pred.device)).float(), 1)
+        lp = torch.softmax(pred.model(x.to(pred.device)).float(), 1) + torch.softmax(
+            pred.model(x.flip(-1).to(pred.device)).float(), 1
+        )
     probs_tta = (lp / 2).cpu().numpy()
     vocab = list(learn.dls.vocab)
     y = np.array([vocab.index(lbl) for lbl in v_labels])
-    return {"name": name, "fold": fold, "acc": float((probs.argmax(1) == y).mean()),
-            "acc_tta": float((probs_tta.argmax(1) == y).mean()), "train_s": train_s,
-            "nll": float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-9, 1)).mean()),
-            "oof": {str(v_items[i]): probs[i].tolist() for i in range(len(v_items))}}
+    return {
+        "name": name,
+        "fold": fold,
+        "acc": float((probs.argmax(1) == y).mean()),
+        "acc_tta": float((probs_tta.argmax(1) == y).mean()),
+        "train_s": train_s,
+        "nll": float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-9, 1)).mean()),
+        "oof": {str(v_items[i]): probs[i].tolist() for i in range(len(v_items))},
+    }
 
 
 def main() -> None:
@@ -71,8 +79,11 @@ def main() -> None:
     ap.add_argument("--out", default="recipe_results.jsonl")
     args = ap.parse_args()
     configs = json.loads(Path(args.configs).read_text())
-    jobs = [(c["name"], {k: v for k, v in c.items() if k != "name"}, f, args.folds, args.data, args.threads)
-            for c in configs for f in range(args.folds)]
+    jobs = [
+        (c["name"], {k: v for k, v in c.items() if k != "name"}, f, args.folds, args.data, args.threads)
+        for c in configs
+        for f in range(args.folds)
+    ]
     results = []
     ctx = mp.get_context("spawn")
     with ctx.Pool(args.workers) as pool, open(args.out, "w") as out:
@@ -88,8 +99,11 @@ def main() -> None:
         rs = [r for r in results if r["name"] == c["name"]]
         if not rs:
             continue
-        a = np.array([r["acc"] for r in rs]); b = np.array([r["acc_tta"] for r in rs])
-        print(f"{c['name']:>28}  {a.mean():.3f}±{a.std():.3f}  {b.mean():.3f}±{b.std():.3f}  {np.mean([r['nll'] for r in rs]):.3f}  {np.mean([r['train_s'] for r in rs]):7.0f}")
+        a = np.array([r["acc"] for r in rs])
+        b = np.array([r["acc_tta"] for r in rs])
+        print(
+            f"{c['name']:>28}  {a.mean():.3f}±{a.std():.3f}  {b.mean():.3f}±{b.std():.3f}  {np.mean([r['nll'] for r in rs]):.3f}  {np.mean([r['train_s'] for r in rs]):7.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -265,8 +265,18 @@ def add_images(root: os.PathLike | str, cls: str, files: list[os.PathLike | str]
             df = manifest.read(root)
             with load_image(dest) as im:
                 w, h = im.size
-            df = manifest.add_row(df, file=rel(root, dest), **{"class": cls}, source_url="upload", query="",
-                                  sha256=_sha256(dest), width=w, height=h, added=manifest.now(), status="kept")
+            df = manifest.add_row(
+                df,
+                file=rel(root, dest),
+                **{"class": cls},
+                source_url="upload",
+                query="",
+                sha256=_sha256(dest),
+                width=w,
+                height=h,
+                added=manifest.now(),
+                status="kept",
+            )
             manifest.write(root, df)
         added.append(rel(root, dest))
     return {"added": added, "rejected": rejected}
@@ -288,8 +298,18 @@ def rescan(root: os.PathLike | str) -> int:
                     w, h = im.size
             except InvalidImage:
                 w = h = ""
-            df = manifest.add_row(df, file=r, **{"class": p.parent.name}, source_url="local", query="",
-                                  sha256=_sha256(p), width=w, height=h, added=manifest.now(), status="kept")
+            df = manifest.add_row(
+                df,
+                file=r,
+                **{"class": p.parent.name},
+                source_url="local",
+                query="",
+                sha256=_sha256(p),
+                width=w,
+                height=h,
+                added=manifest.now(),
+                status="kept",
+            )
             new += 1
         if new:
             manifest.write(root, df)

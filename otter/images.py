@@ -48,7 +48,11 @@ def _open(src: ImageInput) -> tuple[Image.Image, str]:
         return Image.open(io.BytesIO(data)), name
     except UnidentifiedImageError as ex:
         raise InvalidImage(f"{name}: not an image Pillow can read (JPEG, PNG, GIF, WebP, BMP, TIFF)") from ex
-    except (OSError, ValueError, Image.DecompressionBombError) as ex:
+    except Image.DecompressionBombError as ex:
+        raise InvalidImage(
+            f"{name}: image is too large (possible decompression bomb; limit {MAX_IMAGE_PIXELS // 1_000_000} megapixels)"
+        ) from ex
+    except (OSError, ValueError) as ex:
         raise InvalidImage(f"{name}: cannot open image ({ex})") from ex
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 
@@ -61,14 +61,24 @@ def add_row(df: pd.DataFrame, **row: object) -> pd.DataFrame:
     return pd.concat([df, pd.DataFrame([full], columns=COLUMNS)], ignore_index=True)
 
 
-def set_status(root: os.PathLike | str, old_file: str, status: str, new_file: str | None = None, new_class: str | None = None) -> None:
+def set_status(
+    root: os.PathLike | str, old_file: str, status: str, new_file: str | None = None, new_class: str | None = None
+) -> None:
     """Record a curation action on `old_file` (relative `class/name`). Call while holding `locked(root)`."""
     df = read(root)
     hit = df["file"] == old_file
     if not hit.any():
         path = Path(root) / (new_file or old_file)
-        df = add_row(df, file=old_file, **{"class": old_file.split("/")[0]}, source_url="", query="",
-                     sha256=sha256_file(path) if path.is_file() else "", added=now(), status="kept")
+        df = add_row(
+            df,
+            file=old_file,
+            **{"class": old_file.split("/")[0]},
+            source_url="",
+            query="",
+            sha256=sha256_file(path) if path.is_file() else "",
+            added=now(),
+            status="kept",
+        )
         hit = df["file"] == old_file
     df.loc[hit, "status"] = status
     if new_file is not None:

@@ -68,8 +68,9 @@ def save_model(model: torch.nn.Module, meta: dict, dest: os.PathLike | str, half
         if half:
             state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         save_file(state, str(tmp / WEIGHTS))
-        meta = dict(meta, format=FORMAT, format_version=FORMAT_VERSION, name=dest.name,
-                    weights_dtype="float16" if half else "float32")
+        meta = dict(
+            meta, format=FORMAT, format_version=FORMAT_VERSION, name=dest.name, weights_dtype="float16" if half else "float32"
+        )
         meta.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
         (tmp / META).write_text(json.dumps(meta, indent=1))
         for f in (tmp / WEIGHTS, tmp / META):
@@ -94,7 +95,7 @@ def recover(models_dir: os.PathLike | str) -> None:
         return
     for p in models_dir.iterdir():
         if p.name.startswith(".old-"):
-            name = p.name[len(".old-"):].rsplit("-", 1)[0]
+            name = p.name[len(".old-") :].rsplit("-", 1)[0]
             target = models_dir / name
             if target.exists():
                 shutil.rmtree(p, ignore_errors=True)

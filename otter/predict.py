@@ -37,7 +37,7 @@ class Predictor:
         self.model = model.eval().to(self.device)
 
     @classmethod
-    def load(cls, model_dir: os.PathLike | str) -> "Predictor":
+    def load(cls, model_dir: os.PathLike | str) -> Predictor:
         model, meta = load_model(model_dir)
         return cls(model, meta, str(model_dir))
 

@@ -16,25 +16,27 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
 from urllib.error import URLError
 
 import numpy as np
 
 from . import __version__
-from .config import IMAGENET_MEAN, IMAGENET_STD, models_dir as default_models_dir
+from .config import IMAGENET_MEAN, IMAGENET_STD
+from .config import models_dir as default_models_dir
 from .dataset import list_classes, list_images
 from .images import InvalidImage, load_image
+from .metrics import classification_report
 from .model_io import ARCHS, arch_fn, save_model
 
-# The default recipe, chosen by measurement (bench/RESULTS.md).
-DEFAULT_ARCH = "resnet18"
-DEFAULT_SIZES = (64, 128)
-DEFAULT_EPOCHS = 5
+# The default recipes, chosen by measurement (bench/RESULTS.md). Fields left as None in a TrainConfig
+# take these values, depending on whether ImageNet weights are used.
+SCRATCH_RECIPE = {"arch": "xresnet18", "sizes": (64, 128, 192), "epochs": (20, 25, 20), "mixup": 0.2}
+PRETRAINED_RECIPE = {"arch": "resnet34", "sizes": (128, 192), "epochs": (4, 4), "mixup": 0.0}
 DEFAULT_FROZEN_EPOCHS = 1
 DEFAULT_LR = 3e-3
 DEFAULT_BS = 32
@@ -55,20 +57,29 @@ class TrainingCancelled(TrainError):
 
 @dataclass
 class TrainConfig:
-    arch: str = DEFAULT_ARCH
+    arch: str | None = None  # None: the recipe's (xresnet18 from scratch, resnet34 pretrained)
     pretrained: bool = True
-    sizes: tuple[int, ...] = DEFAULT_SIZES
-    epochs: int | tuple[int, ...] = DEFAULT_EPOCHS  # per size; all layers trained
+    sizes: tuple[int, ...] | None = None  # progressive resizing, e.g. (64, 128, 192)
+    epochs: int | tuple[int, ...] | None = None  # per size (one number for all sizes, or one per size)
     frozen_epochs: int = DEFAULT_FROZEN_EPOCHS  # per size, head only; pretrained only
     lr: float | None = DEFAULT_LR  # None: find it with lr_find
     bs: int = DEFAULT_BS
     valid_pct: float = 0.2
     seed: int = 42
     aug: float = 1.0  # strength multiplier for rotation, warp and lighting; 0 turns augmentation off
-    min_scale: float = 0.35  # random resized crop: smallest share of the image kept (1 = no crop)
-    mixup: float = 0.0  # MixUp alpha; 0 = off
+    min_scale: float = 1.0  # random resized crop: smallest share of the image kept (1 = no crop; measured best)
+    mixup: float | None = None  # MixUp alpha; 0 = off
     label_smoothing: float = 0.1
     wd: float | None = None
+
+    def __post_init__(self) -> None:
+        recipe = PRETRAINED_RECIPE if self.pretrained else SCRATCH_RECIPE
+        for key, value in recipe.items():
+            if getattr(self, key) is None:
+                setattr(self, key, value)
+        self.sizes = tuple(int(s) for s in self.sizes)
+        if not isinstance(self.epochs, int):
+            self.epochs = tuple(int(e) for e in self.epochs)
 
     def epochs_per_size(self) -> list[int]:
         e = self.epochs
@@ -95,6 +106,7 @@ class TrainConfig:
 
 
 # ---------------------------------------------------------------------------------------------- data
+
 
 def _fastai():
     import fastai.vision.all as fv
@@ -151,13 +163,17 @@ def collect_items(data_dir: os.PathLike | str) -> tuple[list[Path], list[str], l
     """(image paths, labels, classes) of a folder-per-class data set, with clear errors for unusable sets."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise TrainError(f"data folder {data_dir} does not exist; collect images in the Curate tab or with `python -m otter scrape`")
+        raise TrainError(
+            f"data folder {data_dir} does not exist; collect images in the Curate tab or with `python -m otter scrape`"
+        )
     classes = list_classes(data_dir)
     items = list_images(data_dir)
     counts = {c: sum(p.parent.name == c for p in items) for c in classes}
     usable = [c for c, n in counts.items() if n > 0]
     if len(usable) < 2:
-        raise TrainError(f"need at least two classes with images in {data_dir} (found: {', '.join(f'{c} ({n})' for c, n in counts.items()) or 'none'})")
+        raise TrainError(
+            f"need at least two classes with images in {data_dir} (found: {', '.join(f'{c} ({n})' for c, n in counts.items()) or 'none'})"
+        )
     few = [f"{c} ({n})" for c, n in counts.items() if 0 < n < MIN_IMAGES_PER_CLASS]
     if few:
         raise TrainError(f"too few images in: {', '.join(few)}; need at least {MIN_IMAGES_PER_CLASS} per class")
@@ -171,7 +187,9 @@ def split_valid(n: int, valid_pct: float, seed: int) -> list[int]:
     return list(map(int, _fastai().RandomSplitter(valid_pct, seed)(list(range(n)))[1]))
 
 
-def make_dataloaders(items: list[Path], labels: list[str], classes: list[str], valid_idx: list[int], size: int, cfg: TrainConfig, device=None):
+def make_dataloaders(
+    items: list[Path], labels: list[str], classes: list[str], valid_idx: list[int], size: int, cfg: TrainConfig, device=None
+):
     fv = _fastai()
     label_of = dict(zip(map(str, items), labels))
     batch_tfms = []
@@ -207,7 +225,7 @@ def _callback_cls():
 
         order = fv.Recorder.order + 1
 
-        def __init__(self, run: "_Run"):
+        def __init__(self, run: _Run):
             self.tracker = run
 
         def before_batch(self):
@@ -216,7 +234,7 @@ def _callback_cls():
 
         def after_batch(self):
             if self.training:
-                self.tracker.batch_done(self.iter + 1, self.n_iter, float(self.loss))
+                self.tracker.batch_done(self.iter + 1, self.n_iter, float(self.loss.detach()))
             if self.tracker.cancel.is_set():
                 raise fv.CancelFitException()
 
@@ -249,8 +267,19 @@ class _Run:
         elapsed = time.monotonic() - self.start
         frac = self.done_work / self.total_work if self.total_work else 0
         eta = elapsed / frac - elapsed if frac > 0.01 else None
-        self.on_event({"type": type_, "stage": self.stage, "size": self.size, "epoch": self.epoch, "epochs": self.epochs,
-                       "elapsed": elapsed, "eta": eta, "progress": min(frac, 1.0)} | data)
+        self.on_event(
+            {
+                "type": type_,
+                "stage": self.stage,
+                "size": self.size,
+                "epoch": self.epoch,
+                "epochs": self.epochs,
+                "elapsed": elapsed,
+                "eta": eta,
+                "progress": min(frac, 1.0),
+            }
+            | data
+        )
 
     def batch_done(self, i: int, n: int, loss: float) -> None:
         self.done_work += self.unit
@@ -264,6 +293,7 @@ class _Run:
 
 
 # -------------------------------------------------------------------------------------------- recipe
+
 
 @contextmanager
 def training_lock(models_root: os.PathLike | str) -> Iterator[None]:
@@ -284,9 +314,11 @@ def training_lock(models_root: os.PathLike | str) -> Iterator[None]:
 def _pretrained_message(arch: str, ex: BaseException) -> str:
     import torch
 
-    return (f"cannot download the ImageNet weights for {arch} ({type(ex).__name__}: {str(ex)[:120]}); "
-            f"train without them with --no-pretrained (Pretrained off in the app), or put the weights file in "
-            f"{Path(torch.hub.get_dir()) / 'checkpoints'}/")
+    return (
+        f"cannot download the ImageNet weights for {arch} ({type(ex).__name__}: {str(ex)[:120]}); "
+        f"train without them with --no-pretrained (Pretrained off in the app), or put the weights file in "
+        f"{Path(torch.hub.get_dir()) / 'checkpoints'}/"
+    )
 
 
 def make_learner(dls, classes: list[str], cfg: TrainConfig, workdir: str):
@@ -294,8 +326,18 @@ def make_learner(dls, classes: list[str], cfg: TrainConfig, workdir: str):
     loss = fv.LabelSmoothingCrossEntropyFlat(eps=cfg.label_smoothing) if cfg.label_smoothing else fv.CrossEntropyLossFlat()
     cbs = [fv.MixUp(cfg.mixup)] if cfg.mixup else []
     try:
-        learn = fv.vision_learner(dls, arch_fn(cfg.arch), pretrained=cfg.pretrained, normalize=False, loss_func=loss,
-                                  metrics=fv.accuracy, cbs=cbs, path=workdir, wd=cfg.wd, n_out=len(classes))
+        learn = fv.vision_learner(
+            dls,
+            arch_fn(cfg.arch),
+            pretrained=cfg.pretrained,
+            normalize=False,
+            loss_func=loss,
+            metrics=fv.accuracy,
+            cbs=cbs,
+            path=workdir,
+            wd=cfg.wd,
+            n_out=len(classes),
+        )
     except (URLError, OSError, RuntimeError) as ex:
         if cfg.pretrained and ("download" in str(ex).lower() or isinstance(ex, (URLError, OSError))):
             raise TrainError(_pretrained_message(cfg.arch, ex)) from ex
@@ -329,8 +371,11 @@ def fit_recipe(items, labels, classes, valid_idx, cfg: TrainConfig, run: _Run, w
                 with learn.removed_cbs(progress_cb):
                     suggestion = learn.lr_find(show_plot=False, num_it=60)
                 lr = float(suggestion.valley)
-                lr_data = {"suggestion": lr, "lrs": [float(x) for x in learn.recorder.lrs],
-                           "losses": [float(x) for x in learn.recorder.losses]}
+                lr_data = {
+                    "suggestion": lr,
+                    "lrs": [float(x) for x in learn.recorder.lrs],
+                    "losses": [float(x) for x in learn.recorder.losses],
+                }
                 run.emit("lr_find", lr=lr)
         else:
             learn.dls = dls
@@ -362,6 +407,7 @@ def _device():
 
 # ------------------------------------------------------------------------------------------- results
 
+
 def predict_items(learn, items: list[Path], labels: list[str]):
     """Probabilities and losses of `items` with validation transforms (no augmentation)."""
     import torch
@@ -378,24 +424,6 @@ def predict_items(learn, items: list[Path], labels: list[str]):
     return probs, losses
 
 
-def classification_report(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
-    """Accuracy, confusion matrix (rows: true, columns: predicted) and per-class precision/recall/F1."""
-    k = len(classes)
-    conf = np.zeros((k, k), dtype=int)
-    for t, p in zip(y_true, y_pred):
-        conf[t, p] += 1
-    per_class = {}
-    for i, c in enumerate(classes):
-        tp, fp, fn = conf[i, i], conf[:, i].sum() - conf[i, i], conf[i, :].sum() - conf[i, i]
-        prec = tp / (tp + fp) if tp + fp else 0.0
-        rec = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-        per_class[c] = {"precision": float(prec), "recall": float(rec), "f1": float(f1), "support": int(conf[i].sum())}
-    n = int(conf.sum())
-    return {"accuracy": float(np.trace(conf) / n) if n else None, "n": n, "classes": classes,
-            "confusion": conf.tolist(), "per_class": per_class}
-
-
 @dataclass
 class TrainResult:
     model_dir: Path | None
@@ -408,11 +436,22 @@ def _versions() -> dict:
     import torch
     import torchvision
 
-    return {"otter": __version__, "fastai": fastai.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__}
+    return {
+        "otter": __version__,
+        "fastai": fastai.__version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+    }
 
 
-def train(data_dir: os.PathLike | str, cfg: TrainConfig | None = None, model_dir: os.PathLike | str | None = None,
-          on_event: EventSink | None = None, cancel: threading.Event | None = None, half: bool = False) -> TrainResult:
+def train(
+    data_dir: os.PathLike | str,
+    cfg: TrainConfig | None = None,
+    model_dir: os.PathLike | str | None = None,
+    on_event: EventSink | None = None,
+    cancel: threading.Event | None = None,
+    half: bool = False,
+) -> TrainResult:
     """Train on a folder-per-class data set and write the model folder (if `model_dir` is given)."""
     cfg = cfg or TrainConfig()
     cfg.check()
@@ -438,20 +477,43 @@ def train(data_dir: os.PathLike | str, cfg: TrainConfig | None = None, model_dir
         y = np.array([vocab.index(lbl) for lbl in labels])
         is_valid = np.zeros(len(items), dtype=bool)
         is_valid[valid_idx] = True
-        report = classification_report(y[is_valid], probs[is_valid].argmax(1), vocab) if is_valid.any() else {
-            "accuracy": None, "n": 0, "classes": vocab, "confusion": None, "per_class": None}
+        report = (
+            classification_report(y[is_valid], probs[is_valid].argmax(1), vocab)
+            if is_valid.any()
+            else {"accuracy": None, "n": 0, "classes": vocab, "confusion": None, "per_class": None}
+        )
         order = np.argsort(-losses)
-        review = [{"image": f"{items[i].parent.name}/{items[i].name}", "label": labels[i], "predicted": vocab[int(probs[i].argmax())],
-                   "loss": float(losses[i]), "prob": float(probs[i].max()), "split": "valid" if is_valid[i] else "train"}
-                  for i in order[:200]]
+        review = [
+            {
+                "image": f"{items[i].parent.name}/{items[i].name}",
+                "label": labels[i],
+                "predicted": vocab[int(probs[i].argmax())],
+                "loss": float(losses[i]),
+                "prob": float(probs[i].max()),
+                "split": "valid" if is_valid[i] else "train",
+            }
+            for i in order[:200]
+        ]
         meta = {
-            "classes": vocab, "arch": cfg.arch, "input_size": int(cfg.sizes[-1]), "resize_method": "squish",
+            "classes": vocab,
+            "arch": cfg.arch,
+            "input_size": int(cfg.sizes[-1]),
+            "resize_method": "squish",
             "normalize": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
-            "metrics": {k: report[k] for k in ("accuracy", "n", "per_class")}, "confusion": report["confusion"],
-            "train_config": asdict(cfg), "history": run.history, "lr_find": lr_data,
-            "dataset": {"path": str(Path(data_dir).resolve()), "counts": {c: labels.count(c) for c in vocab},
-                        "n_train": int(len(items) - len(valid_idx)), "n_valid": int(len(valid_idx))},
-            "review": review, "versions": _versions(), "train_seconds": round(time.monotonic() - run.start, 1),
+            "metrics": {k: report[k] for k in ("accuracy", "n", "per_class")},
+            "confusion": report["confusion"],
+            "train_config": asdict(cfg),
+            "history": run.history,
+            "lr_find": lr_data,
+            "dataset": {
+                "path": str(Path(data_dir).resolve()),
+                "counts": {c: labels.count(c) for c in vocab},
+                "n_train": int(len(items) - len(valid_idx)),
+                "n_valid": int(len(valid_idx)),
+            },
+            "review": review,
+            "versions": _versions(),
+            "train_seconds": round(time.monotonic() - run.start, 1),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         _check_cancel(run)
@@ -467,14 +529,20 @@ def train(data_dir: os.PathLike | str, cfg: TrainConfig | None = None, model_dir
 
 # ----------------------------------------------------------------------------------------------- job
 
+
 class TrainJob:
     """Training in a background thread. `events` grows as it runs; `cancel()` stops it within one batch."""
 
-    _current: "TrainJob | None" = None
+    _current: TrainJob | None = None
     _guard = threading.Lock()
 
-    def __init__(self, data_dir: os.PathLike | str, model_dir: os.PathLike | str, cfg: TrainConfig | None = None,
-                 on_done: Callable[["TrainJob"], None] | None = None):
+    def __init__(
+        self,
+        data_dir: os.PathLike | str,
+        model_dir: os.PathLike | str,
+        cfg: TrainConfig | None = None,
+        on_done: Callable[[TrainJob], None] | None = None,
+    ):
         self.data_dir, self.model_dir, self.cfg = Path(data_dir), Path(model_dir), cfg or TrainConfig()
         self.events: list[Event] = []
         self.state = "pending"  # pending, running, done, cancelled, failed
@@ -486,10 +554,10 @@ class TrainJob:
         self.started = time.time()
 
     @classmethod
-    def current(cls) -> "TrainJob | None":
+    def current(cls) -> TrainJob | None:
         return cls._current
 
-    def start(self) -> "TrainJob":
+    def start(self) -> TrainJob:
         with TrainJob._guard:
             cur = TrainJob._current
             if cur is not None and cur.running:
@@ -508,7 +576,7 @@ class TrainJob:
     def cancel(self) -> None:
         self._cancel.set()
 
-    def wait(self, timeout: float | None = None) -> "TrainJob":
+    def wait(self, timeout: float | None = None) -> TrainJob:
         if self._thread:
             self._thread.join(timeout)
         return self

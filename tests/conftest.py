@@ -1,0 +1,92 @@
+"""Shared fixtures: small real photo sets, synthetic images, and one tiny trained model per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parents[1]
+OTTERS = (ROOT / ".." / "shared" / "otters").resolve()
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def real_photos(cls: str, n: int) -> list[Path]:
+    return sorted((OTTERS / cls).glob("*.jpg"))[:n]
+
+
+@pytest.fixture(scope="session")
+def otters_dir() -> Path:
+    assert OTTERS.is_dir(), f"the real photos must be at {OTTERS}"
+    return OTTERS
+
+
+def make_small_set(dest: Path, per_class: int = 8, size: int = 64) -> Path:
+    """A few real photos per class, shrunk so tests run fast."""
+    for cls in ("river", "sea"):
+        (dest / cls).mkdir(parents=True, exist_ok=True)
+        for p in real_photos(cls, per_class):
+            with Image.open(p) as im:
+                im.convert("RGB").resize((size, size)).save(dest / cls / p.name, quality=90)
+    return dest
+
+
+@pytest.fixture
+def small_data(tmp_path) -> Path:
+    return make_small_set(tmp_path / "data")
+
+
+def shape_image(kind: str, seed: int, size: int = 48) -> Image.Image:
+    """A synthetic image: a red disc ('disc') or a blue square ('square') on a noisy background."""
+    rng = np.random.default_rng(seed)
+    bg = (rng.random((size, size, 3)) * 60 + 100).astype(np.uint8)
+    im = Image.fromarray(bg)
+    d = ImageDraw.Draw(im)
+    r = size // 4 + int(rng.integers(-3, 4))
+    cx, cy = size // 2 + int(rng.integers(-5, 6)), size // 2 + int(rng.integers(-5, 6))
+    if kind == "disc":
+        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(220, 30, 30))
+    else:
+        d.rectangle([cx - r, cy - r, cx + r, cy + r], fill=(30, 30, 220))
+    return im
+
+
+def make_shapes(dest: Path, per_class: int = 12) -> Path:
+    for kind in ("disc", "square"):
+        (dest / kind).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            shape_image(kind, i + (1000 if kind == "square" else 0)).save(dest / kind / f"{kind}{i:03d}.png")
+    return dest
+
+
+@pytest.fixture
+def shapes_data(tmp_path) -> Path:
+    return make_shapes(tmp_path / "shapes")
+
+
+@pytest.fixture(scope="session")
+def tiny_trained(tmp_path_factory):
+    """(model_dir, TrainResult) of a 1-epoch, 32 px model on a few real photos; shared by many tests."""
+    from otter.train import TrainConfig, train
+
+    base = tmp_path_factory.mktemp("tiny")
+    data = make_small_set(base / "data", per_class=8, size=64)
+    cfg = TrainConfig(pretrained=False, arch="resnet18", sizes=(32,), epochs=1, bs=8, mixup=0.0)
+    result = train(data, cfg, base / "models" / "tiny")
+    return result.model_dir, result
+
+
+@pytest.fixture
+def model_copy(tiny_trained, tmp_path) -> Path:
+    """A private copy of the tiny model folder, in its own models directory, to modify freely."""
+    dest = tmp_path / "models" / "tiny"
+    shutil.copytree(tiny_trained[0], dest)
+    return dest

@@ -1,0 +1,198 @@
+import json
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_shapes, real_photos
+
+from otter import model_io
+from otter.images import InvalidImage
+from otter.predict import Predictor
+from otter.train import TrainConfig, TrainError, TrainingBusy, TrainJob, train, training_lock
+
+
+def test_model_folder_has_weights_and_metadata(tiny_trained):
+    model_dir, result = tiny_trained
+    assert (model_dir / "model.safetensors").is_file()
+    meta = json.loads((model_dir / "model.json").read_text())
+    assert meta["classes"] == ["river", "sea"] and meta["arch"] == "resnet18" and meta["input_size"] == 32
+    assert meta["normalize"]["mean"] == [0.485, 0.456, 0.406]
+    assert meta["dataset"]["counts"] == {"river": 8, "sea": 8}
+    assert 0 <= meta["metrics"]["accuracy"] <= 1 and len(meta["confusion"]) == 2
+    assert set(meta["metrics"]["per_class"]) == {"river", "sea"}
+    assert meta["review"][0]["loss"] >= meta["review"][-1]["loss"], "review sorted by loss"
+    assert {r["split"] for r in meta["review"]} == {"train", "valid"}
+    assert meta["history"][0]["epoch"] == 1 and "train_loss" in meta["history"][0]
+    assert "fastai" in meta["versions"] and meta["train_config"]["sizes"] == [32]
+
+
+def test_predictor_matches_fastai_learn_predict(tiny_trained):
+    model_dir, result = tiny_trained
+    predictor = Predictor.load(model_dir)
+    for path in real_photos("sea", 3) + real_photos("river", 3):
+        ours = predictor.predict(path)
+        _, _, theirs = result.learn.predict(Path(path))
+        assert abs(sum(ours.values()) - 1) < 1e-5
+        for i, cls in enumerate(predictor.classes):
+            assert abs(ours[cls] - float(theirs[i])) < 1e-3
+
+
+def test_predict_accepts_path_bytes_and_pil_and_batches(tiny_trained):
+    from PIL import Image
+
+    predictor = Predictor.load(tiny_trained[0])
+    path = real_photos("sea", 1)[0]
+    a = predictor.predict(path)
+    b = predictor.predict(path.read_bytes())
+    c = predictor.predict(Image.open(path))
+    assert a == pytest.approx(b, abs=1e-6) and a == pytest.approx(c, abs=1e-6)
+    batch = predictor.predict_batch([path, b"junk", path])
+    assert isinstance(batch[1], InvalidImage)
+    assert batch[0] == pytest.approx(a, abs=1e-5) and batch[2] == pytest.approx(a, abs=1e-5)
+    with pytest.raises(InvalidImage):
+        predictor.predict(b"")
+
+
+def test_predict_is_thread_safe(tiny_trained):
+    predictor = Predictor.load(tiny_trained[0])
+    paths = real_photos("river", 4)
+    expected = [predictor.predict(p) for p in paths]
+    out = [None] * 16
+    threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, predictor.predict(paths[i % 4]))) for i in range(16)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    for i, r in enumerate(out):
+        assert r == pytest.approx(expected[i % 4], abs=1e-5)
+
+
+def test_corrupt_model_files_give_clear_errors(model_copy):
+    (model_copy / "model.safetensors").write_bytes(b"\x00" * 100)
+    with pytest.raises(model_io.ModelError, match="safetensors"):
+        Predictor.load(model_copy)
+    (model_copy / "model.json").write_text("{not json")
+    with pytest.raises(model_io.ModelError, match="JSON"):
+        Predictor.load(model_copy)
+    (model_copy / "model.json").unlink()
+    with pytest.raises(model_io.ModelError, match="model.json"):
+        Predictor.load(model_copy)
+
+
+def test_pickle_in_model_folder_is_never_loaded(model_copy, monkeypatch):
+    import pickle
+
+    (model_copy / "model.pth").write_bytes(pickle.dumps({"boom": 1}))
+    (model_copy / "model.pkl").write_bytes(pickle.dumps({"boom": 1}))
+    calls = []
+    monkeypatch.setattr(pickle, "load", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(pickle, "loads", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(a))
+    Predictor.load(model_copy).predict(real_photos("sea", 1)[0])
+    assert calls == []
+
+
+def test_failed_save_keeps_previous_model(model_copy, monkeypatch):
+    before = Predictor.load(model_copy).predict(real_photos("sea", 1)[0])
+    model, meta = model_io.load_model(model_copy)
+
+    def disk_full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(model_io, "save_file", disk_full)
+    with pytest.raises(OSError):
+        model_io.save_model(model, meta, model_copy)
+    assert [p.name for p in model_copy.parent.iterdir()] == ["tiny"], "no half-written folder left"
+    assert Predictor.load(model_copy).predict(real_photos("sea", 1)[0]) == pytest.approx(before)
+
+
+def test_interrupted_swap_is_recovered(model_copy):
+    old = model_copy.parent / ".old-tiny-deadbeef"
+    model_copy.rename(old)
+    assert model_io.newest_model(model_copy.parent) == model_copy
+    assert model_copy.is_dir() and not old.exists()
+
+
+def test_cancel_stops_within_a_batch_and_keeps_previous_model(model_copy, shapes_data):
+    before = (model_copy / "model.safetensors").read_bytes()
+    cfg = TrainConfig(pretrained=False, arch="resnet18", sizes=(32,), epochs=50, bs=4, mixup=0.0)
+    job = TrainJob(shapes_data, model_copy, cfg)
+    seen = threading.Event()
+    job.events = _Notify(seen)
+    job.start()
+    assert seen.wait(120), "training should report batches"
+    job.cancel()
+    job.wait(60)
+    assert job.state == "cancelled"
+    batches_after_cancel = [e for e in job.events[job.events.cancel_at :] if e["type"] == "batch"]
+    assert len(batches_after_cancel) <= 1
+    assert (model_copy / "model.safetensors").read_bytes() == before
+
+
+class _Notify(list):
+    """An events list that signals on the first batch event and remembers when cancel was requested."""
+
+    def __init__(self, flag):
+        super().__init__()
+        self.flag, self.cancel_at = flag, None
+
+    def append(self, e):
+        super().append(e)
+        if e["type"] == "batch" and not self.flag.is_set():
+            self.cancel_at = len(self)
+            self.flag.set()
+
+
+def test_second_training_is_refused_while_one_runs(tmp_path, shapes_data):
+    with training_lock(tmp_path / "models"):
+        with pytest.raises(TrainingBusy):
+            train(shapes_data, TrainConfig(pretrained=False, sizes=(32,), epochs=1), tmp_path / "models" / "m")
+
+
+def test_job_refuses_concurrent_start(tmp_path, shapes_data):
+    cfg = TrainConfig(pretrained=False, arch="resnet18", sizes=(32,), epochs=20, bs=4, mixup=0.0)
+    first = TrainJob(shapes_data, tmp_path / "models" / "a", cfg).start()
+    try:
+        with pytest.raises(TrainingBusy):
+            TrainJob(shapes_data, tmp_path / "models" / "b", cfg).start()
+    finally:
+        first.cancel()
+        first.wait(60)
+
+
+def test_pretrained_offline_fails_fast_with_advice(shapes_data, tmp_path, monkeypatch):
+    from urllib.error import URLError
+
+    import torch.hub
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def offline(*a, **k):
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(TrainError, match="--no-pretrained") as info:
+        train(shapes_data, TrainConfig(pretrained=True, arch="resnet18", sizes=(32,), epochs=1), tmp_path / "m" / "x")
+    assert "checkpoints" in str(info.value)
+
+
+@pytest.mark.parametrize("layout, needle", [({"only": 5}, "two classes"), ({"a": 5, "b": 1}, "too few"), ({}, "two classes")])
+def test_unusable_data_sets_give_clear_errors(tmp_path, layout, needle):
+    from PIL import Image
+
+    data = tmp_path / "d"
+    data.mkdir()
+    for cls, n in layout.items():
+        (data / cls).mkdir()
+        for i in range(n):
+            Image.new("RGB", (32, 32), (i * 20, 0, 0)).save(data / cls / f"{i}.png")
+    with pytest.raises(TrainError, match=needle):
+        train(data, TrainConfig(pretrained=False, sizes=(32,), epochs=1), tmp_path / "m" / "x")
+    with pytest.raises(TrainError, match="does not exist"):
+        train(tmp_path / "nope", TrainConfig(pretrained=False), None)
+
+
+def test_tiny_model_learns_synthetic_shapes(tmp_path):
+    data = make_shapes(tmp_path / "shapes", per_class=20)
+    cfg = TrainConfig(pretrained=False, arch="resnet18", sizes=(32,), epochs=6, bs=8, lr=5e-3, mixup=0.0, valid_pct=0.25)
+    result = train(data, cfg, tmp_path / "models" / "shapes")
+    assert result.meta["metrics"]["accuracy"] >= 0.8
