@@ -24,6 +24,7 @@ from pathlib import Path
 from urllib.error import URLError
 
 import numpy as np
+from PIL import Image
 
 from . import __version__
 from .config import IMAGENET_MEAN, IMAGENET_STD
@@ -115,32 +116,32 @@ def _fastai():
 
 
 _cache_lock = threading.Lock()
-_decoded: dict[tuple[str, float], object] = {}
-_decoded_bytes = 0
-CACHE_BYTES = 1_500_000_000  # decoded images kept in memory between epochs and sizes
+_resized: dict[tuple[str, float, int], object] = {}
+_resized_bytes = 0
+CACHE_BYTES = 1_500_000_000  # resized training images kept in memory between epochs
 
 
-def load_training_image(path: os.PathLike | str):
-    """Decode once per training run (cached): JPEG decoding would otherwise cost as much as the model on 2 cores."""
-    global _decoded_bytes
-    key = (str(path), os.path.getmtime(path))
+def load_training_image(path: os.PathLike | str, size: int):
+    """Decode and squish-resize once per size and run (cached): on 2 cores, decoding and resizing every
+    epoch would cost as much as the model itself. Same operations as `otter.predict.preprocess`."""
+    global _resized_bytes
+    key = (str(path), os.path.getmtime(path), int(size))
     with _cache_lock:
-        im = _decoded.get(key)
+        im = _resized.get(key)
     if im is None:
-        im = load_image(path)
+        im = load_image(path).resize((int(size), int(size)), Image.BILINEAR)
         with _cache_lock:
-            size = im.width * im.height * 3
-            if _decoded_bytes + size <= CACHE_BYTES:
-                _decoded[key] = im
-                _decoded_bytes += size
+            if _resized_bytes + size * size * 3 <= CACHE_BYTES:
+                _resized[key] = im
+                _resized_bytes += size * size * 3
     return im
 
 
 def clear_cache() -> None:
-    global _decoded_bytes
+    global _resized_bytes
     with _cache_lock:
-        _decoded.clear()
-        _decoded_bytes = 0
+        _resized.clear()
+        _resized_bytes = 0
 
 
 @functools.cache
@@ -150,13 +151,21 @@ def _image_cls():
     class OtterImage(fv.PILImage):
         """fastai's PILImage, opened the way prediction opens images (EXIF, alpha, 16-bit, first frame)."""
 
-        @classmethod
-        def create(cls, fn, **kwargs):
-            if isinstance(fn, (str, os.PathLike)):
-                return cls(load_training_image(fn))
-            return cls(load_image(fn))
-
     return OtterImage
+
+
+@functools.cache
+def _image_block(size: int):
+    """fastai's ImageBlock, but its type transform opens *and resizes* (cached), replacing item_tfms=Resize."""
+    fv = _fastai()
+    cls = _image_cls()
+
+    def open_resized(fn):
+        if isinstance(fn, (str, os.PathLike)):
+            return cls(load_training_image(fn, size))
+        return cls(load_image(fn).resize((size, size), Image.BILINEAR))
+
+    return fv.TransformBlock(type_tfms=open_resized, batch_tfms=fv.IntToFloatTensor)
 
 
 def collect_items(data_dir: os.PathLike | str) -> tuple[list[Path], list[str], list[str]]:
@@ -199,14 +208,13 @@ def make_dataloaders(
         batch_tfms += fv.aug_transforms(mult=cfg.aug, max_zoom=1.0)
     batch_tfms.append(fv.Normalize.from_stats(IMAGENET_MEAN, IMAGENET_STD))
     dblock = fv.DataBlock(
-        blocks=(fv.ImageBlock(cls=_image_cls()), fv.CategoryBlock(vocab=classes)),
+        blocks=(_image_block(int(size)), fv.CategoryBlock(vocab=classes)),
         get_items=lambda _: list(items),
         get_y=lambda p: label_of[str(p)],
         splitter=fv.IndexSplitter(valid_idx),
-        item_tfms=fv.Resize(size, method=fv.ResizeMethod.Squish),
         batch_tfms=batch_tfms,
     )
-    # Decoded images are cached in this process, so loader workers would only add start-up cost.
+    # Resized images are cached in this process, so loader workers would only add start-up cost.
     return dblock.dataloaders(Path("."), bs=cfg.bs, num_workers=0, device=device)
 
 
@@ -459,7 +467,7 @@ def train(
     items, labels, classes = collect_items(data_dir)
     for p in items:  # fail before training, not in the middle of an epoch
         try:
-            load_training_image(p)
+            load_image(p)
         except InvalidImage as ex:
             raise TrainError(f"{p}: {ex}; run `python -m otter verify` to move broken files to the trash") from ex
     valid_idx = split_valid(len(items), cfg.valid_pct, cfg.seed)
