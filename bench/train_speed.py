@@ -64,8 +64,10 @@ def bare_speed(items, labels, classes, valid_idx, cfg) -> float:
             sched.step()
         model.eval()
         with torch.no_grad():
-            for i in range(0, len(xv), cfg.bs):
-                model(xv[i : i + cfg.bs])
+            correct = sum(
+                int((model(xv[i : i + cfg.bs]).argmax(1) == yv[i : i + cfg.bs]).sum()) for i in range(0, len(xv), cfg.bs)
+            )
+        assert 0 <= correct <= len(yv)
         marks.append(time.perf_counter())
     return len(xt) * (len(marks) - 1) / (marks[-1] - marks[0])
 
@@ -83,9 +85,20 @@ def main() -> None:
     bare = bare_speed(items, labels, classes, valid_idx, cfg)
     ours = otter_speed(items, labels, classes, valid_idx, cfg)
     ratio = ours / bare
-    print(f"{args.arch} {args.size}px bs {cfg.bs}: otter train {ours:.1f} img/s, bare PyTorch loop {bare:.1f} img/s, ratio {ratio:.2f}")
-    record(f"train_speed_{args.size}", {"arch": args.arch, "size": args.size, "otter_img_s": ours, "bare_img_s": bare,
-                                         "ratio": ratio, "threads": torch.get_num_threads()})
+    print(
+        f"{args.arch} {args.size}px bs {cfg.bs}: otter train {ours:.1f} img/s, bare PyTorch loop {bare:.1f} img/s, ratio {ratio:.2f}"
+    )
+    record(
+        f"train_speed_{args.size}",
+        {
+            "arch": args.arch,
+            "size": args.size,
+            "otter_img_s": ours,
+            "bare_img_s": bare,
+            "ratio": ratio,
+            "threads": torch.get_num_threads(),
+        },
+    )
 
 
 if __name__ == "__main__":
