@@ -72,9 +72,13 @@ def main() -> None:
         floor = r[f"{n}_bare_forward_ms"] + r[f"{n}_decode_ms"]
         r[f"{n}_speedup_vs_fastai"] = r[f"{n}_fastai_ms"] / r[f"{n}_ours_ms"]
         r[f"{n}_vs_floor"] = r[f"{n}_ours_ms"] / floor
-        print(f"{n:>8}: ours {r[f'{n}_ours_ms']:.1f} ms, learn.predict/get_preds {r[f'{n}_fastai_ms']:.1f} ms, "
-              f"bare forward {r[f'{n}_bare_forward_ms']:.1f} ms + decode {r[f'{n}_decode_ms']:.1f} ms")
-        print(f"{n:>8}: {r[f'{n}_speedup_vs_fastai']:.2f}x faster than fastai; {r[f'{n}_vs_floor']:.2f}x of bare forward + decode")
+        print(
+            f"{n:>8}: ours {r[f'{n}_ours_ms']:.1f} ms, learn.predict/get_preds {r[f'{n}_fastai_ms']:.1f} ms, "
+            f"bare forward {r[f'{n}_bare_forward_ms']:.1f} ms + decode {r[f'{n}_decode_ms']:.1f} ms"
+        )
+        print(
+            f"{n:>8}: {r[f'{n}_speedup_vs_fastai']:.2f}x faster than fastai; {r[f'{n}_vs_floor']:.2f}x of bare forward + decode"
+        )
     record("predict", r)
 
 
