@@ -235,18 +235,21 @@ def _callback_cls():
 
         def __init__(self, run: _Run):
             self.tracker = run
+            self.reporting = True  # off during lr_find, which should still be cancellable
 
         def before_batch(self):
             if self.tracker.cancel.is_set():
                 raise fv.CancelFitException()
 
         def after_batch(self):
-            if self.training:
+            if self.training and self.reporting:
                 self.tracker.batch_done(self.iter + 1, self.n_iter, float(self.loss.detach()))
             if self.tracker.cancel.is_set():
                 raise fv.CancelFitException()
 
         def after_epoch(self):
+            if not self.reporting:
+                return
             names = list(self.recorder.metric_names[1:-1])  # without "epoch" and "time"
             values = self.recorder.values[-1] if self.recorder.values else []
             row = {n: (None if v is None else float(v)) for n, v in zip(names, values)}
@@ -376,8 +379,12 @@ def fit_recipe(items, labels, classes, valid_idx, cfg: TrainConfig, run: _Run, w
             if lr is None:
                 run.stage, run.epoch, run.epochs = "finding learning rate", 0, 0
                 run.emit("stage")
-                with learn.removed_cbs(progress_cb):
+                progress_cb.reporting = False
+                try:
                     suggestion = learn.lr_find(show_plot=False, num_it=60)
+                finally:
+                    progress_cb.reporting = True
+                _check_cancel(run)
                 lr = float(suggestion.valley)
                 lr_data = {
                     "suggestion": lr,
