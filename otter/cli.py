@@ -187,6 +187,91 @@ def cmd_verify(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------- scrape, download
+
+
+def _download_progress(quiet: bool):
+    """Progress on stderr: one line per failure (and a live counter on a terminal)."""
+    counts = {"kept": 0, "duplicate": 0, "failed": 0}
+
+    def show(done: int, total: int, o) -> None:
+        counts[o.status] += 1
+        if quiet:
+            return
+        tty = sys.stderr.isatty()
+        if o.status == "failed":
+            start = "\r" if tty else ""  # overwrite the live counter on a terminal
+            print(f"{start}  {o.reason}: {o.url}" + (f" ({o.detail})" if o.detail else ""), file=sys.stderr)
+        if tty:
+            print(
+                f"\r  {done}/{total}  kept {counts['kept']}  failed {counts['failed']}  duplicates {counts['duplicate']}  ",
+                end="" if done < total else "\n",
+                file=sys.stderr,
+            )
+        elif done == total or done % 10 == 0:
+            print(f"  {done}/{total} done", file=sys.stderr)
+
+    return show
+
+
+def _download_kwargs(args) -> dict:
+    return {"max_workers": args.workers, "timeout": args.timeout, "max_side": args.max_side}
+
+
+def _finish_download(args, result, found: int | None = None) -> int:
+    line = result.summary_line()
+    if args.json:
+        report = result.to_dict()
+        print(json.dumps(({"found": found} if found is not None else {}) | report))
+        print(line, file=sys.stderr)
+    else:
+        print(line)
+    return 0
+
+
+def cmd_scrape(args) -> int:
+    from . import scrape
+    from .download import download_images
+    from .safepath import check_name
+
+    cls = check_name(args.cls, "class name")
+    queries = args.query or [cls]
+    if args.variants:
+        queries = [v for q in queries for v in scrape.queries_for_class(q)]
+    try:
+        hits = scrape.search_many(queries, args.max, region=args.region, safesearch=args.safesearch)
+    except scrape.SearchError as ex:
+        raise CliError(str(ex)) from ex
+    if args.search_only:
+        for h in hits:
+            print(h["url"])
+        return 0
+    if not args.quiet:
+        print(
+            f"{len(hits)} images found for {', '.join(repr(q) for q in queries)}; downloading into class {cls!r}", file=sys.stderr
+        )
+    data = config.data_dir(args.data)
+    result = download_images(hits, data / cls, progress=_download_progress(args.quiet), **_download_kwargs(args))
+    return _finish_download(args, result, found=len(hits))
+
+
+def cmd_download(args) -> int:
+    from .download import download_images, read_url_file
+    from .safepath import check_name
+
+    cls = check_name(args.cls, "class name")
+    if not Path(args.urls_file).is_file():
+        raise CliError(f"no URL file {args.urls_file!r}")
+    urls = read_url_file(args.urls_file)
+    if not args.quiet:
+        print(f"{len(urls)} URLs in {args.urls_file}; downloading into class {cls!r}", file=sys.stderr)
+    data = config.data_dir(args.data)
+    result = download_images(
+        urls, data / cls, query=args.query, progress=_download_progress(args.quiet), **_download_kwargs(args)
+    )
+    return _finish_download(args, result)
+
+
 # ------------------------------------------------------------------------------------------- parser
 
 
@@ -258,6 +343,50 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--data", help="data set folder (default: $OTTER_DATA_DIR or ./data)")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=cmd_verify)
+
+    def download_options(sp) -> None:
+        from .download import MAX_SIDE, MAX_WORKERS, TIMEOUT
+
+        sp.add_argument("--data", help="data set folder (default: $OTTER_DATA_DIR or ./data)")
+        sp.add_argument("--workers", type=int, default=MAX_WORKERS, help=f"concurrent downloads (default {MAX_WORKERS})")
+        sp.add_argument("--timeout", type=float, default=TIMEOUT, help=f"seconds per request (default {TIMEOUT:g})")
+        sp.add_argument("--max-side", type=int, default=MAX_SIDE, help=f"shrink images to this longer side (default {MAX_SIDE})")
+        sp.add_argument("--json", action="store_true", help='print {"kept", "failed", "duplicates", "summary", "outcomes"}')
+        sp.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    sc = sub.add_parser(
+        "scrape",
+        help="search the web for images and download them into a class",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""examples:
+  python -m otter scrape sea "sea otter" --max 100
+  python -m otter scrape river "river otter" --variants     # also "river otter photo", "… swimming", …
+  python -m otter scrape sea "sea otter" --search-only > urls.txt   # list URLs, download nothing""",
+    )
+    sc.add_argument("cls", metavar="CLASS")
+    sc.add_argument("query", metavar="QUERY", nargs="*", help="search text (default: the class name); several allowed")
+    sc.add_argument("--max", type=int, default=100, help="images to find in all (default 100)")
+    sc.add_argument("--variants", action="store_true", help="search several phrasings of each query")
+    sc.add_argument("--region", default="wt-wt", help="search region, e.g. us-en (default: none)")
+    sc.add_argument("--safesearch", default="moderate", choices=("on", "moderate", "off"))
+    sc.add_argument("--search-only", action="store_true", help="print the image URLs found (a URL file) and stop")
+    download_options(sc)
+    sc.set_defaults(func=cmd_scrape)
+
+    dl = sub.add_parser(
+        "download",
+        help="download a list of image URLs into a class",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""URLS_FILE has one URL per line; blank lines and lines starting with # are skipped.
+examples:
+  python -m otter download sea urls.txt
+  python -m otter download river river.txt --query "river otter" --json""",
+    )
+    dl.add_argument("cls", metavar="CLASS")
+    dl.add_argument("urls_file", metavar="URLS_FILE")
+    dl.add_argument("--query", default=None, help="recorded in data/index.csv as where the URLs came from")
+    download_options(dl)
+    dl.set_defaults(func=cmd_download)
     return p
 
 

@@ -1,0 +1,298 @@
+"""Download image URLs into a class folder: concurrent, bounded, verified, resized, named by content hash, recorded.
+
+Each URL is fetched with a per-request timeout and a size cap, written to a temp file inside the data
+root, fully decoded (`images.load_image`: minimum size, decompression-bomb check), shrunk to `max_side`,
+re-encoded as JPEG and renamed into `<data>/<class>/<sha256[:16]>.jpg`. Nothing that fails a check reaches
+the class folder; every failure is counted by reason and the rest carry on. Kept images get a
+`data/index.csv` row with their source URL and query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+from . import manifest
+from .dataset import add_class, list_images, rel
+from .images import InvalidImage, load_image
+from .safepath import check_name
+
+# Defaults, in one place.
+MAX_WORKERS = 8  # concurrent downloads
+TIMEOUT = 10.0  # seconds to connect and between bytes; a whole download may take 4x this
+MAX_BYTES = 15 * 1024 * 1024  # a bigger download is abandoned as "too large"
+MAX_SIDE = 512  # kept images are shrunk so their longer side is at most this (the original used 500)
+MIN_SIDE = 64  # smaller images (icons, tracking pixels) are refused as "too small"
+JPEG_QUALITY = 90
+# Some image hosts refuse clients that do not look like a browser.
+USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+TMP_DIR = ".otter/downloads"  # inside the data root, so the final rename never crosses file systems
+
+
+@dataclass
+class Outcome:
+    """What happened to one URL: status "kept", "duplicate" or "failed" (with `reason`)."""
+
+    url: str
+    status: str
+    reason: str = ""
+    detail: str = ""
+    file: str = ""  # class/name when kept, or the existing copy for a duplicate
+
+
+@dataclass
+class DownloadResult:
+    kept: list[str] = field(default_factory=list)  # class/name of each kept image
+    failed: Counter = field(default_factory=Counter)  # reason -> count
+    duplicates: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def add(self, o: Outcome) -> None:
+        self.outcomes.append(o)
+        if o.status == "kept":
+            self.kept.append(o.file)
+        elif o.status == "duplicate":
+            self.duplicates += 1
+        else:
+            self.failed[o.reason] += 1
+
+    def summary_line(self) -> str:
+        """`kept N, failed M (reason: count, …), duplicates D`."""
+        n_failed = sum(self.failed.values())
+        reasons = ", ".join(f"{r}: {n}" for r, n in sorted(self.failed.items(), key=lambda kv: (-kv[1], kv[0])))
+        return (
+            f"kept {len(self.kept)}, failed {n_failed}" + (f" ({reasons})" if reasons else "") + f", duplicates {self.duplicates}"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "kept": list(self.kept),
+            "failed": dict(self.failed),
+            "duplicates": self.duplicates,
+            "summary": self.summary_line(),
+            "outcomes": [o.__dict__ for o in self.outcomes],
+        }
+
+
+class _Failed(Exception):
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.reason, self.detail = reason, detail
+
+
+def read_url_file(path: os.PathLike | str) -> list[str]:
+    """URLs from a text file, one per line; blank lines and `#` comments are skipped."""
+    urls = []
+    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            urls.append(line)
+    return urls
+
+
+def make_client(max_workers: int = MAX_WORKERS, timeout: float = TIMEOUT) -> httpx.Client:
+    """One pooled HTTP client for all workers: browser-like user agent, redirects followed."""
+    return httpx.Client(
+        follow_redirects=True,
+        timeout=httpx.Timeout(timeout),
+        headers={"User-Agent": USER_AGENT, "Accept": "image/avif,image/webp,image/png,image/*;q=0.9,*/*;q=0.5"},
+        limits=httpx.Limits(max_connections=max_workers, max_keepalive_connections=max_workers),
+    )
+
+
+def _fetch(client: httpx.Client, url: str, timeout: float, max_bytes: int) -> bytes:
+    if not url.lower().startswith(("http://", "https://")):
+        raise _Failed("bad url", f"not an http(s) URL: {url[:80]!r}")
+    deadline = time.monotonic() + 4 * timeout
+    try:
+        with client.stream("GET", url) as resp:
+            if resp.status_code != 200:
+                raise _Failed(f"http {resp.status_code}")
+            declared = resp.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise _Failed("too large", f"{int(declared)} bytes, limit {max_bytes}")
+            buf = bytearray()
+            for chunk in resp.iter_bytes(64 * 1024):
+                buf += chunk
+                if len(buf) > max_bytes:
+                    raise _Failed("too large", f"more than {max_bytes} bytes")
+                if time.monotonic() > deadline:
+                    raise _Failed("timeout", f"download took longer than {4 * timeout:g} s")
+            return bytes(buf)
+    except httpx.TimeoutException as ex:
+        raise _Failed("timeout", type(ex).__name__) from ex
+    except httpx.TooManyRedirects as ex:
+        raise _Failed("too many redirects") from ex
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as ex:
+        raise _Failed("bad url", str(ex)) from ex
+    except httpx.HTTPError as ex:
+        raise _Failed("connection error", f"{type(ex).__name__}: {ex}") from ex
+
+
+def _invalid_reason(ex: InvalidImage) -> str:
+    # `load_image` words its messages for people; map them onto the few reasons we count.
+    msg = str(ex)
+    for key, reason in (
+        ("not an image", "not an image"),
+        ("empty", "not an image"),
+        ("too small", "too small"),
+        ("too large", "too large"),
+    ):
+        if key in msg:
+            return reason
+    return "broken image"
+
+
+def _prepare(data: bytes, tmp: Path, max_side: int, min_side: int) -> tuple[bytes, int, int]:
+    """Verify downloaded bytes (written to `tmp` and fully decoded) and return the JPEG to keep, with its size."""
+    tmp.write_bytes(data)
+    try:
+        im = load_image(tmp, min_side=min_side)
+    except InvalidImage as ex:
+        raise _Failed(_invalid_reason(ex), str(ex).split(": ", 1)[-1]) from ex
+    if max(im.size) > max_side:
+        im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    im.save(out, "JPEG", quality=JPEG_QUALITY)
+    return out.getvalue(), im.width, im.height
+
+
+def _known_hashes(root: Path) -> tuple[dict[str, str], set[str]]:
+    """(sha256 -> class/name of every image in any class, sha256 of trashed images) from the manifest
+    and the files on disk (files not in the manifest are hashed)."""
+    df = manifest.read(root)
+    known: dict[str, str] = {}
+    trashed: set[str] = set()
+    listed = set()
+    for f, sha, status in zip(df["file"], df["sha256"], df["status"]):
+        if not sha:
+            continue
+        if status == "trashed":
+            trashed.add(sha)
+        else:
+            known[sha] = f
+            listed.add(f)
+    for p in list_images(root):
+        r = rel(root, p)
+        if r not in listed:
+            known[hashlib.sha256(p.read_bytes()).hexdigest()] = r
+    return known, trashed - set(known)
+
+
+ProgressFn = Callable[[int, int, Outcome], None]
+
+
+def download_images(
+    urls: Iterable[str | Mapping],
+    class_dir: os.PathLike | str,
+    *,
+    query: str | None = None,
+    max_workers: int = MAX_WORKERS,
+    timeout: float = TIMEOUT,
+    max_bytes: int = MAX_BYTES,
+    max_side: int = MAX_SIDE,
+    min_side: int = MIN_SIDE,
+    progress: ProgressFn | None = None,
+    client: httpx.Client | None = None,
+) -> DownloadResult:
+    """Download `urls` into `class_dir` (`<data root>/<class>`, created if needed); returns a `DownloadResult`.
+
+    Each item is a URL or a search hit (a mapping with "url" and optionally "query"); `query` is recorded
+    for plain URLs. An image already present in any class (same SHA-256 before or after resizing) counts as
+    a duplicate, one trashed before fails as "trashed before". `progress(done, total, outcome)` is called
+    after each URL, in the calling thread."""
+    class_dir = Path(class_dir)
+    root = class_dir.parent
+    cls = check_name(class_dir.name, "class name")
+    add_class(root, cls)
+    items: list[tuple[str, str]] = []
+    for u in urls:
+        if isinstance(u, Mapping):
+            items.append((str(u.get("url") or "").strip(), str(u.get("query") or query or "")))
+        else:
+            items.append((str(u).strip(), query or ""))
+    result = DownloadResult()
+    if not items:
+        return result
+
+    tmp_dir = root / TMP_DIR
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    with manifest.locked(root):
+        known, trashed = _known_hashes(root)
+    state_lock = threading.Lock()  # guards `known` between workers; the manifest lock guards other processes
+
+    def keep(url: str, q: str, data: bytes, final: bytes, w: int, h: int) -> Outcome:
+        sha_raw = hashlib.sha256(data).hexdigest()
+        sha = hashlib.sha256(final).hexdigest()
+        with state_lock, manifest.locked(root):
+            df = manifest.read(root)
+            # Another process may have added images since we started: look in the fresh manifest too.
+            live = df[df["status"] != "trashed"]
+            fresh = dict(zip(live["sha256"], live["file"]))
+            for s in (sha, sha_raw):
+                if s in known or s in fresh:
+                    return Outcome(url, "duplicate", "duplicate", file=known.get(s) or fresh[s])
+            if sha in trashed or sha_raw in trashed:
+                return Outcome(url, "failed", "trashed before", "this image was moved to the trash before")
+            name = f"{sha[:16]}.jpg"
+            dest = class_dir / name
+            tmp = tmp_dir / f"{uuid.uuid4().hex}.jpg"
+            tmp.write_bytes(final)
+            os.replace(tmp, dest)
+            file = rel(root, dest)
+            known[sha] = file
+            df = manifest.add_row(
+                df,
+                file=file,
+                **{"class": cls},
+                source_url=url,
+                query=q,
+                sha256=sha,
+                width=w,
+                height=h,
+                added=manifest.now(),
+                status="kept",
+            )
+            manifest.write(root, df)
+            return Outcome(url, "kept", file=file)
+
+    def one(url: str, q: str) -> Outcome:
+        tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
+        try:
+            data = _fetch(http, url, timeout, max_bytes)
+            final, w, h = _prepare(data, tmp, max_side, min_side)
+            return keep(url, q, data, final, w, h)
+        except _Failed as ex:
+            return Outcome(url, "failed", ex.reason, ex.detail)
+        except OSError as ex:  # disk full, permissions: report it, keep going with the rest
+            return Outcome(url, "failed", "write error", str(ex))
+        except Exception as ex:  # noqa: BLE001 - one odd file must never stop the other downloads
+            return Outcome(url, "failed", "error", f"{type(ex).__name__}: {ex}")
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    http = client or make_client(max_workers, timeout)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="otter-dl") as pool:
+            futures = [pool.submit(one, url, q) for url, q in items]
+            for done, fut in enumerate(as_completed(futures), start=1):
+                outcome = fut.result()
+                result.add(outcome)
+                if progress is not None:
+                    progress(done, len(items), outcome)
+    finally:
+        if client is None:
+            http.close()
+    return result
