@@ -54,8 +54,16 @@ def build_model(meta: dict) -> torch.nn.Module:
     return create_vision_model(arch_fn(meta["arch"]), n_out, pretrained=False)
 
 
-def save_model(model: torch.nn.Module, meta: dict, dest: os.PathLike | str, half: bool = False) -> Path:
-    """Write `dest/` (weights + JSON) atomically; the previous folder at `dest` survives any crash."""
+def save_model(
+    model: torch.nn.Module,
+    meta: dict,
+    dest: os.PathLike | str,
+    half: bool = False,
+    extra_tensors: dict[str, dict[str, torch.Tensor]] | None = None,
+) -> Path:
+    """Write `dest/` (weights + JSON) atomically; the previous folder at `dest` survives any crash.
+
+    `extra_tensors` maps a file name (e.g. "ood.safetensors") to more tensors saved in the same folder."""
     dest = Path(dest)
     check_name(dest.name, "model name")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +81,12 @@ def save_model(model: torch.nn.Module, meta: dict, dest: os.PathLike | str, half
         )
         meta.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
         (tmp / META).write_text(json.dumps(meta, indent=1))
-        for f in (tmp / WEIGHTS, tmp / META):
+        extra = []
+        for fname, tensors in (extra_tensors or {}).items():
+            check_name(fname, "model file name")
+            save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp / fname))
+            extra.append(tmp / fname)
+        for f in (tmp / WEIGHTS, tmp / META, *extra):
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
         old = dest.parent / f".old-{dest.name}-{tag}"
