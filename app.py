@@ -1,0 +1,12 @@
+"""Start the Otter Classifier app: `python app.py` (the app_file of the Hugging Face Space).
+
+Settings come from the environment: GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (where to listen),
+OTTER_DATA_DIR / OTTER_MODELS_DIR (where the data set and the models live).
+"""
+
+from otter.ui import build_app, launch
+
+demo = build_app()
+
+if __name__ == "__main__":
+    launch(demo)

@@ -1,0 +1,185 @@
+"""Curation actions as the app offers them: on many images at once, each returning a sentence that says what
+changed. Views of a data set (gallery items, counts, trash, review, duplicates) as plain lists and tables.
+Built on `dataset`; no Gradio here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from . import dataset
+from .dataset import DatasetError
+from .images import InvalidImage
+from .safepath import UnsafePath
+
+GALLERY_LIMIT = 500  # images shown per class; the browser slows down with thousands of thumbnails
+ACTION_ERRORS = (DatasetError, UnsafePath, InvalidImage, OSError)
+
+
+def counts_markdown(root: os.PathLike | str) -> str:
+    """'river: 120 · sea: 125 · trash: 3' (or how to start when there are no classes)."""
+    counts = dataset.class_counts(root)
+    if not counts:
+        return "No classes yet: add a class below, then upload images into it (or use Web search)."
+    parts = [f"**{c}**: {n}" for c, n in counts.items()]
+    parts.append(f"trash: {len(dataset.list_trash(root))}")
+    return f"{sum(counts.values())} images · " + " · ".join(parts)
+
+
+def class_images(root: os.PathLike | str, cls: str | None) -> list[str]:
+    """`class/name` of the images in one class (at most GALLERY_LIMIT), [] for no or unknown class."""
+    if not cls or cls not in dataset.list_classes(root):
+        return []
+    return [dataset.rel(root, p) for p in dataset.list_images(root, cls)[:GALLERY_LIMIT]]
+
+
+def gallery(root: os.PathLike | str, rels: list[str]) -> list[tuple[str, str]]:
+    """(path, caption) pairs for a gallery of `class/name` images."""
+    return [(str(Path(root) / r), r.split("/", 1)[1]) for r in rels]
+
+
+def _apply(root, rels: list[str], action, verb: str) -> str:
+    if not rels:
+        return "Nothing selected: click images in the gallery (or tick them in the list) first."
+    done, failed = [], []
+    for r in rels:
+        try:
+            done.append(action(r))
+        except ACTION_ERRORS as ex:
+            failed.append(f"{r} ({ex})")
+    msg = f"{verb} {len(done)} image{'s' if len(done) != 1 else ''}"
+    if done:
+        msg += ": " + ", ".join(done[:10]) + (f" and {len(done) - 10} more" if len(done) > 10 else "")
+    if failed:
+        msg += f". Could not change {len(failed)}: " + "; ".join(failed[:5])
+    return msg + "."
+
+
+def delete(root: os.PathLike | str, rels: list[str], reason: str = "deleted in the app") -> str:
+    """Move images to the trash; returns what changed (restore them from the trash view)."""
+
+    def one(r: str) -> str:
+        dataset.move_to_trash(root, r, reason=reason)
+        return r
+
+    return _apply(root, rels, one, "Moved to the trash") + (" Restore them from the Trash view." if rels else "")
+
+
+def move(root: os.PathLike | str, rels: list[str], new_class: str | None) -> str:
+    """Relabel images into `new_class` (created if needed)."""
+    if not new_class:
+        return "Choose the class to move the images to."
+
+    def one(r: str) -> str:
+        dest = dataset.relabel(root, r, new_class)
+        return f"{r} → {dataset.rel(root, dest)}"
+
+    return _apply(root, rels, one, "Moved")
+
+
+def trash_items(root: os.PathLike | str) -> list[dict]:
+    return dataset.list_trash(root)
+
+
+def trash_choices(items: list[dict]) -> list[tuple[str, str]]:
+    """(label, trash id) for a pick list: 'sea/img.jpg (deleted in the app)'."""
+    return [(f"{i['class']}/{i['name']} ({i.get('reason', '')})", i["id"]) for i in items]
+
+
+def trash_gallery(items: list[dict]) -> list[tuple[str, str]]:
+    return [(i["path"], f"{i['class']}/{i['name']}") for i in items[:GALLERY_LIMIT]]
+
+
+def restore(root: os.PathLike | str, ids: list[str]) -> str:
+    if not ids:
+        return "Nothing selected in the trash."
+    done, failed = [], []
+    for trash_id in ids:
+        try:
+            done.append(dataset.rel(root, dataset.restore(root, trash_id)))
+        except ACTION_ERRORS as ex:
+            failed.append(str(ex))
+    msg = f"Restored {len(done)} image{'s' if len(done) != 1 else ''}" + (": " + ", ".join(done[:10]) if done else "")
+    if failed:
+        msg += ". Could not restore: " + "; ".join(failed[:5])
+    return msg + "."
+
+
+def add_class(root: os.PathLike | str, name: str) -> str:
+    try:
+        existed = (Path(root) / name.strip()).is_dir() if name and "/" not in name else False
+        path = dataset.add_class(root, name)
+    except ACTION_ERRORS as ex:
+        return f"Cannot add class: {ex}"
+    return f"Class **{path.name}** already exists." if existed else f"Added class **{path.name}**."
+
+
+def upload(root: os.PathLike | str, cls: str | None, files: list[os.PathLike | str] | None) -> str:
+    """Copy uploaded files into a class, verifying each; says what was added and what was refused and why."""
+    if not cls:
+        return "Choose (or add) a class to upload into first."
+    if not files:
+        return "No files to add."
+    try:
+        result = dataset.add_images(root, cls, list(files))
+    except ACTION_ERRORS as ex:
+        return f"Cannot upload: {ex}"
+    added, rejected = result["added"], result["rejected"]
+    msg = f"Added {len(added)} image{'s' if len(added) != 1 else ''} to **{cls}**"
+    if rejected:
+        msg += f"; refused {len(rejected)}: " + "; ".join(r["reason"] for r in rejected[:5])
+    return msg + "."
+
+
+# -------------------------------------------------------------------------------------------- review
+
+REVIEW_COLUMNS = ["image", "label", "predicted", "loss", "prob", "split"]
+
+
+def review_table(root: os.PathLike | str, meta: dict | None, cls: str | None = None, split: str | None = None) -> pd.DataFrame:
+    """The model's highest-loss images (model.json "review"), highest loss first, that are still in the data set
+    under the same class; filtered by true class and by split ("train"/"valid"; None or "all" for both)."""
+    rows = [r for r in (meta or {}).get("review") or [] if (Path(root) / r["image"]).is_file()]
+    if cls and cls != "all":
+        rows = [r for r in rows if r["label"] == cls]
+    if split and split != "all":
+        rows = [r for r in rows if r["split"] == split]
+    df = pd.DataFrame(rows, columns=REVIEW_COLUMNS)
+    if not df.empty:
+        df = df.sort_values("loss", ascending=False, kind="stable").reset_index(drop=True)
+        df["loss"] = df["loss"].round(3)
+        df["prob"] = df["prob"].round(3)
+    return df
+
+
+# ---------------------------------------------------------------------------------------- duplicates
+
+
+def duplicates_table(root: os.PathLike | str, near_distance: int = 4) -> pd.DataFrame:
+    """One row per duplicate group: kind (exact/near), the image kept, the extras to trash."""
+    groups = dataset.find_duplicates(root, near_distance=near_distance)
+    rows = [
+        {"kind": kind, "keep": g[0], "extras": ", ".join(g[1:]), "n": len(g)} for kind in ("exact", "near") for g in groups[kind]
+    ]
+    return pd.DataFrame(rows, columns=["kind", "keep", "extras", "n"])
+
+
+def trash_duplicates(root: os.PathLike | str, table: pd.DataFrame) -> str:
+    """Move every group's extras to the trash (the first image of each group stays)."""
+    if table is None or table.empty:
+        return "No duplicate groups to clean: press Find duplicates first."
+    moved, failed = 0, []
+    for _, row in table.iterrows():
+        for extra in [e.strip() for e in str(row["extras"]).split(",") if e.strip()]:
+            try:
+                dataset.move_to_trash(root, extra, reason=f"{row['kind']} duplicate of {row['keep']}")
+                moved += 1
+            except ACTION_ERRORS as ex:
+                failed.append(f"{extra} ({ex})")
+    msg = f"Moved {moved} duplicate{'s' if moved != 1 else ''} to the trash (one image of each group kept)"
+    if failed:
+        msg += "; skipped " + "; ".join(failed[:5])
+    return msg + ". Restore from the Trash view if needed."

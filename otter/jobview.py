@@ -1,0 +1,223 @@
+"""Turn what a training job reports (its events and its model.json) into what a person reads: a status line,
+a progress fraction, an epoch table, loss curves, the lr_find curve and per-class figures. Plain values only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from .train import TrainConfig, TrainError
+
+ARCH_DEFAULT = "default (by recipe)"
+
+
+def parse_settings(
+    arch: str | None,
+    pretrained: bool,
+    sizes: str,
+    epochs: str,
+    lr: str,
+    bs: float | int | str,
+    valid_pct: float | int | str,
+) -> TrainConfig:
+    """A `TrainConfig` from the Train tab's text fields; blank fields take the recipe's defaults.
+    `valid_pct` is a percentage (20 = 20 %). Raises `TrainError` with a message naming the bad field."""
+    sizes_t = _ints(sizes, "sizes")
+    epochs_t = _ints(epochs, "epochs")
+    lr_text = (lr or "").strip().lower()
+    if lr_text in ("", "find", "auto"):
+        lr_value = None
+    else:
+        try:
+            lr_value = float(lr_text)
+        except ValueError as ex:
+            raise TrainError(f"learning rate must be a number like 0.003, or blank to find it (got {lr!r})") from ex
+    try:
+        bs_value = int(float(bs))
+        pct = float(valid_pct)
+    except (TypeError, ValueError) as ex:
+        raise TrainError("batch size and validation % must be numbers") from ex
+    cfg = TrainConfig(
+        arch=None if not arch or arch == ARCH_DEFAULT else arch,
+        pretrained=bool(pretrained),
+        sizes=sizes_t or None,
+        epochs=(epochs_t[0] if len(epochs_t) == 1 else epochs_t) if epochs_t else None,
+        lr=lr_value,
+        bs=bs_value,
+        valid_pct=pct / 100.0,
+    )
+    cfg.epochs_per_size()
+    cfg.check()
+    return cfg
+
+
+def _ints(text: str | None, what: str) -> tuple[int, ...]:
+    parts = [p for p in (text or "").replace(" ", "").split(",") if p]
+    try:
+        return tuple(int(p) for p in parts)
+    except ValueError as ex:
+        raise TrainError(f"{what} must be whole numbers separated by commas, e.g. 64,128 (got {text!r})") from ex
+
+
+def _fmt_time(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    seconds = int(seconds)
+    return (
+        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        if seconds >= 3600
+        else f"{seconds // 60}:{seconds % 60:02d}"
+    )
+
+
+def last_event(events: list[dict], type_: str | None = None) -> dict | None:
+    for e in reversed(events):
+        if type_ is None or e.get("type") == type_:
+            return e
+    return None
+
+
+def progress(events: list[dict]) -> float:
+    """Fraction of the whole schedule done (0..1)."""
+    e = last_event([e for e in events if "progress" in e])
+    return float(e["progress"]) if e else 0.0
+
+
+def status_markdown(state: str | None, events: list[dict], error: str | None = None, model_dir: str | None = None) -> str:
+    """The job in a few lines: state, stage, epoch, batch, progress bar, elapsed time and ETA."""
+    if state is None:
+        return "No training has run since the server started."
+    if state == "failed":
+        return f"**Training failed:** {error}"
+    if state == "cancelled":
+        return f"**Cancelled.** {error or 'The previous model is unchanged.'}"
+    last = last_event(events) or {}
+    frac = progress(events)
+    if state == "done":
+        done = last_event(events, "done") or {}
+        acc = done.get("accuracy")
+        acc_text = f", validation accuracy **{acc:.1%}**" if acc is not None else ""
+        where = (
+            f" Saved as `{done.get('model_dir') or model_dir}`; Predict uses it now."
+            if done.get("model_dir") or model_dir
+            else ""
+        )
+        return f"**Done** in {_fmt_time(last.get('elapsed'))}{acc_text}.{where}"
+    start = last_event(events, "start")
+    lines = ["**Training…**"]
+    if start:
+        lines.append(
+            f"{start['n_train']} training and {start['n_valid']} validation images; classes: {', '.join(start['classes'])}"
+        )
+    stage = last.get("stage") or "preparing"
+    epoch = f" · epoch {min(last.get('epoch', 0) + 1, last['epochs'])}/{last['epochs']}" if last.get("epochs") else ""
+    batch = last_event(events, "batch")
+    batch_text = f" · batch {batch['batch']}/{batch['batches']}" if batch and last.get("type") == "batch" else ""
+    lines.append(f"Stage: {stage}{epoch}{batch_text}")
+    bar = "█" * int(frac * 30) + "░" * (30 - int(frac * 30))
+    lines.append(f"`{bar}` {frac:.0%} · elapsed {_fmt_time(last.get('elapsed'))} · about {_fmt_time(last.get('eta'))} left")
+    return "  \n".join(lines)
+
+
+EPOCH_COLUMNS = ["stage", "epoch", "train_loss", "valid_loss", "accuracy", "time"]
+
+
+def epoch_table(events: list[dict]) -> pd.DataFrame:
+    """One row per finished epoch: stage, epoch, train loss, valid loss, accuracy, elapsed time."""
+    rows = []
+    stage, n = "", 0
+    for e in events:
+        if e.get("type") != "epoch":
+            continue
+        if e.get("stage") != stage:
+            stage, n = e.get("stage"), 0
+        n += 1
+        rows.append(
+            {
+                "stage": stage,
+                "epoch": n,
+                "train_loss": _round(e.get("train_loss")),
+                "valid_loss": _round(e.get("valid_loss")),
+                "accuracy": _round(e.get("accuracy")),
+                "time": _fmt_time(e.get("elapsed")),
+            }
+        )
+    return pd.DataFrame(rows, columns=EPOCH_COLUMNS)
+
+
+def _round(v, digits: int = 4):
+    return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else round(float(v), digits)
+
+
+def loss_frame(events: list[dict], smooth: float = 0.9) -> pd.DataFrame:
+    """Long-format losses for a line plot: columns step, loss, series ("train (batch)", "valid (epoch)").
+    Batch losses are smoothed like fastai's Recorder (exponential moving average, debiased)."""
+    rows, step, avg, n = [], 0, 0.0, 0
+    for e in events:
+        if e.get("type") == "batch" and e.get("loss") is not None and math.isfinite(e["loss"]):
+            step += 1
+            n += 1
+            avg = smooth * avg + (1 - smooth) * e["loss"]
+            rows.append({"step": step, "loss": avg / (1 - smooth**n), "series": "train (batch)"})
+        elif e.get("type") == "epoch" and e.get("valid_loss") is not None and math.isfinite(e["valid_loss"]):
+            rows.append({"step": step, "loss": float(e["valid_loss"]), "series": "valid (epoch)"})
+    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+
+
+def lr_find_frame(meta: dict | None) -> pd.DataFrame:
+    """lr_find's curve as columns log10_lr, loss (empty when the learning rate was given, not found)."""
+    data = (meta or {}).get("lr_find") or {}
+    lrs, losses = data.get("lrs") or [], data.get("losses") or []
+    rows = [
+        {"log10_lr": math.log10(lr), "loss": float(loss)}
+        for lr, loss in zip(lrs, losses)
+        if lr > 0 and math.isfinite(float(loss))
+    ]
+    return pd.DataFrame(rows, columns=["log10_lr", "loss"])
+
+
+def per_class_frame(meta: dict | None) -> pd.DataFrame:
+    """Precision, recall, F1 and support per class from model.json."""
+    per_class = ((meta or {}).get("metrics") or {}).get("per_class") or {}
+    rows = [{"class": c} | {k: _round(v, 3) if k != "support" else v for k, v in figs.items()} for c, figs in per_class.items()]
+    return pd.DataFrame(rows, columns=["class", "precision", "recall", "f1", "support"])
+
+
+def confusion_frame(meta: dict | None) -> pd.DataFrame:
+    """The confusion matrix as a table: one row per true class, one column per predicted class."""
+    meta = meta or {}
+    conf, classes = meta.get("confusion"), meta.get("classes") or []
+    if not conf:
+        return pd.DataFrame()
+    df = pd.DataFrame(conf, columns=[f"→ {c}" for c in classes])
+    df.insert(0, "true class", classes)
+    return df
+
+
+def confusion_figure(meta: dict | None):
+    """A matplotlib figure of the confusion matrix (None when the model has no validation set)."""
+    meta = meta or {}
+    conf, classes = meta.get("confusion"), meta.get("classes") or []
+    if not conf:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(classes), 1.0 + 0.8 * len(classes)))
+    ax.imshow(conf, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    top = max(max(r) for r in conf) or 1
+    for i, row in enumerate(conf):
+        for j, v in enumerate(row):
+            ax.text(j, i, str(v), ha="center", va="center", color="white" if v > top / 2 else "black")
+    ax.set_title("Confusion matrix (validation)")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

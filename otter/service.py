@@ -1,0 +1,187 @@
+"""What a long-running server keeps between requests: loaded models (reloaded when a folder changes) and the one
+training job that every browser session sees. Plain Python, no Gradio: the app's handlers are thin calls into this.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .images import ImageInput, InvalidImage
+from .model_io import META, WEIGHTS, ModelError, list_models
+from .predict import Predictor, top_label
+from .safepath import check_name, inside
+from .train import TrainConfig, TrainError, TrainingBusy, TrainJob, collect_items
+
+NO_MODEL = "No model yet: train one in the **Train** tab (or run `python -m otter train`), then come back here."
+
+
+class NoModel(ModelError):
+    """There is no trained model to predict with; the message points to the Train tab."""
+
+
+@dataclass
+class Prediction:
+    probs: dict[str, float]
+    model: str
+    accuracy: float | None
+    seconds: float
+
+    @property
+    def label(self) -> str:
+        return top_label(self.probs)[0]
+
+    def summary(self) -> str:
+        """One line for the UI: which model answered, how good it was on its validation set, how long it took."""
+        acc = f", validation accuracy {self.accuracy:.1%}" if self.accuracy is not None else ""
+        return f"Model **{self.model}**{acc} · {self.seconds * 1000:.0f} ms"
+
+
+def _stamp(path: Path) -> tuple[float, float]:
+    """Changes whenever a model folder is replaced (save_model renames a new folder into place)."""
+    try:
+        return (os.stat(path / META).st_mtime_ns, os.stat(path / WEIGHTS).st_mtime_ns)
+    except OSError:
+        return (0.0, 0.0)
+
+
+class ModelService:
+    """The models in a folder, by name, with loaded `Predictor`s cached until their folder changes."""
+
+    def __init__(self, models_dir: os.PathLike | str):
+        self.models_dir = Path(models_dir)
+        self._cache: dict[str, tuple[tuple[float, float], Predictor]] = {}
+        self._lock = threading.Lock()
+
+    def models(self) -> list[dict]:
+        """Valid models, newest first (their model.json plus "path")."""
+        return list_models(self.models_dir)
+
+    def names(self) -> list[str]:
+        return [Path(m["path"]).name for m in self.models()]
+
+    def newest(self) -> str | None:
+        names = self.names()
+        return names[0] if names else None
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(label, name) pairs for a model picker: the name with its validation accuracy."""
+        out = []
+        for m in self.models():
+            acc = (m.get("metrics") or {}).get("accuracy")
+            name = Path(m["path"]).name
+            out.append((f"{name} ({acc:.0%})" if acc is not None else name, name))
+        return out
+
+    def predictor(self, name: str | None = None) -> Predictor:
+        """The loaded model `name` (newest when None or no longer there); reloaded if its folder changed."""
+        names = self.names()
+        if not names:
+            raise NoModel(NO_MODEL)
+        if not name or name not in names:
+            name = names[0]
+        path = inside(self.models_dir, check_name(name, "model name"), what="model name")
+        stamp = _stamp(path)
+        with self._lock:
+            hit = self._cache.get(name)
+            if hit and hit[0] == stamp:
+                return hit[1]
+        predictor = Predictor.load(path)  # outside the lock: loading takes a moment, others keep predicting
+        with self._lock:
+            self._cache[name] = (stamp, predictor)
+        return predictor
+
+    def predict(self, image: ImageInput, name: str | None = None) -> Prediction:
+        """Probabilities for one image; raises `InvalidImage` (bad file) or `NoModel`/`ModelError`."""
+        predictor = self.predictor(name)
+        t0 = time.perf_counter()
+        probs = predictor.predict(image)
+        return Prediction(probs, predictor.name, _accuracy(predictor.meta), time.perf_counter() - t0)
+
+    def predict_files(self, files: list[os.PathLike | str], name: str | None = None) -> pd.DataFrame:
+        """One row per file: file, label, probability, then each class's probability, or the error for a bad file."""
+        predictor = self.predictor(name)
+        paths = [Path(f) for f in files]
+        results = predictor.predict_batch(paths)
+        rows = []
+        for path, res in zip(paths, results):
+            if isinstance(res, InvalidImage):
+                rows.append({"file": path.name, "label": "", "probability": None, "error": str(res).split(": ", 1)[-1]})
+                continue
+            label, p = top_label(res)
+            rows.append({"file": path.name, "label": label, "probability": round(p, 4), "error": ""} | _rounded(res))
+        columns = ["file", "label", "probability", *predictor.classes, "error"]
+        return pd.DataFrame(rows, columns=columns)
+
+
+def _accuracy(meta: dict) -> float | None:
+    return (meta.get("metrics") or {}).get("accuracy")
+
+
+def _rounded(probs: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in probs.items()}
+
+
+def write_csv(df: pd.DataFrame, folder: os.PathLike | str, name: str = "predictions.csv") -> Path:
+    """Save a results table where the app can offer it for download."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    df.to_csv(path, index=False)
+    return path
+
+
+class TrainService:
+    """Starts, cancels and reports the one training job of this server (shared by every browser session)."""
+
+    def __init__(self, data_dir: os.PathLike | str, models_dir: os.PathLike | str):
+        self.data_dir = Path(data_dir)
+        self.models_dir = Path(models_dir)
+
+    def job(self) -> TrainJob | None:
+        return TrainJob.current()
+
+    def running(self) -> bool:
+        job = self.job()
+        return job is not None and job.running
+
+    def start(self, cfg: TrainConfig, model_name: str) -> TrainJob:
+        """Check what can be checked at once (settings, data set, name, no other job), then train in the background."""
+        if self.running():
+            raise TrainingBusy("a training job is already running; wait for it to finish or cancel it")
+        name = check_name(model_name or "", "model name")
+        cfg.check()
+        collect_items(self.data_dir)  # no data, one class, too few images: say so now, not from the thread
+        return TrainJob(self.data_dir, self.models_dir / name, cfg).start()
+
+    def cancel(self) -> str:
+        job = self.job()
+        if job is None or not job.running:
+            return "No training is running."
+        job.cancel()
+        return "Cancelling: training stops after the current batch; the previous model is kept."
+
+
+def default_model_name(data_dir: os.PathLike | str) -> str:
+    """A name for a new model: the data folder's name, made safe."""
+    name = Path(os.path.abspath(data_dir)).name.strip(". ") or "model"
+    try:
+        return check_name(name, "model name")
+    except ValueError:
+        return "model"
+
+
+__all__ = [
+    "ModelService",
+    "NoModel",
+    "Prediction",
+    "TrainService",
+    "TrainError",
+    "default_model_name",
+    "write_csv",
+]

@@ -1,0 +1,563 @@
+"""The Gradio app: Predict, Curate and Train tabs. A thin declaration: every handler calls into `otter.service`,
+`otter.curate` and `otter.jobview`, which hold the logic and are tested without Gradio.
+
+Adding to the app (other features plug in here with small edits):
+- a sub-tab of Curate: write `build_xxx_tab(ctx, shared)` and call it inside `build_curate_tab`'s
+  `with gr.Tabs():` block, where the comment "more Curate sub-tabs go here" is;
+- something in Predict (an explanation image, a "not sure" note): add outputs in `build_predict_tab`
+  and extend `predict_view`;
+- the web image search: `build_web_search(ctx, shared)` below is its place in the Curate tab.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+
+from . import config, curate, jobview
+from .dataset import list_classes, list_images
+from .images import InvalidImage
+from .model_io import ARCHS, ModelError, read_meta
+from .safepath import UnsafePath
+from .service import NO_MODEL, ModelService, NoModel, TrainService, default_model_name, write_csv
+from .train import DEFAULT_BS, DEFAULT_LR, TrainError
+
+EXPECTED_ERRORS = (InvalidImage, ModelError, TrainError, UnsafePath, ValueError, OSError)
+POLL_SECONDS = 1.0
+
+
+@dataclass
+class AppContext:
+    data_dir: Path
+    models_dir: Path
+    models: ModelService
+    trainer: TrainService
+    # Components that one tab updates in another (e.g. Train refreshes Predict's model picker).
+    shared: dict = field(default_factory=dict)
+
+
+def one_line(ex: BaseException) -> str:
+    return str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
+
+
+def friendly(fn: Callable) -> Callable:
+    """Expected failures become a one-line message in the UI (and for API clients); anything else is logged
+    with its traceback on the server and shown as one line, never as a traceback in the browser."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except EXPECTED_ERRORS as ex:
+            raise gr.Error(one_line(ex), print_exception=False) from ex
+        except Exception as ex:
+            traceback.print_exc()
+            raise gr.Error(f"Something went wrong: {type(ex).__name__}: {one_line(ex)}", print_exception=False) from ex
+
+    return wrapper
+
+
+def _path(payload) -> str | None:
+    """The local file of an image/file payload (events run with preprocess=False, so we decode it ourselves:
+    our `load_image` gives the clear message for broken files, where Gradio's would give a bare error)."""
+    if payload is None:
+        return None
+    if isinstance(payload, dict):
+        return payload.get("path")
+    return str(payload)
+
+
+# -------------------------------------------------------------------------------------------- predict
+
+
+def predict_view(ctx: AppContext, image, model_name: str | None):
+    """For the Predict tab: (label dict, summary markdown). Problems become a message, not an error dialog."""
+    path = _path(image)
+    if path is None:
+        return None, ""
+    try:
+        pred = ctx.models.predict(path, model_name)
+    except NoModel:
+        return None, NO_MODEL
+    except InvalidImage as ex:
+        gr.Warning(one_line(ex))
+        return None, f"⚠️ {one_line(ex)}"
+    return pred.probs, pred.summary()
+
+
+def predict_api(ctx: AppContext, image) -> dict[str, float]:
+    """The stable API: image in, {class: probability} out (newest model); errors are raised as one line."""
+    path = _path(image)
+    if path is None:
+        raise gr.Error("no image given", print_exception=False)
+    return ctx.models.predict(path).probs
+
+
+def predict_many_view(ctx: AppContext, files, model_name: str | None):
+    if not files:
+        return None, None, ""
+    paths = [_path(f) for f in files]
+    try:
+        df = ctx.models.predict_files(paths, model_name)
+    except NoModel:
+        return None, None, NO_MODEL
+    csv = write_csv(df, tempfile.mkdtemp(prefix="otter-predictions-"))
+    bad = int((df["error"] != "").sum())
+    note = f"{len(df) - bad} classified" + (f", {bad} could not be read (see the error column)" if bad else "")
+    return df, str(csv), note
+
+
+def model_picker_update(ctx: AppContext, value: str | None = None):
+    choices = ctx.models.choices()
+    names = [n for _, n in choices]
+    if value not in names:
+        value = names[0] if names else None
+    return gr.Dropdown(choices=choices, value=value, visible=len(choices) > 1)
+
+
+def example_photos(data_dir: Path, per_class: int = 2) -> list[str]:
+    """A couple of photos per class from the data folder (none when it is empty)."""
+    out = []
+    try:
+        for cls in list_classes(data_dir)[:4]:
+            out += [str(p) for p in list_images(data_dir, cls)[:per_class]]
+    except (OSError, ValueError):
+        return []
+    return out
+
+
+def build_predict_tab(ctx: AppContext) -> dict:
+    with gr.Row():
+        with gr.Column():
+            image = gr.Image(
+                type="filepath",
+                image_mode=None,
+                sources=["upload", "clipboard", "webcam"],
+                label="Photo: drop, paste or take one",
+                elem_id="predict-image",
+            )
+            examples = example_photos(ctx.data_dir)
+            if examples:
+                gr.Examples(examples=[[e] for e in examples], inputs=[image], label="Examples from the data set")
+        with gr.Column():
+            picker = gr.Dropdown(label="Model", choices=[], visible=False, elem_id="model-picker")
+            label = gr.Label(num_top_classes=3, label="Prediction", elem_id="predict-label")
+            info = gr.Markdown(elem_id="predict-info")
+    with gr.Accordion("Many photos at once", open=False):
+        files = gr.File(file_count="multiple", file_types=["image"], label="Photos")
+        table = gr.Dataframe(label="Results", interactive=False)
+        with gr.Row():
+            note = gr.Markdown()
+            download = gr.File(label="Results as CSV", interactive=False)
+
+    def on_image(img, model_name):
+        return friendly(predict_view)(ctx, img, model_name)
+
+    image.change(on_image, [image, picker], [label, info], preprocess=False, api_visibility="private", concurrency_id="predict")
+    picker.change(on_image, [image, picker], [label, info], preprocess=False, api_visibility="private", concurrency_id="predict")
+
+    # The stable API endpoint (`gradio_client`: client.predict(handle_file(path), api_name="/predict")).
+    api_button = gr.Button(visible=False)
+    api_button.click(
+        friendly(functools.partial(predict_api, ctx)),
+        [image],
+        [label],
+        preprocess=False,
+        api_name="predict",
+        concurrency_id="predict",
+        concurrency_limit=4,
+    )
+    files.change(
+        friendly(functools.partial(predict_many_view, ctx)),
+        [files, picker],
+        [table, download, note],
+        preprocess=False,
+        api_visibility="private",
+        concurrency_id="predict",
+    )
+    return {"picker": picker, "image": image, "label": label, "info": info}
+
+
+# --------------------------------------------------------------------------------------------- curate
+
+
+def build_web_search(ctx: AppContext, shared: dict) -> None:
+    """Place of the web image search panel (find images online, download them into a class)."""
+    gr.Markdown("Web search is not available in this build yet: upload images in the Images view.")
+
+
+def build_curate_tab(ctx: AppContext) -> dict:
+    root = ctx.data_dir
+    status = gr.Markdown(elem_id="curate-status")
+    counts = gr.Markdown(elem_id="curate-counts")
+    with gr.Tabs():
+        with gr.Tab("Images", id="images"):
+            with gr.Row():
+                cls = gr.Dropdown(label="Class", choices=[], elem_id="curate-class", scale=2)
+                new_class = gr.Textbox(label="New class", placeholder="e.g. sea", scale=2)
+                add_btn = gr.Button("Add class", scale=1)
+            shown = gr.State([])  # `class/name` of the gallery's items, in order
+            grid = gr.Gallery(
+                label="Images (click to select)", columns=6, height=420, allow_preview=False, elem_id="curate-gallery"
+            )
+            selected = gr.CheckboxGroup(label="Selected", choices=[], elem_id="curate-selected")
+            with gr.Row():
+                select_all = gr.Button("Select all", size="sm")
+                select_none = gr.Button("Clear selection", size="sm")
+                delete_btn = gr.Button("Delete selected (to trash)", variant="stop", elem_id="curate-delete")
+                target = gr.Dropdown(label="Move selected to", choices=[], allow_custom_value=True)
+                move_btn = gr.Button("Move")
+            with gr.Accordion("Upload images into this class", open=False):
+                uploads = gr.File(file_count="multiple", file_types=["image"], label="Images")
+                upload_btn = gr.Button("Add to class")
+        with gr.Tab("Trash", id="trash"):
+            trash_grid = gr.Gallery(
+                label="Trash (newest first)", columns=6, height=320, allow_preview=False, elem_id="trash-gallery"
+            )
+            trash_pick = gr.CheckboxGroup(label="Select to restore", choices=[], elem_id="trash-selected")
+            restore_btn = gr.Button("Restore selected", elem_id="trash-restore")
+        with gr.Tab("Review", id="review"):
+            gr.Markdown(
+                "The images the model found hardest (highest loss) in its last training run. "
+                "Fix a wrong label or delete a bad image, then train again."
+            )
+            with gr.Row():
+                review_model = gr.Dropdown(label="Model", choices=[])
+                review_cls = gr.Dropdown(label="True class", choices=["all"], value="all")
+                review_split = gr.Radio(["all", "valid", "train"], value="all", label="Split")
+            review_table = gr.Dataframe(interactive=False, label="Highest loss first")
+            review_grid = gr.Gallery(columns=6, height=320, allow_preview=False, label="Images (click to select)")
+            review_pick = gr.CheckboxGroup(label="Selected", choices=[])
+            with gr.Row():
+                review_target = gr.Dropdown(label="Relabel selected as", choices=[], allow_custom_value=True)
+                review_move = gr.Button("Relabel")
+                review_delete = gr.Button("Delete selected (to trash)", variant="stop")
+        with gr.Tab("Duplicates", id="duplicates"):
+            gr.Markdown("Exact copies and near-duplicates (same photo resized or re-encoded). The first of each group is kept.")
+            find_btn = gr.Button("Find duplicates")
+            dup_table = gr.Dataframe(interactive=False, label="Groups")
+            dup_btn = gr.Button("Trash the extras", variant="stop")
+        with gr.Tab("Web search", id="web-search"):
+            build_web_search(ctx, ctx.shared)
+        # more Curate sub-tabs go here (e.g. `with gr.Tab("Suspects"): build_suspects_tab(ctx, ctx.shared)`)
+
+    # ---- refreshing views
+    def class_update(value=None):
+        classes = list_classes(root)
+        if value not in classes:
+            value = classes[0] if classes else None
+        return value, gr.Dropdown(choices=classes, value=value)
+
+    def images_view(c):
+        rels = curate.class_images(root, c)
+        return curate.gallery(root, rels), rels, gr.CheckboxGroup(choices=[(r.split("/", 1)[1], r) for r in rels], value=[])
+
+    def trash_view():
+        items = curate.trash_items(root)
+        return curate.trash_gallery(items), gr.CheckboxGroup(choices=curate.trash_choices(items), value=[])
+
+    def everything(c=None, msg=""):
+        c, c_upd = class_update(c)
+        g, rels, sel = images_view(c)
+        tg, tp = trash_view()
+        classes = list_classes(root)
+        return (
+            msg,
+            curate.counts_markdown(root),
+            c_upd,
+            g,
+            rels,
+            sel,
+            gr.Dropdown(choices=classes),
+            tg,
+            tp,
+            gr.Dropdown(choices=classes),
+        )
+
+    all_outputs = [status, counts, cls, grid, shown, selected, target, trash_grid, trash_pick, review_target]
+
+    def act(action):
+        """Run a curation action, then refresh every view so all of them show what changed."""
+
+        def run(c, *args):
+            try:
+                msg = action(*args)
+            except EXPECTED_ERRORS as ex:
+                msg = f"⚠️ {one_line(ex)}"
+            return everything(c, msg)
+
+        return friendly(run)
+
+    cls.change(friendly(images_view), [cls], [grid, shown, selected], api_visibility="private")
+
+    def toggle(evt: gr.SelectData, rels, sel):
+        if evt.index is None or evt.index >= len(rels):
+            return sel
+        r = rels[evt.index]
+        return [s for s in sel if s != r] if r in sel else [*sel, r]
+
+    grid.select(toggle, [shown, selected], [selected], api_visibility="private")
+    select_all.click(lambda rels: rels, [shown], [selected], api_visibility="private")
+    select_none.click(lambda: [], None, [selected], api_visibility="private")
+    delete_btn.click(act(lambda sel: curate.delete(root, sel)), [cls, selected], all_outputs, api_visibility="private")
+    move_btn.click(act(lambda sel, t: curate.move(root, sel, t)), [cls, selected, target], all_outputs, api_visibility="private")
+    add_btn.click(
+        friendly(lambda name: everything(name.strip() if name else None, curate.add_class(root, name or ""))),
+        [new_class],
+        all_outputs,
+        api_visibility="private",
+    )
+    upload_btn.click(
+        act(lambda files, c: curate.upload(root, c, [_path(f) for f in files or []])),
+        [cls, uploads, cls],
+        all_outputs,
+        preprocess=False,
+        api_visibility="private",
+    )
+    restore_btn.click(act(lambda ids: curate.restore(root, ids)), [cls, trash_pick], all_outputs, api_visibility="private")
+
+    # ---- review
+    def review_meta(name):
+        if not name:
+            return None
+        try:
+            return read_meta(ctx.models_dir / name)
+        except ModelError:
+            return None
+
+    def review_view(name, c, split):
+        meta = review_meta(name)
+        df = curate.review_table(root, meta, c, split)
+        rels = list(df["image"]) if not df.empty else []
+        captions = [
+            f"{r['image'].split('/', 1)[1]}: {r['label']} → {r['predicted']} (loss {r['loss']})" for _, r in df.iterrows()
+        ]
+        grid_items = [(str(root / r), cap) for r, cap in zip(rels, captions)]
+        classes = ["all", *((meta or {}).get("classes") or [])]
+        return (
+            df,
+            grid_items,
+            rels,
+            gr.CheckboxGroup(choices=[(r.split("/", 1)[1], r) for r in rels], value=[]),
+            gr.Dropdown(choices=classes, value=c if c in classes else "all"),
+        )
+
+    review_shown = gr.State([])
+    review_outputs = [review_table, review_grid, review_shown, review_pick, review_cls]
+    for comp in (review_model, review_cls, review_split):
+        comp.change(friendly(review_view), [review_model, review_cls, review_split], review_outputs, api_visibility="private")
+    review_grid.select(toggle, [review_shown, review_pick], [review_pick], api_visibility="private")
+
+    def review_act(action):
+        def run(c, name, rc, split, *args):
+            try:
+                msg = action(*args)
+            except EXPECTED_ERRORS as ex:
+                msg = f"⚠️ {one_line(ex)}"
+            return (*everything(c, msg), *review_view(name, rc, split))
+
+        return friendly(run)
+
+    review_inputs = [cls, review_model, review_cls, review_split]
+    review_move.click(
+        review_act(lambda sel, t: curate.move(root, sel, t)),
+        [*review_inputs, review_pick, review_target],
+        all_outputs + review_outputs,
+        api_visibility="private",
+    )
+    review_delete.click(
+        review_act(lambda sel: curate.delete(root, sel, reason="deleted in review")),
+        [*review_inputs, review_pick],
+        all_outputs + review_outputs,
+        api_visibility="private",
+    )
+
+    # ---- duplicates
+    def find_dups():
+        df = curate.duplicates_table(root)
+        return df, ("No duplicates found." if df.empty else f"Found {len(df)} duplicate groups.")
+
+    find_btn.click(friendly(find_dups), None, [dup_table, status], api_visibility="private")
+
+    def clean_dups(c, table):
+        msg = curate.trash_duplicates(root, table)
+        return (*everything(c, msg), curate.duplicates_table(root))
+
+    dup_btn.click(friendly(clean_dups), [cls, dup_table], all_outputs + [dup_table], api_visibility="private")
+
+    def on_load(c):
+        names = ctx.models.names()
+        return (*everything(c), gr.Dropdown(choices=names, value=names[0] if names else None))
+
+    return {
+        "refresh": (friendly(on_load), [cls], all_outputs + [review_model]),
+        "review_model": review_model,
+    }
+
+
+# ---------------------------------------------------------------------------------------------- train
+
+
+def train_view(ctx: AppContext):
+    """Everything the Train tab shows about the current job, for the timer and for page load."""
+    job = ctx.trainer.job()
+    if job is None:
+        return jobview.status_markdown(None, []), jobview.epoch_table([]), jobview.loss_frame([]), False
+    events = list(job.events)
+    status = jobview.status_markdown(job.state, events, job.error, str(job.model_dir))
+    return status, jobview.epoch_table(events), jobview.loss_frame(events), job.running
+
+
+def results_view(ctx: AppContext, name: str | None):
+    """The lr_find curve, confusion matrix and per-class figures of a saved model."""
+    meta = None
+    if name:
+        try:
+            meta = read_meta(ctx.models_dir / name)
+        except ModelError:
+            meta = None
+    return jobview.lr_find_frame(meta), jobview.confusion_figure(meta), jobview.per_class_frame(meta)
+
+
+def build_train_tab(ctx: AppContext) -> dict:
+    with gr.Row():
+        arch = gr.Dropdown([jobview.ARCH_DEFAULT, *ARCHS], value=jobview.ARCH_DEFAULT, label="Architecture")
+        pretrained = gr.Checkbox(
+            value=True,
+            label="Start from ImageNet weights (downloaded once; turn off when offline)",
+            elem_id="train-pretrained",
+        )
+        model_name = gr.Textbox(value=default_model_name(ctx.data_dir), label="Model name", elem_id="train-model-name")
+    with gr.Row():
+        sizes = gr.Textbox(
+            label="Image sizes (progressive resizing)", placeholder="recipe default, e.g. 128,192", elem_id="train-sizes"
+        )
+        epochs = gr.Textbox(label="Epochs per size", placeholder="recipe default, e.g. 4,4", elem_id="train-epochs")
+        lr = gr.Textbox(value=str(DEFAULT_LR), label="Learning rate (blank: find it)", elem_id="train-lr")
+        bs = gr.Number(value=DEFAULT_BS, label="Batch size", precision=0, elem_id="train-bs")
+        valid = gr.Slider(0, 50, value=20, step=1, label="Validation %")
+    with gr.Row():
+        start = gr.Button("Start training", variant="primary", elem_id="train-start")
+        cancel = gr.Button("Cancel", variant="stop", elem_id="train-cancel")
+    message = gr.Markdown(elem_id="train-message")
+    status = gr.Markdown(elem_id="train-status")
+    with gr.Row():
+        table = gr.Dataframe(label="Epochs", interactive=False, elem_id="train-epochs-table")
+        plot = gr.LinePlot(x="step", y="loss", color="series", label="Loss", height=260)
+    with gr.Accordion("Results of the last model", open=True):
+        with gr.Row():
+            lr_plot = gr.LinePlot(x="log10_lr", y="loss", label="lr_find (loss against log10 learning rate)", height=240)
+            confusion = gr.Plot(label="Confusion matrix")
+        per_class = gr.Dataframe(label="Per class (validation)", interactive=False)
+    timer = gr.Timer(POLL_SECONDS, active=False)
+    picker = ctx.shared["picker"]
+    watched = gr.State(None)  # the model dir of the job this page last saw running
+
+    def on_start(arch_v, pre_v, sizes_v, epochs_v, lr_v, bs_v, valid_v, name_v):
+        try:
+            cfg = jobview.parse_settings(arch_v, pre_v, sizes_v, epochs_v, lr_v, bs_v, valid_v)
+            job = ctx.trainer.start(cfg, name_v)
+        except (TrainError, UnsafePath, ValueError) as ex:
+            return f"⚠️ {one_line(ex)}", gr.Timer(active=ctx.trainer.running()), gr.skip()
+        msg = f"Started training **{job.model_dir.name}** ({cfg.arch}, sizes {','.join(map(str, cfg.sizes))}, pretrained {'on' if cfg.pretrained else 'off'})."
+        return msg, gr.Timer(active=True), str(job.model_dir)
+
+    start.click(
+        friendly(on_start),
+        [arch, pretrained, sizes, epochs, lr, bs, valid, model_name],
+        [message, timer, watched],
+        api_visibility="private",
+    )
+    cancel.click(friendly(lambda: ctx.trainer.cancel()), None, [message], api_visibility="private")
+
+    def on_tick(seen):
+        status_v, table_v, loss_v, running = train_view(ctx)
+        job = ctx.trainer.job()
+        if running:
+            return (
+                status_v,
+                table_v,
+                loss_v,
+                gr.skip(),
+                gr.skip(),
+                gr.skip(),
+                gr.skip(),
+                gr.Timer(active=True),
+                str(job.model_dir),
+            )
+        # Finished (or nothing running): stop polling; show results and switch Predict to the new model.
+        name = job.model_dir.name if job is not None and job.state == "done" else None
+        lr_v, conf_v, per_v = results_view(ctx, name or ctx.models.newest())
+        picker_v = model_picker_update(ctx, name) if name else gr.skip()
+        return status_v, table_v, loss_v, lr_v, conf_v, per_v, picker_v, gr.Timer(active=False), None
+
+    timer.tick(
+        friendly(on_tick),
+        [watched],
+        [status, table, plot, lr_plot, confusion, per_class, picker, timer, watched],
+        api_visibility="private",
+    )
+
+    def on_load():
+        status_v, table_v, loss_v, running = train_view(ctx)
+        lr_v, conf_v, per_v = results_view(ctx, ctx.models.newest())
+        return status_v, table_v, loss_v, lr_v, conf_v, per_v, gr.Timer(active=running)
+
+    return {"refresh": (friendly(on_load), None, [status, table, plot, lr_plot, confusion, per_class, timer])}
+
+
+# ------------------------------------------------------------------------------------------------ app
+
+
+def build_app(data_dir: os.PathLike | str | None = None, models_dir: os.PathLike | str | None = None) -> gr.Blocks:
+    """The whole app; folders default to $OTTER_DATA_DIR / $OTTER_MODELS_DIR (see `otter.config`)."""
+    data = config.data_dir(data_dir)
+    models = config.models_dir(models_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    models.mkdir(parents=True, exist_ok=True)
+    ctx = AppContext(data, models, ModelService(models), TrainService(data, models))
+    with gr.Blocks(title="Otter Classifier") as demo:
+        gr.Markdown("# Otter Classifier\nCurate an image data set, train a classifier, and use it.")
+        with gr.Tabs():
+            with gr.Tab("Predict", id="predict"):
+                ctx.shared.update(build_predict_tab(ctx))
+            with gr.Tab("Curate", id="curate"):
+                ctx.shared.update(curate_parts := build_curate_tab(ctx))
+            with gr.Tab("Train", id="train"):
+                train_parts = build_train_tab(ctx)
+        picker = ctx.shared["picker"]
+        demo.load(lambda: model_picker_update(ctx, None), None, [picker], api_visibility="private")
+        for fn, inputs, outputs in (curate_parts["refresh"], train_parts["refresh"]):
+            demo.load(fn, inputs, outputs, api_visibility="private")
+    demo.otter_context = ctx  # for tests and extensions
+    return demo
+
+
+def _warm_up(ctx: AppContext) -> None:
+    try:
+        ctx.models.predictor()
+    except Exception:  # no model or a broken one: Predict says so when asked
+        pass
+
+
+def launch(demo: gr.Blocks | None = None, **kwargs) -> None:
+    """Start the server: GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are honoured by Gradio itself."""
+    demo = demo or build_app()
+    ctx: AppContext = demo.otter_context
+    # Load the newest model while the server starts, so the first photo does not wait for it.
+    threading.Thread(target=_warm_up, args=(ctx,), daemon=True).start()
+    demo.queue(default_concurrency_limit=4).launch(
+        max_file_size=config.MAX_FILE_BYTES,
+        allowed_paths=[str(ctx.data_dir.resolve())],
+        **kwargs,
+    )
