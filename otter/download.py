@@ -169,26 +169,83 @@ def _prepare(data: bytes, tmp: Path, max_side: int, min_side: int) -> tuple[byte
     return out.getvalue(), im.width, im.height
 
 
-def _known_hashes(root: Path) -> tuple[dict[str, str], set[str]]:
-    """(sha256 -> class/name of every image in any class, sha256 of trashed images) from the manifest
-    and the files on disk (files not in the manifest are hashed)."""
-    df = manifest.read(root)
-    known: dict[str, str] = {}
-    trashed: set[str] = set()
-    listed = set()
-    for f, sha, status in zip(df["file"], df["sha256"], df["status"]):
-        if not sha:
-            continue
-        if status == "trashed":
-            trashed.add(sha)
-        else:
-            known[sha] = f
-            listed.add(f)
-    for p in list_images(root):
-        r = rel(root, p)
-        if r not in listed:
-            known[hashlib.sha256(p.read_bytes()).hexdigest()] = r
-    return known, trashed - set(known)
+class _Ledger:
+    """Which images the data set already holds (by SHA-256), and the manifest rows still to be written.
+
+    Rows are written in batches (`FLUSH_EVERY`) because rewriting index.csv per image made the
+    manifest the bottleneck; the manifest is re-read only when another writer has changed it."""
+
+    FLUSH_EVERY = 16
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.path = root / manifest.MANIFEST_NAME
+        self.known: dict[str, str] = {}  # sha256 -> class/name, images in any class
+        self.trashed: set[str] = set()
+        self.pending: list[dict] = []
+        self.stat: tuple | None = None
+        self.lock = threading.Lock()  # between our workers; `manifest.locked` is for other processes
+        with manifest.locked(root):
+            self._refresh(files_too=True)
+
+    def _file_stat(self) -> tuple | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _refresh(self, files_too: bool = False) -> None:
+        """Re-read the manifest if someone else changed it (call holding `manifest.locked`); at start also hash
+        the images on disk that the manifest does not list (put there by hand)."""
+        stat = self._file_stat()
+        if stat == self.stat and not files_too:
+            return
+        df = manifest.read(self.root)
+        listed = set()
+        for f, sha, status in zip(df["file"], df["sha256"], df["status"]):
+            if sha and status == "trashed":
+                self.trashed.add(sha)
+            elif sha:
+                self.known[sha] = f
+                listed.add(f)
+        if files_too:
+            for p in list_images(self.root):
+                r = rel(self.root, p)
+                if r not in listed:
+                    self.known[hashlib.sha256(p.read_bytes()).hexdigest()] = r
+        self.trashed -= set(self.known)
+        self.stat = stat
+
+    def claim(self, hashes: tuple[str, ...]) -> Outcome | None:
+        """None if the image is new (and now reserved); else the duplicate / trashed-before outcome.
+        Call holding `self.lock`."""
+        with manifest.locked(self.root):
+            self._refresh()
+        for h in hashes:
+            if h in self.known:
+                return Outcome("", "duplicate", "duplicate", file=self.known[h])
+        if any(h in self.trashed for h in hashes):
+            return Outcome("", "failed", "trashed before", "this image was moved to the trash before")
+        return None
+
+    def add(self, sha: str, row: dict) -> None:
+        """Record a kept image (call holding `self.lock`); writes the manifest every `FLUSH_EVERY` rows."""
+        self.known[sha] = row["file"]
+        self.pending.append(row)
+        if len(self.pending) >= self.FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        with manifest.locked(self.root):
+            df = manifest.read(self.root)
+            for row in self.pending:
+                df = manifest.add_row(df, **row)
+            manifest.write(self.root, df)
+            self.stat = self._file_stat()
+        self.pending.clear()
 
 
 ProgressFn = Callable[[int, int, Outcome], None]
@@ -229,43 +286,24 @@ def download_images(
 
     tmp_dir = root / TMP_DIR
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    with manifest.locked(root):
-        known, trashed = _known_hashes(root)
-    state_lock = threading.Lock()  # guards `known` between workers; the manifest lock guards other processes
+    ledger = _Ledger(root)
 
     def keep(url: str, q: str, data: bytes, final: bytes, w: int, h: int) -> Outcome:
-        sha_raw = hashlib.sha256(data).hexdigest()
         sha = hashlib.sha256(final).hexdigest()
-        with state_lock, manifest.locked(root):
-            df = manifest.read(root)
-            # Another process may have added images since we started: look in the fresh manifest too.
-            live = df[df["status"] != "trashed"]
-            fresh = dict(zip(live["sha256"], live["file"]))
-            for s in (sha, sha_raw):
-                if s in known or s in fresh:
-                    return Outcome(url, "duplicate", "duplicate", file=known.get(s) or fresh[s])
-            if sha in trashed or sha_raw in trashed:
-                return Outcome(url, "failed", "trashed before", "this image was moved to the trash before")
-            name = f"{sha[:16]}.jpg"
-            dest = class_dir / name
+        # The raw hash also catches a byte-identical copy that was added by hand or uploaded.
+        hashes = (sha, hashlib.sha256(data).hexdigest())
+        with ledger.lock:
+            seen = ledger.claim(hashes)
+            if seen is not None:
+                seen.url = url
+                return seen
+            dest = class_dir / f"{sha[:16]}.jpg"
             tmp = tmp_dir / f"{uuid.uuid4().hex}.jpg"
             tmp.write_bytes(final)
             os.replace(tmp, dest)
             file = rel(root, dest)
-            known[sha] = file
-            df = manifest.add_row(
-                df,
-                file=file,
-                **{"class": cls},
-                source_url=url,
-                query=q,
-                sha256=sha,
-                width=w,
-                height=h,
-                added=manifest.now(),
-                status="kept",
-            )
-            manifest.write(root, df)
+            row = {"file": file, "class": cls, "source_url": url, "query": q, "sha256": sha, "width": w, "height": h}
+            ledger.add(sha, row | {"added": manifest.now(), "status": "kept"})
             return Outcome(url, "kept", file=file)
 
     def one(url: str, q: str) -> Outcome:
@@ -293,6 +331,8 @@ def download_images(
                 if progress is not None:
                     progress(done, len(items), outcome)
     finally:
+        with ledger.lock:
+            ledger.flush()
         if client is None:
             http.close()
     return result

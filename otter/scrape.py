@@ -93,11 +93,19 @@ def _call_with_retries(
             last = ex
             if attempt < retries:
                 sleep(backoff * 2**attempt)
-    # ddgs reports HTTP 403/429 (rate limiting) as "No results found.", so the message covers both.
     raise SearchError(
-        f"image search for {query!r} failed after {retries + 1} tries ({last or type(last).__name__}); "
-        "the search service may be rate-limiting: wait a minute and try again, or try another query"
+        f"image search for {query!r} failed after {retries + 1} {'try' if retries == 0 else 'tries'} {_explain(last)}"
     )
+
+
+def _explain(ex: BaseException | None) -> str:
+    text = " ".join(str(ex or "").split())
+    # ddgs reports HTTP 403/429 (rate limiting) as "No results found.", so that message covers both.
+    if not text or "no results" in text.lower():
+        return "(no results): the search service may be rate-limiting: wait a minute and try again, or try another query"
+    if len(text) > 160:
+        text = text[:157] + "..."
+    return f"({text}): check the internet connection, or wait a minute and try again"
 
 
 def search_images(
