@@ -191,9 +191,11 @@ def build_predict_tab(ctx: AppContext) -> dict:
 # --------------------------------------------------------------------------------------------- curate
 
 
-def build_web_search(ctx: AppContext, shared: dict) -> None:
-    """Place of the web image search panel (find images online, download them into a class)."""
-    gr.Markdown("Web search is not available in this build yet: upload images in the Images view.")
+def build_web_search(ctx: AppContext, shared: dict) -> dict:
+    """The web image search panel (find images online, download them into a class): `otter.ui_collect`."""
+    from .ui_collect import build_search_panel
+
+    return build_search_panel(ctx.data_dir, wrap=friendly)
 
 
 def build_curate_tab(ctx: AppContext) -> dict:
@@ -248,7 +250,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
             dup_table = gr.Dataframe(interactive=False, label="Groups")
             dup_btn = gr.Button("Trash the extras", variant="stop")
         with gr.Tab("Web search", id="web-search"):
-            build_web_search(ctx, ctx.shared)
+            web = build_web_search(ctx, ctx.shared)
         # more Curate sub-tabs go here (e.g. `with gr.Tab("Suspects"): build_suspects_tab(ctx, ctx.shared)`)
 
     # ---- refreshing views
@@ -285,6 +287,8 @@ def build_curate_tab(ctx: AppContext) -> dict:
         )
 
     all_outputs = [status, counts, cls, grid, shown, selected, target, trash_grid, trash_pick, review_target]
+    # After a web download, show the class it went into, with its new images.
+    web["downloaded"].then(friendly(everything), [web["class"], web["summary"]], all_outputs, api_visibility="private")
 
     def act(action):
         """Run a curation action, then refresh every view so all of them show what changed."""

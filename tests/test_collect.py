@@ -321,3 +321,43 @@ def test_cli_download_refuses_unsafe_class_and_missing_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 2 and all(line.startswith("error: ") for line in err.strip().splitlines())
     assert not (tmp_path / "evil").exists()
+
+
+# ---------------------------------------------------------------------------- web search panel logic
+
+
+def test_search_view_shows_thumbnails_and_keeps_hits():
+    from otter.ui_collect import search_view
+
+    fake = FakeSearch(["http://x/a.jpg", "http://x/b.jpg"])
+    items, hits, msg = search_view("sea otter", 10, backend=fake)
+    assert items == [("http://x/a.jpg", "otter 0 · 500×333"), ("http://x/b.jpg", "otter 1 · 500×333")]
+    assert [h["url"] for h in hits] == ["http://x/a.jpg", "http://x/b.jpg"] and "Found 2 images" in msg
+    items, hits, msg = search_view("sea otter", 10, variants=True, backend=FakeSearch(["http://x/a.jpg"]))
+    assert len(hits) == 1 and "*sea otter swimming*" in msg  # several phrasings, repeats dropped
+    assert search_view("  ", 10, backend=fake)[1] == []
+
+
+def test_search_view_turns_a_rate_limit_into_a_message(monkeypatch):
+    from otter.ui_collect import search_view
+
+    monkeypatch.setattr(scrape, "BACKOFF_SECONDS", 0.0)
+    items, hits, msg = search_view("sea otter", 10, backend=FakeSearch([], fail=99))
+    assert items == [] and hits == [] and msg.startswith("⚠️ image search for 'sea otter' failed") and "\n" not in msg
+
+
+def test_download_view_downloads_hits_into_a_new_class(tmp_path, site):
+    from otter.ui_collect import download_view
+
+    photos = real_photos("river", 6)[4:]
+    urls = [site.add(f"/panel/{i}.jpg", p.read_bytes()) for i, p in enumerate(photos)] + [site.base + "/panel/gone.jpg"]
+    hits = search_images("river otter", 10, backend=FakeSearch(urls))
+    data = tmp_path / "data"
+    seen = []
+    msg = download_view(data, "river", hits, progress=lambda d, t, o: seen.append((d, t)))
+    assert msg == "Downloaded into **river**: kept 2, failed 1 (http 404: 1), duplicates 0."
+    assert seen[-1] == (3, 3) and len(list((data / "river").glob("*.jpg"))) == 2
+    assert set(manifest.read(data)["query"]) == {"river otter"}
+    assert download_view(data, "river", []) == "Nothing to download: search first."
+    assert download_view(data, "../up", hits).startswith("⚠️ class name")
+    assert not (tmp_path / "up").exists()
