@@ -1,0 +1,75 @@
+"""App cold start: seconds from `python app.py` to the first answered predict request (gradio_client).
+
+python bench/cold_start.py [--models models] [--image ../shared/otters/sea/00000001.jpg]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import record  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default=str(ROOT / "models"))
+    ap.add_argument("--image", default=str(ROOT / ".." / "shared" / "otters" / "sea" / "00000001.jpg"))
+    args = ap.parse_args()
+    from gradio_client import Client, handle_file
+
+    port = free_port()
+    env = dict(
+        os.environ,
+        GRADIO_SERVER_NAME="127.0.0.1",
+        GRADIO_SERVER_PORT=str(port),
+        OTTER_MODELS_DIR=args.models,
+        OTTER_DATA_DIR=tempfile.mkdtemp(prefix="otter-cold-"),
+        GRADIO_ANALYTICS_ENABLED="False",
+    )
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit("app exited before answering")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        t_listen = time.perf_counter() - t0
+        client = Client(url, verbose=False)
+        result = client.predict(handle_file(args.image), api_name="/predict")
+        t_first = time.perf_counter() - t0
+        t = time.perf_counter()
+        client.predict(handle_file(args.image), api_name="/predict")
+        t_second = time.perf_counter() - t
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    print(
+        f"listening after {t_listen:.1f} s; first prediction answered after {t_first:.1f} s; a warm request takes {t_second * 1000:.0f} ms"
+    )
+    print(f"answer: {str(result)[:120]}")
+    record("cold_start", {"listen_s": t_listen, "first_predict_s": t_first, "warm_request_ms": t_second * 1000})
+
+
+if __name__ == "__main__":
+    main()
