@@ -1,0 +1,71 @@
+"""Curate › Web search in a real browser: search (fake backend, local URLs), see the thumbnails, download into a
+new class, and find the images in the class gallery."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+
+import pytest
+from conftest import real_photos
+from test_collect import FakeSearch, site  # noqa: F401 - `site` is the local image server fixture
+
+from otter import manifest, scrape
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def app_url(tmp_path):
+    from otter.ui import build_app
+
+    demo = build_app(tmp_path / "data", tmp_path / "models")
+    demo.queue().launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
+    yield demo.local_url, tmp_path / "data"
+    demo.close()
+
+
+def test_search_then_download_fills_the_class_gallery(app_url, site, monkeypatch):  # noqa: F811
+    playwright = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.skip("no chromium")
+    url, data = app_url
+    photos = real_photos("sea", 12)[9:]
+    urls = [site.add(f"/ui/{i}.jpg", p.read_bytes()) for i, p in enumerate(photos)] + [site.base + "/ui/gone.jpg"]
+    fake = FakeSearch(urls)
+    monkeypatch.setattr(scrape, "DEFAULT_BACKEND", fake)
+
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(url)
+        page.get_by_role("tab", name="Curate").click()
+        page.get_by_role("tab", name="Web search").click()
+        page.locator("#search-query textarea").fill("sea otter")
+        page.locator("#search-button").click()
+        playwright.expect(page.locator("#search-message")).to_contain_text("Found 4 images", timeout=30_000)
+        playwright.expect(page.locator("#search-gallery img")).to_have_count(4)
+
+        box = page.locator("#search-class input")
+        box.fill("sea")
+        box.press("Enter")
+        page.locator("#search-download").click()
+        playwright.expect(page.locator("#search-summary")).to_contain_text(
+            "kept 3, failed 1 (http 404: 1), duplicates 0", timeout=60_000
+        )
+        # The Images view now shows the new class with its three downloaded images.
+        page.get_by_role("tab", name="Images").click()
+        playwright.expect(page.locator("#curate-gallery img")).to_have_count(3, timeout=30_000)
+        playwright.expect(page.locator("#curate-status")).to_contain_text("kept 3")
+        browser.close()
+
+    assert fake.calls[0]["query"] == "sea otter"
+    assert len(list((data / "sea").glob("*.jpg"))) == 3
+    assert sorted(manifest.read(data)["source_url"]) == sorted(urls[:3])
