@@ -8,7 +8,7 @@ import math
 
 import pandas as pd
 
-from .train import TrainConfig, TrainError
+from .train import PRETRAINED_RECIPE, SCRATCH_RECIPE, TrainConfig, TrainError
 
 ARCH_DEFAULT = "default (by recipe)"
 
@@ -39,6 +39,10 @@ def parse_settings(
         pct = float(valid_pct)
     except (TypeError, ValueError) as ex:
         raise TrainError("batch size and validation % must be numbers") from ex
+    if sizes_t and not epochs_t:
+        # Sizes given without epochs: the recipe's epochs if they fit, else its first count for every size.
+        recipe = (PRETRAINED_RECIPE if pretrained else SCRATCH_RECIPE)["epochs"]
+        epochs_t = tuple(recipe) if len(recipe) == len(sizes_t) else (recipe[0],)
     cfg = TrainConfig(
         arch=None if not arch or arch == ARCH_DEFAULT else arch,
         pretrained=bool(pretrained),

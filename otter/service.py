@@ -42,12 +42,12 @@ class Prediction:
         return f"Model **{self.model}**{acc} · {self.seconds * 1000:.0f} ms"
 
 
-def _stamp(path: Path) -> tuple[float, float]:
-    """Changes whenever a model folder is replaced (save_model renames a new folder into place)."""
+def _stamp(path: Path) -> tuple[int, ...]:
+    """Changes whenever a model folder is replaced (save_model renames a new folder into place: new inodes)."""
     try:
-        return (os.stat(path / META).st_mtime_ns, os.stat(path / WEIGHTS).st_mtime_ns)
+        return tuple(x for f in (META, WEIGHTS) for st in [os.stat(path / f)] for x in (st.st_ino, st.st_mtime_ns, st.st_size))
     except OSError:
-        return (0.0, 0.0)
+        return ()
 
 
 class ModelService:
@@ -55,7 +55,7 @@ class ModelService:
 
     def __init__(self, models_dir: os.PathLike | str):
         self.models_dir = Path(models_dir)
-        self._cache: dict[str, tuple[tuple[float, float], Predictor]] = {}
+        self._cache: dict[str, tuple[tuple[int, ...], Predictor]] = {}
         self._lock = threading.Lock()
 
     def models(self) -> list[dict]:

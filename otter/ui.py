@@ -554,14 +554,16 @@ def _warm_up(ctx: AppContext) -> None:
         pass
 
 
-def launch(demo: gr.Blocks | None = None, **kwargs) -> None:
-    """Start the server: GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are honoured by Gradio itself."""
+def launch(demo: gr.Blocks | None = None, max_file_size: int | str = config.MAX_FILE_BYTES, **kwargs) -> None:
+    """Start the server (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are honoured by Gradio itself). Uploads larger
+    than `max_file_size` are refused by Gradio before they reach the app."""
     demo = demo or build_app()
     ctx: AppContext = demo.otter_context
     # Load the newest model while the server starts, so the first photo does not wait for it.
     threading.Thread(target=_warm_up, args=(ctx,), daemon=True).start()
     demo.queue(default_concurrency_limit=4).launch(
-        max_file_size=config.MAX_FILE_BYTES,
+        max_file_size=max_file_size,
+        # Gallery images are served from the data folder (which may be outside the working directory).
         allowed_paths=[str(ctx.data_dir.resolve())],
         **kwargs,
     )

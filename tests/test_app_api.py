@@ -1,0 +1,69 @@
+"""The app as a client sees it: a real Gradio server on 127.0.0.1, called through gradio_client."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+
+import pytest
+from conftest import make_small_set, real_photos
+from gradio_client import Client, handle_file
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_trained, tmp_path_factory):
+    from otter.ui import build_app, launch
+
+    base = tmp_path_factory.mktemp("app")
+    data = make_small_set(base / "data", per_class=3, size=48)
+    shutil.copytree(tiny_trained[0], base / "models" / "tiny")
+    demo = build_app(data, base / "models")
+    port = free_port()
+    launch(demo, max_file_size=2_000_000, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    return Client(app_url, verbose=False)
+
+
+def test_predict_endpoint_labels_a_real_photo(client, tiny_trained):
+    classes = tiny_trained[1].meta["classes"]
+    out = client.predict(handle_file(str(real_photos("sea", 1)[0])), api_name="/predict")
+    assert out["label"] in classes
+    confidences = {c["label"]: c["confidence"] for c in out["confidences"]}
+    assert set(confidences) == set(classes) and abs(sum(confidences.values()) - 1) < 1e-4
+
+
+def test_only_the_predict_endpoint_is_public(client):
+    assert list(client.view_api(return_format="dict", print_info=False)["named_endpoints"]) == ["/predict"]
+
+
+def test_bad_file_gives_a_clear_error_and_the_next_call_works(client, tmp_path):
+    bad = tmp_path / "holiday.jpg"
+    bad.write_text("this is not a photo")
+    with pytest.raises(Exception, match="holiday.jpg: not an image"):
+        client.predict(handle_file(str(bad)), api_name="/predict")
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes(real_photos("river", 1)[0].read_bytes()[:2000])
+    with pytest.raises(Exception, match="cut.jpg: broken or truncated"):
+        client.predict(handle_file(str(truncated)), api_name="/predict")
+    out = client.predict(handle_file(str(real_photos("river", 1)[0])), api_name="/predict")
+    assert out["label"] in ("river", "sea")
+
+
+def test_upload_over_max_file_size_is_refused(client, tmp_path):
+    big = tmp_path / "big.jpg"
+    big.write_bytes(real_photos("sea", 1)[0].read_bytes() + b"\0" * 2_100_000)
+    with pytest.raises(Exception, match="(?i)too large|exceed|size"):
+        client.predict(handle_file(str(big)), api_name="/predict")
+    out = client.predict(handle_file(str(real_photos("sea", 2)[1])), api_name="/predict")
+    assert out["label"] in ("river", "sea")

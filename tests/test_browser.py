@@ -1,0 +1,143 @@
+"""The app in a real browser (Debian's chromium driven by Playwright): predict, curate, train, predict again.
+
+Set OTTER_SCREENSHOTS_DIR=docs to refresh the README's screenshots."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+from conftest import make_small_set, real_photos
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)"),
+]
+TIMEOUT_MS = 240_000  # generous: CI machines are slow and training is real
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(tiny_trained, tmp_path_factory):
+    from otter.ui import build_app, launch
+
+    base = tmp_path_factory.mktemp("browser")
+    data = make_small_set(base / "data", per_class=8, size=64)
+    shutil.copytree(tiny_trained[0], base / "models" / "tiny")
+    demo = build_app(data, base / "models")
+    port = free_port()
+    launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield {"url": f"http://127.0.0.1:{port}/", "data": data, "models": base / "models"}
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, app):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(60_000)
+    page.goto(app["url"])
+    yield page
+    page.close()
+
+
+def screenshot(page, name: str, tmp_path: Path) -> None:
+    folder = Path(os.environ.get("OTTER_SCREENSHOTS_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def predict_in_browser(page, photo: Path) -> str:
+    page.get_by_role("tab", name="Predict").click()
+    page.locator("#predict-image input[type=file]").set_input_files(str(photo))
+    info = page.locator("#predict-info")
+    info.filter(has_text="Model").wait_for(timeout=TIMEOUT_MS)
+    return info.inner_text()
+
+
+def test_drop_a_photo_and_see_a_label(page, tmp_path):
+    info = predict_in_browser(page, real_photos("sea", 4)[3])
+    assert "tiny" in info and "ms" in info
+    label = page.locator("#predict-label").inner_text()
+    assert "river" in label or "sea" in label
+    screenshot(page, "predict", tmp_path)
+
+
+def test_bad_file_shows_a_message_and_the_app_keeps_working(page, tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    page.locator("#predict-image input[type=file]").set_input_files(str(bad))
+    page.locator("#predict-info").filter(has_text="not an image").wait_for(timeout=TIMEOUT_MS)
+    page.locator("#predict-image button[aria-label='Clear']").first.click()
+    assert "tiny" in predict_in_browser(page, real_photos("river", 1)[0])
+
+
+def test_delete_an_image_in_curate_and_restore_it(page, app, tmp_path):
+    page.get_by_role("tab", name="Curate").click()
+    first = page.locator("#curate-gallery button.thumbnail-item").first
+    first.wait_for()
+    name = first.locator("img").get_attribute("alt")
+    path = app["data"] / "river" / name
+    before = path.read_bytes()
+    screenshot(page, "curate", tmp_path)
+    first.click()
+    page.locator(f"#curate-selected input[name='river/{name}']").wait_for()
+    assert page.locator(f"#curate-selected input[name='river/{name}']").is_checked()
+    page.locator("#curate-delete").click()
+    page.locator("#curate-status").filter(has_text="Moved to the trash 1 image").wait_for()
+    assert not path.exists()
+    page.get_by_role("tab", name="Trash").click()
+    page.locator("#trash-selected label", has_text=f"river/{name}").click()
+    page.locator("#trash-restore").click()
+    page.locator("#curate-status").filter(has_text="Restored 1 image").wait_for()
+    assert path.read_bytes() == before
+
+
+def test_train_a_tiny_model_and_predict_with_it(page, app, tmp_path):
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-pretrained input[type=checkbox]").uncheck()
+    page.locator("#train-sizes textarea, #train-sizes input").first.fill("32")
+    page.locator("#train-epochs textarea, #train-epochs input").first.fill("1")
+    page.locator("#train-bs input").first.fill("8")
+    page.locator("#train-model-name textarea, #train-model-name input").first.fill("browser")
+    page.locator("#train-start").click()
+    page.locator("#train-message").filter(has_text="Started training").wait_for()
+    status = page.locator("#train-status")
+    status.filter(has_text="Training").or_(status.filter(has_text="Done")).first.wait_for(timeout=TIMEOUT_MS)
+    page.locator("#train-start").click()  # a second start while running is refused (or it has already finished)
+    page.locator("#train-message").filter(has_text="already running").or_(
+        page.locator("#train-message").filter(has_text="Started training")
+    ).first.wait_for()
+    status.filter(has_text="Done").wait_for(timeout=TIMEOUT_MS)
+    assert (app["models"] / "browser" / "model.safetensors").is_file()
+    page.locator("#train-epochs-table").filter(has_text="1").wait_for()
+    screenshot(page, "train", tmp_path)
+    assert "browser" in predict_in_browser(page, real_photos("sea", 2)[1])
