@@ -125,24 +125,27 @@ def cmd_train(args) -> int:
 
 def cmd_predict(args) -> int:
     from .images import InvalidImage
-    from .predict import Predictor, top_label
+    from .predict import Predictor
 
     predictor = Predictor.load(_resolve_model(args))
-    results = predictor.predict_batch(args.images)
+    results = predictor.classify_batch(args.images)
     out, failed = [], 0
     for path, res in zip(args.images, results):
         if isinstance(res, InvalidImage):
             failed += 1
             out.append({"image": path, "error": str(res)})
         else:
-            label, prob = top_label(res)
-            out.append({"image": path, "label": label, "probs": res})
+            out.append({"image": path, "label": res["label"], "probs": res["probs"], "known": res["known"]})
+            if not res["known"]:
+                out[-1]["message"] = res["message"]
     if args.json:
         print(json.dumps(out, indent=None))
     else:
         for r in out:
             if "error" in r:
                 print(f"{r['image']}  error: {r['error']}")
+            elif not r["known"]:
+                print(f"{r['image']}  {r['message']}  ({r['label']} {r['probs'][r['label']]:.3f})")
             else:
                 print(f"{r['image']}  {r['label']}  {r['probs'][r['label']]:.3f}")
     return 1 if failed == len(out) else 0
@@ -160,6 +163,11 @@ def cmd_evaluate(args) -> int:
         for c, f in report["per_class"].items():
             print(f"  {c:<20} precision {f['precision']:.3f}  recall {f['recall']:.3f}  f1 {f['f1']:.3f}  n={f['support']}")
         print("confusion (rows true, columns predicted): " + json.dumps(report["confusion"]))
+        if report.get("ece") is not None:
+            print(
+                f"calibration error (ECE, 15 bins) {report['ece']:.3f} (before temperature scaling {report['ece_before']:.3f}); "
+                f"'not sure' for {100 * (report['unknown_rate'] or 0):.1f}% of the images"
+            )
         for e in report["errors"]:
             print(f"  skipped {e['image']}: {e['error']}")
     return 0
@@ -319,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("images", nargs="+", metavar="IMAGE")
     pr.add_argument("--model", help="model folder (default: newest in the models folder)")
     pr.add_argument("--models", help="models folder (default: $OTTER_MODELS_DIR or ./models)")
-    pr.add_argument("--json", action="store_true", help='print [{"image", "label", "probs"} | {"image", "error"}]')
+    pr.add_argument("--json", action="store_true", help='print [{"image", "label", "probs", "known"} | {"image", "error"}]')
     pr.set_defaults(func=cmd_predict)
 
     ev = sub.add_parser(
@@ -331,7 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("data_dir", metavar="DATA_DIR")
     ev.add_argument("--model", help="model folder (default: newest in the models folder)")
     ev.add_argument("--models", help="models folder (default: $OTTER_MODELS_DIR or ./models)")
-    ev.add_argument("--json", action="store_true", help='print {"accuracy", "n", "classes", "confusion", "per_class"}')
+    ev.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"accuracy", "n", "classes", "confusion", "per_class", "ece", "ece_before", "unknown_rate"}',
+    )
     ev.set_defaults(func=cmd_evaluate)
 
     v = sub.add_parser(

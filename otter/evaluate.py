@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from .calibrate import ece
 from .dataset import list_classes, list_images
 from .images import InvalidImage
 from .metrics import classification_report
@@ -17,21 +18,34 @@ class EvaluateError(ValueError):
 
 
 def evaluate(predictor: Predictor, data_dir: os.PathLike | str) -> dict:
-    """Accuracy, confusion matrix and per-class figures; images of classes the model does not know are
+    """Accuracy, confusion matrix and per-class figures, calibration error (15 bins) after and before
+    temperature scaling, and the share flagged "not sure"; images of classes the model does not know are
     counted in "skipped", unreadable images in "errors"."""
     classes = predictor.classes
     known = [c for c in list_classes(data_dir) if c in classes]
     if not known:
         raise EvaluateError(f"{data_dir} has no class folder named like the model's classes ({', '.join(classes)})")
     images = [p for c in known for p in list_images(data_dir, c)]
-    results = predictor.predict_batch(images)
-    y_true, y_pred, errors = [], [], []
+    results = predictor.classify_batch(images)
+    y_true, probs, flagged, errors = [], [], [], []
     for path, res in zip(images, results):
         if isinstance(res, InvalidImage):
             errors.append({"image": str(path), "error": str(res)})
             continue
         y_true.append(classes.index(path.parent.name))
-        y_pred.append(classes.index(max(res, key=res.get)))
-    report = classification_report(np.array(y_true, dtype=int), np.array(y_pred, dtype=int), classes)
+        probs.append([res["probs"][c] for c in classes])
+        flagged.append(not res["known"])
+    y = np.array(y_true, dtype=int)
+    p = np.array(probs, dtype=np.float64).reshape(len(y), len(classes))
+    report = classification_report(y, p.argmax(1) if len(y) else y, classes)
+    # The probabilities are temperature-scaled; p ** T renormalised gives back the raw softmax exactly.
+    raw = np.clip(p, 1e-300, 1) ** predictor.temperature
+    raw /= np.maximum(raw.sum(1, keepdims=True), 1e-300)
+    honesty = {
+        "ece": ece(p, y) if len(y) else None,
+        "ece_before": ece(raw, y) if len(y) else None,
+        "temperature": predictor.temperature,
+        "unknown_rate": float(np.mean(flagged)) if flagged else None,
+    }
     skipped = [c for c in list_classes(data_dir) if c not in classes]
-    return report | {"errors": errors, "skipped_classes": skipped, "model": predictor.name}
+    return report | honesty | {"errors": errors, "skipped_classes": skipped, "model": predictor.name}

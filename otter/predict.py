@@ -12,6 +12,7 @@ from PIL import Image
 from .device import pick_device
 from .images import ImageInput, InvalidImage, load_image
 from .model_io import load_model
+from .ood import Detector, detector_from_meta, features_and_logits
 
 
 def preprocess(im: Image.Image, size: int, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -35,6 +36,7 @@ class Predictor:
         self.temperature = float(meta.get("calibration", {}).get("temperature", 1.0))
         self.device = pick_device()
         self.model = model.eval().to(self.device)
+        self.detector: Detector | None = detector_from_meta(meta, path)  # "not sure" test; None: every image is known
 
     @classmethod
     def load(cls, model_dir: os.PathLike | str) -> Predictor:
@@ -63,23 +65,71 @@ class Predictor:
         """Class probabilities (summing to 1) for one image."""
         return self._as_dicts(self.probabilities(self.logits(self.tensor(image)[None])))[0]
 
-    def predict_batch(self, images: list[ImageInput], batch_size: int = 32) -> list[dict[str, float] | InvalidImage]:
-        """Probabilities for many images, batched; a bad image yields its `InvalidImage` in its place."""
-        results: list[dict[str, float] | InvalidImage] = []
+    def _chunks(self, images: list[ImageInput], batch_size: int):
+        """(results with each bad image's `InvalidImage` in place, indices of good images, their batch) per chunk."""
         for start in range(0, len(images), batch_size):
             chunk, good, tensors = images[start : start + batch_size], [], []
-            out: list[dict[str, float] | InvalidImage] = [None] * len(chunk)  # type: ignore[list-item]
+            out: list = [None] * len(chunk)
             for i, image in enumerate(chunk):
                 try:
                     tensors.append(self.tensor(image))
                     good.append(i)
                 except InvalidImage as ex:
                     out[i] = ex
-            if tensors:
-                for i, probs in zip(good, self._as_dicts(self.probabilities(self.logits(torch.stack(tensors))))):
+            yield out, good, torch.stack(tensors) if tensors else None
+
+    def predict_batch(self, images: list[ImageInput], batch_size: int = 32) -> list[dict[str, float] | InvalidImage]:
+        """Probabilities for many images, batched; a bad image yields its `InvalidImage` in its place."""
+        results: list[dict[str, float] | InvalidImage] = []
+        for out, good, batch in self._chunks(images, batch_size):
+            if batch is not None:
+                for i, probs in zip(good, self._as_dicts(self.probabilities(self.logits(batch)))):
                     out[i] = probs
             results += out
         return results
+
+    @torch.inference_mode()
+    def _known(self, batch: torch.Tensor) -> tuple[torch.Tensor, list[bool], list[float | None]]:
+        """Logits plus the "not sure" test, from one forward pass (features only when the detector needs them)."""
+        det = self.detector
+        if det is None:
+            logits = self.logits(batch)
+            return logits, [True] * len(logits), [None] * len(logits)
+        feats = None
+        if det.needs_features:
+            feats, logits = features_and_logits(self.model, batch.to(self.device))
+            feats, logits = feats.cpu().numpy(), logits.cpu()
+        else:
+            logits = self.logits(batch)
+        known, score = det.known(feats, logits.numpy())
+        return logits, [bool(k) for k in known], [float(s) for s in score]
+
+    def classify_batch(self, images: list[ImageInput], batch_size: int = 32) -> list[dict | InvalidImage]:
+        """Like `predict_batch`, but each result is {"label", "probs", "confidence", "known", "score", "message"}.
+
+        `known` is False for an image unlike the training classes (then `message` says "not sure ..." and
+        `label` is still the likeliest class); `score` is the detector's (higher = more unusual)."""
+        results: list[dict | InvalidImage] = []
+        for out, good, batch in self._chunks(images, batch_size):
+            if batch is not None:
+                logits, known, scores = self._known(batch)
+                for i, probs, k, s in zip(good, self._as_dicts(self.probabilities(logits)), known, scores):
+                    label, conf = top_label(probs)
+                    msg = None if k else not_sure_message(self.classes)
+                    out[i] = {"label": label, "probs": probs, "confidence": conf, "known": k, "score": s, "message": msg}
+            results += out
+        return results
+
+    def classify(self, image: ImageInput) -> dict:
+        """One image: calibrated probabilities, label, `known` and score (see `classify_batch`); raises `InvalidImage`."""
+        res = self.classify_batch([image])[0]
+        if isinstance(res, InvalidImage):
+            raise res
+        return res
+
+
+def not_sure_message(classes: list[str]) -> str:
+    return f"not sure (looks like none of: {', '.join(classes)})"
 
 
 def top_label(probs: dict[str, float]) -> tuple[str, float]:

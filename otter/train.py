@@ -72,6 +72,7 @@ class TrainConfig:
     mixup: float | None = None  # MixUp alpha; 0 = off
     label_smoothing: float = 0.1
     wd: float | None = None
+    ood_method: str = "mahalanobis"  # "not sure" detector fitted on the validation split (otter.ood.METHODS)
 
     def __post_init__(self) -> None:
         recipe = PRETRAINED_RECIPE if self.pretrained else SCRATCH_RECIPE
@@ -104,6 +105,10 @@ class TrainConfig:
             raise TrainError("batch size must be at least 1")
         if self.lr is not None and not (0 < self.lr < 10):
             raise TrainError("learning rate must be a positive number below 10")
+        from .ood import METHODS
+
+        if self.ood_method not in METHODS:
+            raise TrainError(f"unknown 'not sure' method {self.ood_method!r}; choose one of {', '.join(METHODS)}")
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -439,6 +444,24 @@ def predict_items(learn, items: list[Path], labels: list[str]):
     return probs, losses
 
 
+def _fit_honesty(model, items: list[Path], y: np.ndarray, is_valid: np.ndarray, n_classes: int, cfg: TrainConfig):
+    """Temperature scaling and the "not sure" threshold from the validation split (otter.honest)."""
+    from .honest import fit_honesty
+
+    train_idx, valid_idx = np.flatnonzero(~is_valid), np.flatnonzero(is_valid)
+    size = int(cfg.sizes[-1])
+    return fit_honesty(
+        model,
+        n_classes,
+        size,
+        [load_training_image(items[i], size) for i in train_idx],
+        y[train_idx],
+        [load_training_image(items[i], size) for i in valid_idx],
+        y[valid_idx],
+        method=cfg.ood_method,
+    )
+
+
 @dataclass
 class TrainResult:
     model_dir: Path | None
@@ -531,12 +554,15 @@ def train(
             "train_seconds": round(time.monotonic() - run.start, 1),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+        run.stage = "calibrating"
+        run.emit("stage")
+        meta["calibration"], meta["ood"], extra = _fit_honesty(learn.model, items, y, is_valid, len(vocab), cfg)
         _check_cancel(run)
         written = None
         if model_dir is not None:
             run.stage = "saving"
             run.emit("stage")
-            written = save_model(learn.model, meta, model_dir, half=half)
+            written = save_model(learn.model, meta, model_dir, half=half, extra_tensors=extra)
         run.emit("done", accuracy=report["accuracy"], model_dir=str(written) if written else None)
     clear_cache()
     return TrainResult(written, meta, learn)

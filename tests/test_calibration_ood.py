@@ -1,0 +1,160 @@
+"""Calibrated confidence and 'not sure': temperature scaling, ECE, OOD detectors, and where they show up."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import make_shapes, shape_image
+from PIL import Image
+
+from otter import calibrate, ood
+from otter.cli import main as cli_main
+from otter.evaluate import evaluate
+from otter.predict import Predictor
+from otter.synthetic import FAMILIES, synthetic_images
+
+
+def stripes_image(size: int = 48) -> Image.Image:
+    a = np.zeros((size, size, 3), dtype=np.uint8)
+    a[:, ::4] = (255, 255, 0)
+    a[:, 1::4] = (0, 255, 0)
+    return Image.fromarray(a)
+
+
+def noise_image(size: int = 48, seed: int = 0) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8))
+
+
+@pytest.fixture(scope="module")
+def shapes_model(tmp_path_factory):
+    """A tiny model on discs vs squares, with a validation split, so calibration and the detector are fitted."""
+    from otter.train import TrainConfig, train
+
+    base = tmp_path_factory.mktemp("shapes_model")
+    data = make_shapes(base / "data", per_class=16)
+    cfg = TrainConfig(
+        pretrained=False, arch="resnet18", sizes=(32,), epochs=3, bs=8, mixup=0.0, valid_pct=0.25, ood_method="mahalanobis"
+    )
+    result = train(data, cfg, base / "models" / "shapes")
+    return result.model_dir, data
+
+
+# ------------------------------------------------------------------------------------------ calibration
+
+
+def test_ece_of_a_hand_made_example():
+    # Bin (0.6, 0.667]: confidences 0.62, 0.64 with 1 of 2 correct -> |0.5 - 0.63| = 0.13, weight 2/4.
+    # Bin (0.933, 1]: confidences 0.95, 1.0, both correct -> |1 - 0.975| = 0.025, weight 2/4.
+    probs = np.array([[0.62, 0.38], [0.36, 0.64], [0.95, 0.05], [0.0, 1.0]])
+    y = np.array([0, 0, 0, 1])
+    assert calibrate.ece(probs, y) == pytest.approx(0.5 * 0.13 + 0.5 * 0.025)
+    # 50% sure and right half the time: perfectly calibrated
+    assert calibrate.ece(np.array([[0.5, 0.5], [0.5, 0.5]]), np.array([0, 1])) == pytest.approx(0.0)
+
+
+def test_temperature_scaling_fixes_overconfident_logits_and_keeps_argmax():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 400)
+    logits = rng.normal(0, 1, (400, 3))
+    logits[np.arange(400), y] += 1.0  # ~55-60% accurate...
+    logits *= 6  # ...but scaled to be far too sure
+    t = calibrate.fit_temperature(logits, y)
+    assert t > 2
+    assert calibrate.nll(logits, y, t) < calibrate.nll(logits, y)
+    assert (calibrate.softmax(logits, t).argmax(1) == logits.argmax(1)).all()
+    assert calibrate.ece(calibrate.softmax(logits, t), y) < calibrate.ece(calibrate.softmax(logits), y)
+
+
+def test_trained_model_stores_calibration_that_lowers_validation_nll(shapes_model):
+    model_dir, _ = shapes_model
+    meta = json.loads((model_dir / "model.json").read_text())
+    cal = meta["calibration"]
+    assert cal["nll_after"] <= cal["nll_before"] + 1e-9
+    assert cal["n"] > 0 and 0 <= cal["ece_after"] <= 1
+    assert Predictor.load(model_dir).temperature == pytest.approx(cal["temperature"])
+
+
+# ------------------------------------------------------------------------------------------- detectors
+
+
+def test_every_detector_separates_far_features_and_accepts_95_percent_of_validation():
+    rng = np.random.default_rng(1)
+    means = np.array([[3.0] * 8, [-3.0] * 8])
+    y_tr, y_va = rng.integers(0, 2, 200), rng.integers(0, 2, 100)
+    f_tr, f_va = means[y_tr] + rng.normal(0, 1, (200, 8)), means[y_va] + rng.normal(0, 1, (100, 8))
+    f_out = rng.normal(0, 1, (50, 8)) * 0.3 + np.r_[3.0, -3.0, 3.0, -3.0, 3.0, -3.0, 3.0, -3.0]
+    w = means.T / 3  # a linear "last layer": logits follow the class means
+    for method in ("msp", "energy", "mahalanobis", "knn"):
+        det = ood.fit_detector(method, 2, f_tr, y_tr, f_va, f_va @ w)
+        known_va, _ = det.known(f_va, f_va @ w)
+        assert known_va.mean() >= 0.95, method
+        if method in ("mahalanobis", "knn"):  # only feature-space methods see these as unusual
+            assert ood.auroc(det.scores(f_va, f_va @ w), det.scores(f_out, f_out @ w)) > 0.95, method
+
+
+def test_none_class_score_uses_the_extra_output():
+    det = ood.Detector("none_class", 2)
+    logits = np.array([[5.0, 0.0, -5.0], [0.0, 0.0, 8.0]])
+    s = det.scores(None, logits)
+    assert s[1] > s[0]
+
+
+def test_synthetic_families_are_reproducible_and_sized():
+    photo = shape_image("disc", 0, 64)
+    a = synthetic_images(len(FAMILIES), 40, seed=3, photos=[photo])
+    b = synthetic_images(len(FAMILIES), 40, seed=3, photos=[photo])
+    assert [f for f, _ in a] == list(FAMILIES)
+    assert all(im.size == (40, 40) and im.mode == "RGB" for _, im in a)
+    assert all(np.array_equal(np.asarray(x), np.asarray(y)) for (_, x), (_, y) in zip(a, b))
+
+
+# ------------------------------------------------------------------------------------- in the product
+
+
+def test_clearly_different_images_are_flagged_and_in_class_images_are_not(shapes_model):
+    model_dir, _ = shapes_model
+    assert (model_dir / ood.OOD_TENSORS).is_file()
+    pred = Predictor.load(model_dir)
+    assert pred.detector is not None and pred.detector.method == "mahalanobis"
+    fresh = [shape_image(k, 5000 + i) for k in ("disc", "square") for i in range(6)]
+    results = pred.classify_batch(fresh + [stripes_image(), noise_image()])
+    in_class, odd = results[:-2], results[-2:]
+    assert np.mean([r["known"] for r in in_class]) >= 0.8
+    assert [r["known"] for r in odd] == [False, False]
+    assert "not sure (looks like none of: disc, square)" == odd[0]["message"]
+    assert all(r["score"] > pred.detector.threshold for r in odd)
+    # classify and predict agree on the probabilities: one calibrated softmax
+    assert pred.predict(fresh[0]) == pytest.approx(results[0]["probs"])
+
+
+def test_cli_predict_json_has_known_and_text_says_not_sure(shapes_model, tmp_path, capsys):
+    model_dir, data = shapes_model
+    odd = tmp_path / "stripes.png"
+    stripes_image().save(odd)
+    disc = sorted((data / "disc").iterdir())[0]
+    assert cli_main(["predict", "--json", "--model", str(model_dir), str(odd), str(disc)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out[0]["known"] is False and out[1]["known"] is True
+    assert cli_main(["predict", "--model", str(model_dir), str(odd)]) == 0
+    assert "not sure (looks like none of: disc, square)" in capsys.readouterr().out
+
+
+def test_evaluate_reports_ece_and_unknown_rate(shapes_model):
+    model_dir, data = shapes_model
+    report = evaluate(Predictor.load(model_dir), data)
+    assert 0 <= report["ece"] <= 1 and 0 <= report["ece_before"] <= 1
+    assert 0 <= report["unknown_rate"] <= 0.5  # the model's own classes: mostly known
+
+
+def test_model_without_validation_split_records_why_and_knows_everything(model_copy):
+    # tiny_trained uses the default valid_pct; a model trained on everything records why nothing was fitted
+    from otter.honest import fit_honesty
+
+    pred = Predictor.load(model_copy)
+    cal, rec, tensors = fit_honesty(pred.model, 2, 32, [stripes_image()], [0], [], [])
+    assert rec["method"] is None and "no validation split" in rec["skipped"] and tensors == {}
+    meta = dict(pred.meta, ood=rec, calibration=cal)
+    bare = Predictor(pred.model, meta)
+    assert bare.detector is None and bare.classify(noise_image())["known"] is True
