@@ -361,3 +361,10 @@ def test_download_view_downloads_hits_into_a_new_class(tmp_path, site):
     assert download_view(data, "river", []) == "Nothing to download: search first."
     assert download_view(data, "../up", hits).startswith("⚠️ class name")
     assert not (tmp_path / "up").exists()
+
+
+def test_cli_scrape_search_only_prints_a_url_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(scrape, "DEFAULT_BACKEND", FakeSearch(["http://x/a.jpg", "http://x/b.jpg"]))
+    rc = cli.main(["scrape", "sea", "sea otter", "--variants", "--search-only", "--data", str(tmp_path / "data")])
+    assert rc == 0 and capsys.readouterr().out.splitlines() == ["http://x/a.jpg", "http://x/b.jpg"]
+    assert not (tmp_path / "data").exists()  # nothing downloaded, no folder made

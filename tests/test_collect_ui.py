@@ -42,6 +42,7 @@ def test_search_then_download_fills_the_class_gallery(app_url, site, monkeypatch
     fake = FakeSearch(urls)
     monkeypatch.setattr(scrape, "DEFAULT_BACKEND", fake)
 
+    wait = {"timeout": 30_000}  # the test machine may be busy: generous waits, never a speed check
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page()
@@ -50,20 +51,22 @@ def test_search_then_download_fills_the_class_gallery(app_url, site, monkeypatch
         page.get_by_role("tab", name="Web search").click()
         page.locator("#search-query textarea").fill("sea otter")
         page.locator("#search-button").click()
-        playwright.expect(page.locator("#search-message")).to_contain_text("Found 4 images", timeout=30_000)
-        playwright.expect(page.locator("#search-gallery img")).to_have_count(4)
+        playwright.expect(page.locator("#search-message")).to_contain_text("Found 4 images", **wait)
+        playwright.expect(page.locator("#search-gallery img")).to_have_count(4, **wait)
 
         box = page.locator("#search-class input")
         box.fill("sea")
         box.press("Enter")
+        box.press("Tab")  # commit the typed class name before pressing Download
+        playwright.expect(box).to_have_value("sea", **wait)
         page.locator("#search-download").click()
         playwright.expect(page.locator("#search-summary")).to_contain_text(
             "kept 3, failed 1 (http 404: 1), duplicates 0", timeout=60_000
         )
         # The Images view now shows the new class with its three downloaded images.
         page.get_by_role("tab", name="Images").click()
-        playwright.expect(page.locator("#curate-gallery img")).to_have_count(3, timeout=30_000)
-        playwright.expect(page.locator("#curate-status")).to_contain_text("kept 3")
+        playwright.expect(page.locator("#curate-gallery img")).to_have_count(3, **wait)
+        playwright.expect(page.locator("#curate-status")).to_contain_text("kept 3", **wait)
         browser.close()
 
     assert fake.calls[0]["query"] == "sea otter"
