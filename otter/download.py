@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import ipaddress
 import os
+import socket
 import threading
 import time
 import uuid
@@ -102,13 +104,31 @@ def read_url_file(path: os.PathLike | str) -> list[str]:
     return urls
 
 
-def make_client(max_workers: int = MAX_WORKERS, timeout: float = TIMEOUT) -> httpx.Client:
-    """One pooled HTTP client for all workers: browser-like user agent, redirects followed."""
+def _refuse_private(request: httpx.Request) -> None:
+    """Refuse requests (redirects included) to loopback, private, link-local and other non-public addresses,
+    so a public app cannot be steered at its own network or a cloud metadata service."""
+    host = request.url.host
+    try:
+        infos = socket.getaddrinfo(host, request.url.port or 443, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        return  # the request itself fails as a connection error
+    for *_, sockaddr in infos:
+        ip = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+        if ip.version == 6 and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        if not ip.is_global or ip.is_multicast:
+            raise _Failed("blocked address", f"{host} is a private or local address")
+
+
+def make_client(max_workers: int = MAX_WORKERS, timeout: float = TIMEOUT, allow_private: bool = True) -> httpx.Client:
+    """One pooled HTTP client for all workers: browser-like user agent, redirects followed; with
+    `allow_private=False`, requests to non-public addresses fail as "blocked address"."""
     return httpx.Client(
         follow_redirects=True,
         timeout=httpx.Timeout(timeout),
         headers={"User-Agent": USER_AGENT, "Accept": "image/avif,image/webp,image/png,image/*;q=0.9,*/*;q=0.5"},
         limits=httpx.Limits(max_connections=max_workers, max_keepalive_connections=max_workers),
+        event_hooks={"request": [] if allow_private else [_refuse_private]},
     )
 
 
@@ -262,6 +282,7 @@ def download_images(
     max_side: int = MAX_SIDE,
     min_side: int = MIN_SIDE,
     progress: ProgressFn | None = None,
+    allow_private: bool = True,
     client: httpx.Client | None = None,
 ) -> DownloadResult:
     """Download `urls` into `class_dir` (`<data root>/<class>`, created if needed); returns a `DownloadResult`.
@@ -269,7 +290,7 @@ def download_images(
     Each item is a URL or a search hit (a mapping with "url" and optionally "query"); `query` is recorded
     for plain URLs. An image already present in any class (same SHA-256 before or after resizing) counts as
     a duplicate, one trashed before fails as "trashed before". `progress(done, total, outcome)` is called
-    after each URL, in the calling thread."""
+    after each URL, in the calling thread. A public app passes `allow_private=False` (see `make_client`)."""
     class_dir = Path(class_dir)
     root = class_dir.parent
     cls = check_name(class_dir.name, "class name")
@@ -321,7 +342,7 @@ def download_images(
         finally:
             tmp.unlink(missing_ok=True)
 
-    http = client or make_client(max_workers, timeout)
+    http = client or make_client(max_workers, timeout, allow_private)
     try:
         with ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="otter-dl") as pool:
             futures = [pool.submit(one, url, q) for url, q in items]

@@ -20,6 +20,8 @@ from .safepath import UnsafePath, check_name
 DEFAULT_MAX = 50
 LIMIT = 200  # most images one search may fetch: keeps a public app polite to the search service
 EXPECTED = (scrape.SearchError, UnsafePath, DatasetError, OSError)
+# The app may be public: image URLs from search results must not reach its own network (tests on 127.0.0.1 allow it).
+ALLOW_PRIVATE_URLS = False
 
 
 def search_view(
@@ -61,7 +63,7 @@ def download_view(
         return "⚠️ Pick a class (or type a new class name) to download into."
     try:
         name = check_name(str(cls), "class name")
-        result = download_images(hits, Path(data_dir) / name, progress=progress)
+        result = download_images(hits, Path(data_dir) / name, progress=progress, allow_private=ALLOW_PRIVATE_URLS)
     except EXPECTED as ex:
         return f"⚠️ {ex}"
     return f"Downloaded into **{name}**: {result.summary_line()}."
@@ -109,12 +111,13 @@ def build_search_panel(data_dir: os.PathLike | str, wrap: Callable[[Callable], C
 
         return download_view(root, c, found_hits, report)
 
-    def refresh_classes(c):
-        return gr.Dropdown(choices=list_classes(root), value=c)
+    def refresh_classes():
+        # Choices only: sending the value back would wipe what the user typed while the request was under way.
+        return gr.Dropdown(choices=list_classes(root))
 
     search_btn.click(wrap(on_search), [query, count, variants], [found, hits, message], api_visibility="private")
     query.submit(wrap(on_search), [query, count, variants], [found, hits, message], api_visibility="private")
-    cls.focus(refresh_classes, [cls], [cls], api_visibility="private")
+    cls.focus(refresh_classes, None, [cls], api_visibility="private")
     downloaded = download_btn.click(wrap(on_download), [cls, hits], [summary], api_visibility="private")
-    downloaded = downloaded.then(refresh_classes, [cls], [cls], api_visibility="private")
+    downloaded = downloaded.then(refresh_classes, None, [cls], api_visibility="private")
     return {"downloaded": downloaded, "class": cls, "summary": summary}

@@ -11,6 +11,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 from conftest import real_photos
 from ddgs.exceptions import DDGSException
@@ -346,8 +347,44 @@ def test_search_view_turns_a_rate_limit_into_a_message(monkeypatch):
     assert items == [] and hits == [] and msg.startswith("⚠️ image search for 'sea otter' failed") and "\n" not in msg
 
 
-def test_download_view_downloads_hits_into_a_new_class(tmp_path, site):
+def test_download_view_refuses_local_addresses_by_default(tmp_path, site):
     from otter.ui_collect import download_view
+
+    url = site.add("/private.jpg", real_photos("river", 1)[0].read_bytes())
+    hits = search_images("river otter", 10, backend=FakeSearch([url, site.add("/hop.jpg", status=302, to=url)]))
+    msg = download_view(tmp_path / "data", "river", hits)
+    assert msg == "Downloaded into **river**: kept 0, failed 2 (blocked address: 2), duplicates 0."
+    assert not list((tmp_path / "data" / "river").iterdir())
+
+
+def test_download_refuses_a_redirect_to_a_local_address(tmp_path, site, monkeypatch):
+    import socket
+
+    # Pretend "images.example" is a public host whose image redirects into the local network.
+    real = socket.getaddrinfo
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, *a, **k: (
+            [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 80))]
+            if host == "images.example"
+            else real(host, *a, **k)
+        ),
+    )
+    target = site.add("/inner.jpg", real_photos("river", 1)[0].read_bytes())
+    transport = httpx.MockTransport(lambda request: httpx.Response(302, headers={"Location": target}))
+    from otter.download import _refuse_private
+
+    with httpx.Client(transport=transport, follow_redirects=True, event_hooks={"request": [_refuse_private]}) as client:
+        result = download_images(["http://images.example/otter.jpg"], tmp_path / "data" / "river", client=client)
+    assert dict(result.failed) == {"blocked address": 1}
+
+
+def test_download_view_downloads_hits_into_a_new_class(tmp_path, site, monkeypatch):
+    from otter import ui_collect
+    from otter.ui_collect import download_view
+
+    monkeypatch.setattr(ui_collect, "ALLOW_PRIVATE_URLS", True)  # the test server is on 127.0.0.1
 
     photos = real_photos("river", 6)[4:]
     urls = [site.add(f"/panel/{i}.jpg", p.read_bytes()) for i, p in enumerate(photos)] + [site.base + "/panel/gone.jpg"]

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import shutil
 import socket
+import time
 
 import pytest
 from conftest import real_photos
 from test_collect import FakeSearch, site  # noqa: F401 - `site` is the local image server fixture
 
-from otter import manifest, scrape
+from otter import manifest, scrape, ui_collect
+from otter.dataset import list_classes
 
 pytestmark = pytest.mark.browser
 
@@ -41,6 +43,13 @@ def test_search_then_download_fills_the_class_gallery(app_url, site, monkeypatch
     urls = [site.add(f"/ui/{i}.jpg", p.read_bytes()) for i, p in enumerate(photos)] + [site.base + "/ui/gone.jpg"]
     fake = FakeSearch(urls)
     monkeypatch.setattr(scrape, "DEFAULT_BACKEND", fake)
+    monkeypatch.setattr(ui_collect, "ALLOW_PRIVATE_URLS", True)  # the image server is on 127.0.0.1
+
+    def slow_classes(root):  # the class list refreshed on focus arrives after the user has typed
+        time.sleep(1.0)
+        return list_classes(root)
+
+    monkeypatch.setattr(ui_collect, "list_classes", slow_classes)
 
     wait = {"timeout": 30_000}  # the test machine may be busy: generous waits, never a speed check
     with playwright.sync_playwright() as p:
@@ -58,6 +67,7 @@ def test_search_then_download_fills_the_class_gallery(app_url, site, monkeypatch
         box.fill("sea")
         box.press("Enter")
         box.press("Tab")  # commit the typed class name before pressing Download
+        page.wait_for_timeout(2000)  # let the slow class-list refresh land: it must not wipe the typed name
         playwright.expect(box).to_have_value("sea", **wait)
         page.locator("#search-download").click()
         playwright.expect(page.locator("#search-summary")).to_contain_text(
