@@ -387,6 +387,9 @@ def fit_recipe(items, labels, classes, valid_idx, cfg: TrainConfig, run: _Run, w
                 progress_cb.reporting = False
                 try:
                     suggestion = learn.lr_find(show_plot=False, num_it=60)
+                except IndexError:  # cancelled before any step: fastai has no losses to suggest from
+                    _check_cancel(run)
+                    raise
                 finally:
                     progress_cb.reporting = True
                 _check_cancel(run)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_shapes, real_photos
 
+from conftest import make_shapes, real_photos
 from otter import model_io
 from otter.images import InvalidImage
 from otter.predict import Predictor
