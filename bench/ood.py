@@ -166,6 +166,9 @@ def cross_validate(args) -> dict:
                 te_h = {k: v[te_m] for k, v in te.items()}
                 methods, cal = evaluate_methods(len(classes), tr, va_h, te_h, unk, unk_fams)
                 per_fold.append({"fold": fold, "half": h, "variant": name, "methods": methods, "cal": cal, "train_s": train_s})
+                if args.rows:
+                    with open(args.rows, "a") as fh:
+                        fh.write(json.dumps(per_fold[-1]) + "\n")
             line = "  ".join(
                 f"{m} {np.mean([r['methods'][m]['auroc'] for r in per_fold[-2:]]):.2f}" for m in per_fold[-1]["methods"]
             )
@@ -256,9 +259,15 @@ def main() -> None:
     ap.add_argument("--lofo", action="store_true", help="also train on only some negative families")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", help="write the JSON summary here")
+    ap.add_argument("--rows", help="append each fold's raw numbers to this JSON-lines file as they come")
+    ap.add_argument("--summarise", metavar="ROWS", help="only summarise a --rows file")
     ap.add_argument("--results", help="merge the summary into this results.json under the key 'ood'")
     args = ap.parse_args()
-    result = check_model(args) if args.model else cross_validate(args)
+    if args.summarise:  # from rows written so far (e.g. of an unfinished run)
+        rows = [json.loads(line) for line in Path(args.summarise).read_text().splitlines() if line.strip()]
+        result = summarise(rows, args, 0)
+    else:
+        result = check_model(args) if args.model else cross_validate(args)
     text = json.dumps(result, indent=1)
     print(text)
     if args.out:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +19,7 @@ from .safepath import check_name, inside
 from .train import TrainConfig, TrainError, TrainingBusy, TrainJob, collect_items
 
 NO_MODEL = "No model yet: train one in the **Train** tab (or run `python -m otter train`), then come back here."
+NOT_SURE = "Not sure: this doesn't look like the classes this model knows ({classes})"
 
 
 class NoModel(ModelError):
@@ -31,10 +32,26 @@ class Prediction:
     model: str
     accuracy: float | None
     seconds: float
+    known: bool = True  # False: the photo looks like none of the classes ("not sure", otter.ood)
+    classes: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> str:
         return top_label(self.probs)[0]
+
+    @property
+    def not_sure(self) -> str | None:
+        """The "Not sure: ..." sentence for a photo unlike the training classes, else None."""
+        return None if self.known else NOT_SURE.format(classes=", ".join(self.classes or self.probs))
+
+    def label_data(self) -> dict:
+        """What a `gr.Label` shows (already postprocessed): the top class, or "Not sure: ..." with the
+        probabilities still listed; also the API's answer, so scripts see the same verdict as the page."""
+        ranked = sorted(self.probs.items(), key=lambda kv: kv[1], reverse=True)
+        return {
+            "label": self.label if self.known else self.not_sure,
+            "confidences": [{"label": c, "confidence": p} for c, p in ranked],
+        }
 
     def summary(self) -> str:
         """One line for the UI: which model answered, how good it was on its validation set, how long it took."""
@@ -100,8 +117,10 @@ class ModelService:
         """Probabilities for one image; raises `InvalidImage` (bad file) or `NoModel`/`ModelError`."""
         predictor = self.predictor(name)
         t0 = time.perf_counter()
-        probs = predictor.predict(image)
-        return Prediction(probs, predictor.name, _accuracy(predictor.meta), time.perf_counter() - t0)
+        res = predictor.classify(image)
+        return Prediction(
+            res["probs"], predictor.name, _accuracy(predictor.meta), time.perf_counter() - t0, res["known"], predictor.classes
+        )
 
     def predict_files(self, files: list[os.PathLike | str], name: str | None = None) -> pd.DataFrame:
         """One row per file: file, label, probability, then each class's probability, or the error for a bad file."""

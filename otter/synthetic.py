@@ -8,6 +8,7 @@ Every family is a pure function of a seeded random generator, so a set can be re
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
@@ -164,3 +165,13 @@ def synthetic_images(
         else:
             out.append((fam, globals()[fam](rng, size)))
     return out
+
+
+def write_negatives(dest: Path, n: int, size: int, seed: int = 0, photos: Sequence[Image.Image] | None = None) -> list[Path]:
+    """Save `n` synthetic images as PNG files in `dest` (for an extra "none of these" training class)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, (fam, im) in enumerate(synthetic_images(n, size, seed, photos=photos)):
+        paths.append(dest / f"{fam}-{i:05d}.png")
+        im.save(paths[-1])
+    return paths

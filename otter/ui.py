@@ -92,15 +92,19 @@ def predict_view(ctx: AppContext, image, model_name: str | None):
     except InvalidImage as ex:
         gr.Warning(one_line(ex))
         return None, f"⚠️ {one_line(ex)}"
+    if not pred.known:  # no confident label: the verdict, and the probabilities muted below it
+        muted = " · ".join(f"{c} {p:.0%}" for c, p in sorted(pred.probs.items(), key=lambda kv: -kv[1]))
+        return pred.not_sure, f"**{pred.not_sure}.**\n\n_Probabilities anyway: {muted}_\n\n{pred.summary()}"
     return pred.probs, pred.summary()
 
 
-def predict_api(ctx: AppContext, image) -> dict[str, float]:
-    """The stable API: image in, {class: probability} out (newest model); errors are raised as one line."""
+def predict_api(ctx: AppContext, image) -> dict:
+    """The stable API: image in, {"label", "confidences": [{"label", "confidence"}]} out (newest model), where
+    "label" is the top class or "Not sure: ..." for a photo unlike the classes; errors are raised as one line."""
     path = _path(image)
     if path is None:
         raise gr.Error("no image given", print_exception=False)
-    return ctx.models.predict(path).probs
+    return ctx.models.predict(path).label_data()
 
 
 def predict_many_view(ctx: AppContext, files, model_name: str | None):
@@ -173,6 +177,7 @@ def build_predict_tab(ctx: AppContext) -> dict:
         [image],
         [label],
         preprocess=False,
+        postprocess=False,  # predict_api returns gr.Label's own format, which can say "Not sure"
         api_name="predict",
         concurrency_id="predict",
         concurrency_limit=4,

@@ -158,3 +158,20 @@ def test_model_without_validation_split_records_why_and_knows_everything(model_c
     meta = dict(pred.meta, ood=rec, calibration=cal)
     bare = Predictor(pred.model, meta)
     assert bare.detector is None and bare.classify(noise_image())["known"] is True
+
+
+def test_app_predict_view_and_api_say_not_sure_with_probabilities(shapes_model, tmp_path):
+    from otter.service import ModelService
+    from otter.ui import AppContext, predict_api, predict_view
+
+    model_dir, data = shapes_model
+    odd = tmp_path / "stripes.png"
+    stripes_image().save(odd)
+    ctx = AppContext(data, model_dir.parent, ModelService(model_dir.parent), trainer=None)
+    label, info = predict_view(ctx, str(odd), None)
+    assert label == "Not sure: this doesn't look like the classes this model knows (disc, square)"
+    assert label in info and "disc" in info.split("Probabilities anyway:")[1]
+    api = predict_api(ctx, str(odd))
+    assert api["label"] == label and {c["label"] for c in api["confidences"]} == {"disc", "square"}
+    disc = sorted((data / "disc").iterdir())[0]
+    assert predict_api(ctx, str(disc))["label"] in ("disc", "square")
