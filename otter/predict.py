@@ -127,6 +127,12 @@ class Predictor:
             raise res
         return res
 
+    def explain(self, image: ImageInput, target: str | int | None = None):
+        """Grad-CAM: where the model looked for `target` (default: the predicted class); see `otter.explain`."""
+        from .explain import explain  # imported on use: plain prediction never loads it
+
+        return explain(self, image, target)
+
 
 def not_sure_message(classes: list[str]) -> str:
     return f"not sure (looks like none of: {', '.join(classes)})"
