@@ -5,6 +5,7 @@ a progress fraction, an epoch table, loss curves, the lr_find curve and per-clas
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
@@ -100,15 +101,12 @@ def status_markdown(state: str | None, events: list[dict], error: str | None = N
     last = last_event(events) or {}
     frac = progress(events)
     if state == "done":
-        done = last_event(events, "done") or {}
+        done = next((e for e in reversed(events) if e.get("type") == "done" and "accuracy" in e), {})
         acc = done.get("accuracy")
         acc_text = f", validation accuracy **{acc:.1%}**" if acc is not None else ""
-        where = (
-            f" Saved as `{done.get('model_dir') or model_dir}`; Predict uses it now."
-            if done.get("model_dir") or model_dir
-            else ""
-        )
-        return f"**Done** in {_fmt_time(last.get('elapsed'))}{acc_text}.{where}"
+        where = done.get("model_dir") or model_dir
+        saved = f" Saved as model **{Path(where).name}**; Predict uses it now." if where else ""
+        return f"**Done** in {_fmt_time(done.get('elapsed'))}{acc_text}.{saved}"
     start = last_event(events, "start")
     lines = ["**Training…**"]
     if start:

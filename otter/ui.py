@@ -435,7 +435,9 @@ def results_view(ctx: AppContext, name: str | None):
             meta = read_meta(ctx.models_dir / name)
         except ModelError:
             meta = None
-    return jobview.lr_find_frame(meta), jobview.confusion_figure(meta), jobview.per_class_frame(meta)
+    lr_curve = jobview.lr_find_frame(meta)
+    # The lr_find curve exists only when the learning rate was left blank; hide the empty plot otherwise.
+    return gr.LinePlot(value=lr_curve, visible=not lr_curve.empty), jobview.confusion_figure(meta), jobview.per_class_frame(meta)
 
 
 def build_train_tab(ctx: AppContext) -> dict:

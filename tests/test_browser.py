@@ -10,6 +10,8 @@ import socket
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
+
 from conftest import make_small_set, real_photos
 
 CHROMIUM = "/usr/bin/chromium"
@@ -96,7 +98,7 @@ def test_bad_file_shows_a_message_and_the_app_keeps_working(page, tmp_path):
     bad.write_text("not an image")
     page.locator("#predict-image input[type=file]").set_input_files(str(bad))
     page.locator("#predict-info").filter(has_text="not an image").wait_for(timeout=TIMEOUT_MS)
-    page.locator("#predict-image button[aria-label='Clear']").first.click()
+    page.locator("#predict-image button[aria-label='Remove Image']").first.click()
     assert "tiny" in predict_in_browser(page, real_photos("river", 1)[0])
 
 
@@ -109,8 +111,7 @@ def test_delete_an_image_in_curate_and_restore_it(page, app, tmp_path):
     before = path.read_bytes()
     screenshot(page, "curate", tmp_path)
     first.click()
-    page.locator(f"#curate-selected input[name='river/{name}']").wait_for()
-    assert page.locator(f"#curate-selected input[name='river/{name}']").is_checked()
+    expect(page.locator(f"#curate-selected input[name='river/{name}']")).to_be_checked()
     page.locator("#curate-delete").click()
     page.locator("#curate-status").filter(has_text="Moved to the trash 1 image").wait_for()
     assert not path.exists()
@@ -141,3 +142,22 @@ def test_train_a_tiny_model_and_predict_with_it(page, app, tmp_path):
     page.locator("#train-epochs-table").filter(has_text="1").wait_for()
     screenshot(page, "train", tmp_path)
     assert "browser" in predict_in_browser(page, real_photos("sea", 2)[1])
+
+
+def test_running_job_survives_a_reload_and_cancel_keeps_the_model(page, app):
+    weights = app["models"] / "tiny" / "model.safetensors"
+    before = weights.read_bytes()
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-pretrained input[type=checkbox]").uncheck()
+    page.locator("#train-sizes textarea, #train-sizes input").first.fill("32")
+    page.locator("#train-epochs textarea, #train-epochs input").first.fill("500")
+    page.locator("#train-bs input").first.fill("8")
+    page.locator("#train-model-name textarea, #train-model-name input").first.fill("tiny")
+    page.locator("#train-start").click()
+    page.locator("#train-message").filter(has_text="Started training").wait_for()
+    page.reload()  # as if the browser was closed and the page opened again
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-status").filter(has_text="Stage:").wait_for(timeout=TIMEOUT_MS)
+    page.locator("#train-cancel").click()
+    page.locator("#train-status").filter(has_text="Cancelled").wait_for(timeout=TIMEOUT_MS)
+    assert weights.read_bytes() == before

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import make_shapes
 
+from conftest import make_shapes
 from otter.jobview import (
     ARCH_DEFAULT,
     confusion_figure,
@@ -49,11 +49,11 @@ def test_bad_settings_name_the_field(field, args):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A real 2-epoch run with lr_find: its events and model.json."""
+    """A real 2-epoch run: its events and model.json (lr given: lr_find alone takes minutes on 2 shared cores)."""
     base = tmp_path_factory.mktemp("jobview")
     data = make_shapes(base / "shapes", per_class=10)
     events: list[dict] = []
-    cfg = TrainConfig(pretrained=False, arch="resnet18", sizes=(32,), epochs=2, bs=8, lr=None, mixup=0.0)
+    cfg = TrainConfig(pretrained=False, arch="resnet18", sizes=(32,), epochs=2, bs=8, lr=3e-3, mixup=0.0)
     result = train(data, cfg, base / "models" / "m", on_event=events.append, cancel=threading.Event())
     return events, result.meta
 
@@ -74,16 +74,19 @@ def test_status_lines_for_each_state(run):
     running = [e for e in events if e["type"] in ("start", "stage", "batch")][:5]
     text = status_markdown("running", running)
     assert "Stage:" in text and "batch" in text and "%" in text
-    assert "validation accuracy" in status_markdown("done", events) and "Predict uses it" in status_markdown("done", events)
+    done = status_markdown("done", [*events, {"type": "done", "error": None}])  # TrainJob adds a bare "done"
+    assert done.startswith("**Done** in 0:") and "validation accuracy" in done and "model **m**; Predict uses it" in done
     assert status_markdown("failed", events, "need at least two classes") == "**Training failed:** need at least two classes"
     assert "No training" in status_markdown(None, [])
 
 
 def test_results_views_read_model_json(run):
     _, meta = run
-    lr = lr_find_frame(meta)
-    assert len(lr) > 5 and list(lr.columns) == ["log10_lr", "loss"]
-    assert lr_find_frame({"lr_find": None}).empty
+    assert meta["lr_find"] is None and lr_find_frame(meta).empty
+    # What train() records when the learning rate is found (model.json "lr_find").
+    found = {"lr_find": {"suggestion": 1e-3, "lrs": [1e-5, 1e-4, 1e-3, 1e-2, 0.0], "losses": [0.7, 0.69, 0.6, float("nan"), 0.5]}}
+    lr = lr_find_frame(found)
+    assert list(lr["log10_lr"]) == pytest.approx([-5, -4, -3]) and list(lr["loss"]) == pytest.approx([0.7, 0.69, 0.6])
     assert list(per_class_frame(meta)["class"]) == meta["classes"]
     conf = confusion_frame(meta)
     assert conf.iloc[:, 1:].to_numpy().sum() == meta["metrics"]["n"]
