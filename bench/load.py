@@ -1,0 +1,112 @@
+"""Load: N concurrent predict requests to a running app through gradio_client; latency p50/p95.
+
+    python bench/load.py [--requests 50] [--models models]
+
+Starts `python app.py` on 127.0.0.1 (a free port), sends the requests from a thread pool, and checks
+that every answer matches the library's own prediction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import record  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("app exited")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("app did not start")
+
+
+def fire(url: str, images: list[Path], n: int, workers: int) -> tuple[list[float], list[dict]]:
+    """Send n predict requests (cycling over images) with `workers` threads; returns latencies and answers."""
+    from gradio_client import Client, handle_file
+
+    clients = [Client(url, verbose=False) for _ in range(workers)]
+
+    def one(i: int):
+        t = time.perf_counter()
+        out = clients[i % workers].predict(handle_file(str(images[i % len(images)])), api_name="/predict")
+        return time.perf_counter() - t, out
+
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(one, range(n)))
+    return [r[0] for r in results], [r[1] for r in results]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=50)
+    ap.add_argument("--workers", type=int, default=10)
+    ap.add_argument("--models", default=str(ROOT / "models"))
+    ap.add_argument("--data", default=str(ROOT / ".." / "shared" / "otters"))
+    args = ap.parse_args()
+    images = sorted(Path(args.data).glob("*/*.jpg"))[:: max(1, 245 // 20)][:20]
+    port = free_port()
+    env = dict(
+        os.environ,
+        GRADIO_SERVER_NAME="127.0.0.1",
+        GRADIO_SERVER_PORT=str(port),
+        OTTER_MODELS_DIR=args.models,
+        OTTER_DATA_DIR=tempfile.mkdtemp(prefix="otter-load-"),
+        GRADIO_ANALYTICS_ENABLED="False",
+    )
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc)
+        url = f"http://127.0.0.1:{port}/"
+        fire(url, images, 2, 1)  # warm up
+        t = time.perf_counter()
+        latencies, answers = fire(url, images, args.requests, args.workers)
+        wall = time.perf_counter() - t
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    lat = sorted(latencies)
+    p50, p95 = statistics.median(lat), lat[max(0, int(round(0.95 * len(lat))) - 1)]
+    answered = sum(1 for a in answers if a and a.get("label"))
+    print(
+        f"{answered}/{args.requests} answered, {args.workers} concurrent clients: p50 {p50 * 1000:.0f} ms, "
+        f"p95 {p95 * 1000:.0f} ms, throughput {args.requests / wall:.1f} req/s"
+    )
+    record(
+        "load",
+        {
+            "requests": args.requests,
+            "workers": args.workers,
+            "answered": answered,
+            "p50_ms": p50 * 1000,
+            "p95_ms": p95 * 1000,
+            "req_per_s": args.requests / wall,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Load on a real server: 50 concurrent predict requests, and predictions while a training job runs."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+
+import pytest
+from gradio_client import Client, handle_file
+
+from bench.load import fire
+from conftest import make_shapes, make_small_set, real_photos
+from otter.predict import Predictor
+from otter.service import ModelService
+from otter.train import TrainConfig, TrainJob
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tiny_trained, tmp_path_factory):
+    from otter.ui import build_app, launch
+
+    base = tmp_path_factory.mktemp("load")
+    data = make_small_set(base / "data", per_class=3, size=48)
+    shutil.copytree(tiny_trained[0], base / "models" / "tiny")
+    demo = build_app(data, base / "models")
+    port = free_port()
+    launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/", base
+    demo.close()
+
+
+def expected_label(model_dir, path) -> str:
+    """What the library says the page should show: the top class, or the "Not sure" sentence."""
+    return ModelService(model_dir.parent).predict(path, model_dir.name).label_data()["label"]
+
+
+def test_fifty_concurrent_predictions_all_answered_correctly(served, tiny_trained):
+    url, _ = served
+    images = real_photos("sea", 5) + real_photos("river", 5)
+    predictor = Predictor.load(tiny_trained[0])
+    latencies, answers = fire(url, images, 50, 10)
+    assert len(answers) == 50 and all(a is not None for a in answers)
+    for i, answer in enumerate(answers):
+        path = images[i % len(images)]
+        assert answer["label"] == expected_label(tiny_trained[0], path)
+        confidences = {c["label"]: c["confidence"] for c in answer["confidences"]}
+        assert confidences == pytest.approx(predictor.predict(path), abs=1e-3)
+
+
+def test_prediction_during_training_uses_the_current_model(served, tiny_trained):
+    url, base = served
+    data = make_shapes(base / "shapes", per_class=10)
+    cfg = TrainConfig(pretrained=False, arch="resnet18", sizes=(32,), epochs=200, bs=4, mixup=0.0)
+    started = threading.Event()
+
+    class Watch(list):
+        def append(self, e):
+            super().append(e)
+            if e["type"] == "batch":
+                started.set()
+
+    job = TrainJob(data, base / "models" / "tiny", cfg)  # will replace "tiny" only when it finishes
+    job.events = Watch()
+    job.start()
+    try:
+        assert started.wait(120)
+        photo = real_photos("river", 2)[1]
+        answer = Client(url, verbose=False).predict(handle_file(str(photo)), api_name="/predict")
+        assert answer["label"] == expected_label(tiny_trained[0], photo)
+        assert job.running, "the training job was still running during the request"
+    finally:
+        job.cancel()
+        job.wait(120)
+    assert job.state == "cancelled"
