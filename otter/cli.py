@@ -138,6 +138,8 @@ def cmd_predict(args) -> int:
             out.append({"image": path, "label": res["label"], "probs": res["probs"], "known": res["known"]})
             if not res["known"]:
                 out[-1]["message"] = res["message"]
+    if args.explain:
+        _write_explanations(predictor, args, out)
     if args.json:
         print(json.dumps(out, indent=None))
     else:
@@ -149,6 +151,21 @@ def cmd_predict(args) -> int:
             else:
                 print(f"{r['image']}  {r['label']}  {r['probs'][r['label']]:.3f}")
     return 1 if failed == len(out) else 0
+
+
+def _write_explanations(predictor, args, out: list[dict]) -> None:
+    """--explain OUT_DIR: one Grad-CAM overlay PNG per readable image, its path added to the image's result."""
+    from .explain import ExplainError, write_overlays
+
+    try:
+        written = write_overlays(predictor, args.images, args.explain)
+    except ExplainError as ex:
+        raise CliError(str(ex)) from ex
+    for r, dest in zip(out, written):
+        if "error" not in r and isinstance(dest, Path):
+            r["overlay"] = str(dest)
+    if not args.json:
+        print(f"where the model looked: {sum('overlay' in r for r in out)} overlay(s) in {args.explain}", file=sys.stderr)
 
 
 def cmd_evaluate(args) -> int:
@@ -322,12 +339,18 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="""examples:
   python -m otter predict photo.jpg other.png
-  python -m otter predict --model models/otters --json photo.jpg""",
+  python -m otter predict --model models/otters --json photo.jpg
+  python -m otter predict --explain overlays photo.jpg     # writes overlays/photo.png""",
     )
     pr.add_argument("images", nargs="+", metavar="IMAGE")
     pr.add_argument("--model", help="model folder (default: newest in the models folder)")
     pr.add_argument("--models", help="models folder (default: $OTTER_MODELS_DIR or ./models)")
     pr.add_argument("--json", action="store_true", help='print [{"image", "label", "probs", "known"} | {"image", "error"}]')
+    pr.add_argument(
+        "--explain",
+        metavar="OUT_DIR",
+        help='also write where the model looked (Grad-CAM overlay) as OUT_DIR/<image name>.png; JSON gets "overlay"',
+    )
     pr.set_defaults(func=cmd_predict)
 
     ev = sub.add_parser(
