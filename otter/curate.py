@@ -167,6 +167,14 @@ def duplicates_table(root: os.PathLike | str, near_distance: int = 4) -> pd.Data
     return pd.DataFrame(rows, columns=["kind", "keep", "extras", "n"])
 
 
+def duplicate_images(table: pd.DataFrame) -> list[str]:
+    """Every image of the groups in `table`, group by group, the kept one first."""
+    out: list[str] = []
+    for _, row in (table if table is not None else pd.DataFrame()).iterrows():
+        out += [row["keep"], *[e.strip() for e in str(row["extras"]).split(",") if e.strip()]]
+    return out
+
+
 def trash_duplicates(root: os.PathLike | str, table: pd.DataFrame) -> str:
     """Move every group's extras to the trash (the first image of each group stays)."""
     if table is None or table.empty:

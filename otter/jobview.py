@@ -165,7 +165,8 @@ def loss_frame(events: list[dict], smooth: float = 0.9) -> pd.DataFrame:
             rows.append({"step": step, "loss": avg / (1 - smooth**n), "series": "train (batch)"})
         elif e.get("type") == "epoch" and e.get("valid_loss") is not None and math.isfinite(e["valid_loss"]):
             rows.append({"step": step, "loss": float(e["valid_loss"]), "series": "valid (epoch)"})
-    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+    # Typed columns even when empty: the plot picks numeric axes from the first frame it sees.
+    return pd.DataFrame(rows, columns=["step", "loss", "series"]).astype({"step": "int64", "loss": "float64", "series": "str"})
 
 
 def lr_find_frame(meta: dict | None) -> pd.DataFrame:
@@ -177,7 +178,7 @@ def lr_find_frame(meta: dict | None) -> pd.DataFrame:
         for lr, loss in zip(lrs, losses)
         if lr > 0 and math.isfinite(float(loss))
     ]
-    return pd.DataFrame(rows, columns=["log10_lr", "loss"])
+    return pd.DataFrame(rows, columns=["log10_lr", "loss"]).astype("float64")
 
 
 def per_class_frame(meta: dict | None) -> pd.DataFrame:

@@ -253,6 +253,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
             gr.Markdown("Exact copies and near-duplicates (same photo resized or re-encoded). The first of each group is kept.")
             find_btn = gr.Button("Find duplicates")
             dup_table = gr.Dataframe(interactive=False, label="Groups")
+            dup_grid = gr.Gallery(columns=6, height=320, allow_preview=True, label="The groups' images (kept one first)")
             dup_btn = gr.Button("Trash the extras", variant="stop")
         with gr.Tab("Web search", id="web-search"):
             web = build_web_search(ctx, ctx.shared)
@@ -357,7 +358,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
             df,
             grid_items,
             rels,
-            gr.CheckboxGroup(choices=[(r.split("/", 1)[1], r) for r in rels], value=[]),
+            gr.CheckboxGroup(choices=rels, value=[]),
             gr.Dropdown(choices=classes, value=c if c in classes else "all"),
         )
 
@@ -394,15 +395,17 @@ def build_curate_tab(ctx: AppContext) -> dict:
     # ---- duplicates
     def find_dups():
         df = curate.duplicates_table(root)
-        return df, ("No duplicates found." if df.empty else f"Found {len(df)} duplicate groups.")
+        found = "No duplicates found." if df.empty else f"Found {len(df)} duplicate groups."
+        return df, curate.gallery(root, curate.duplicate_images(df)), found
 
-    find_btn.click(friendly(find_dups), None, [dup_table, status], api_visibility="private")
+    find_btn.click(friendly(find_dups), None, [dup_table, dup_grid, status], api_visibility="private")
 
     def clean_dups(c, table):
         msg = curate.trash_duplicates(root, table)
-        return (*everything(c, msg), curate.duplicates_table(root))
+        df = curate.duplicates_table(root)
+        return (*everything(c, msg), df, curate.gallery(root, curate.duplicate_images(df)))
 
-    dup_btn.click(friendly(clean_dups), [cls, dup_table], all_outputs + [dup_table], api_visibility="private")
+    dup_btn.click(friendly(clean_dups), [cls, dup_table], all_outputs + [dup_table, dup_grid], api_visibility="private")
 
     def on_load(c):
         names = ctx.models.names()

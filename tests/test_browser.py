@@ -116,6 +116,9 @@ def test_delete_an_image_in_curate_and_restore_it(page, app, tmp_path):
     page.locator("#curate-status").filter(has_text="Moved to the trash 1 image").wait_for()
     assert not path.exists()
     page.get_by_role("tab", name="Trash").click()
+    thumb = page.locator("#trash-gallery button.thumbnail-item img").first
+    thumb.wait_for()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumb.element_handle())  # served
     page.locator("#trash-selected label", has_text=f"river/{name}").click()
     page.locator("#trash-restore").click()
     page.locator("#curate-status").filter(has_text="Restored 1 image").wait_for()

@@ -69,6 +69,7 @@ def test_duplicates_found_and_extras_trashed(small_data):
     table = curate.duplicates_table(small_data)
     exact = table[table["kind"] == "exact"]
     assert len(exact) == 1 and exact.iloc[0]["n"] == 2
+    assert sorted(curate.duplicate_images(exact)) == sorted(["river/copy.jpg", dataset.rel(small_data, src)])
     msg = curate.trash_duplicates(small_data, exact)
     assert msg.startswith("Moved 1 duplicate to the trash")
     assert curate.duplicates_table(small_data).query("kind == 'exact'").empty
