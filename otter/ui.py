@@ -157,6 +157,7 @@ def build_predict_tab(ctx: AppContext) -> dict:
             picker = gr.Dropdown(label="Model", choices=[], visible=False, elem_id="model-picker")
             label = gr.Label(num_top_classes=3, label="Prediction", elem_id="predict-label")
             info = gr.Markdown(elem_id="predict-info")
+        build_explain(ctx, image, picker)  # a column beside the label: "Show where the model looked"
     with gr.Accordion("Many photos at once", open=False):
         files = gr.File(file_count="multiple", file_types=["image"], label="Photos")
         table = gr.Dataframe(label="Results", interactive=False)
@@ -191,6 +192,13 @@ def build_predict_tab(ctx: AppContext) -> dict:
         concurrency_id="predict",
     )
     return {"picker": picker, "image": image, "label": label, "info": info}
+
+
+def build_explain(ctx: AppContext, image, picker) -> dict:
+    """Predict › "Show where the model looked" (a Grad-CAM overlay beside the label): `otter.ui_explain`."""
+    from .ui_explain import build_explain_panel
+
+    return build_explain_panel(ctx.models, image, picker, wrap=friendly)
 
 
 # --------------------------------------------------------------------------------------------- curate

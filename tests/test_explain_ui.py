@@ -1,0 +1,94 @@
+"""Predict › "Show where the model looked": the view function without Gradio, then the panel in a real browser."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from conftest import make_small_set, real_photos
+from otter.predict import Predictor
+from otter.service import ModelService
+from otter.ui_explain import MAX_SIDE, explain_view
+
+CHROMIUM = "/usr/bin/chromium"
+TIMEOUT_MS = 240_000
+
+
+@pytest.fixture
+def models(model_copy) -> ModelService:
+    return ModelService(model_copy.parent)
+
+
+def test_view_explains_the_top_class_then_a_chosen_one(models, model_copy):
+    photo = str(real_photos("sea", 2)[1])
+    top = max((probs := Predictor.load(model_copy).predict(photo)), key=probs.get)
+    other = next(c for c in ("river", "sea") if c != top)
+    res = explain_view(models, photo, None)
+    assert res.target == top and res.classes == ["river", "sea"]
+    assert res.overlay is not None and max(res.overlay.size) <= MAX_SIDE
+    assert f"**{top}**" in res.note
+    chosen = explain_view(models, photo, "tiny", other)
+    assert chosen.target == other and f"**{other}**" in chosen.note
+    assert explain_view(models, photo, None, "no such class").target == top
+
+
+def test_view_turns_problems_into_a_note(models, tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    res = explain_view(models, str(bad), None)
+    assert res.overlay is None and res.note.startswith("⚠️") and "not an image" in res.note
+    assert explain_view(models, None, None).note == ""
+    empty = explain_view(ModelService(tmp_path / "no-models"), str(real_photos("sea", 1)[0]), None)
+    assert empty.overlay is None and "⚠️" in empty.note
+
+
+# ------------------------------------------------------------------------------------------- browser
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
+def test_toggle_shows_the_overlay_and_another_class_on_click(tiny_trained, tmp_path, monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    from otter.ui import build_app, launch
+
+    calls = []
+    original = Predictor.explain
+    monkeypatch.setattr(Predictor, "explain", lambda self, *a, **k: calls.append(a) or original(self, *a, **k))
+    data = make_small_set(tmp_path / "data", per_class=2, size=64)
+    shutil.copytree(tiny_trained[0], tmp_path / "models" / "tiny")
+    demo = build_app(data, tmp_path / "models")
+    port = free_port()
+    launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.locator("#predict-image input[type=file]").set_input_files(str(real_photos("river", 3)[2]))
+            page.locator("#predict-info").filter(has_text="Model").wait_for(timeout=TIMEOUT_MS)
+            assert not page.locator("#explain-image").is_visible()
+            assert calls == []  # toggle off: no explanation computed
+
+            page.locator("#explain-toggle input").check()
+            note = page.locator("#explain-note")
+            note.filter(has_text="Where the model looked for").wait_for(timeout=TIMEOUT_MS)
+            page.locator("#explain-image img").wait_for(timeout=TIMEOUT_MS)
+            first = "river" if "**river**" in note.inner_text() or "for river" in note.inner_text() else "sea"
+            other = "sea" if first == "river" else "river"
+            page.locator("#explain-class").get_by_label(other).check()
+            note.filter(has_text=f"for {other}").wait_for(timeout=TIMEOUT_MS)
+            assert len(calls) == 2
+            browser.close()
+    finally:
+        demo.close()
