@@ -73,6 +73,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     wd: float | None = None
     ood_method: str = "mahalanobis"  # "not sure" detector fitted on the validation split (otter.ood.METHODS)
+    negatives: float = 0.0  # synthetic "none of these" images per training image, as an extra output (otter.synthetic)
 
     def __post_init__(self) -> None:
         recipe = PRETRAINED_RECIPE if self.pretrained else SCRATCH_RECIPE
@@ -109,6 +110,10 @@ class TrainConfig:
 
         if self.ood_method not in METHODS:
             raise TrainError(f"unknown 'not sure' method {self.ood_method!r}; choose one of {', '.join(METHODS)}")
+        if not 0 <= self.negatives <= 10:
+            raise TrainError("negatives (synthetic 'none of these' images per training image) must be between 0 and 10")
+        if self.ood_method == "none_class" and not self.negatives:
+            raise TrainError("the none_class 'not sure' method needs synthetic negatives (e.g. negatives=0.5)")
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -447,6 +452,25 @@ def predict_items(learn, items: list[Path], labels: list[str]):
     return probs, losses
 
 
+NONE_CLASS = "__none_of_these__"
+
+
+def _with_negatives(items: list[Path], labels: list[str], classes: list[str], valid_idx: list[int], cfg: TrainConfig, workdir):
+    """Items, labels and classes plus `cfg.negatives` synthetic images per training image as an extra class
+    (written to `workdir`; scrambled and distorted ones are made from training photos only, never validation)."""
+    if cfg.negatives <= 0:
+        return items, labels, classes
+    from .synthetic import write_negatives
+
+    held_out = set(valid_idx)
+    train_idx = [i for i in range(len(items)) if i not in held_out]
+    size = int(max(cfg.sizes))
+    photos = [load_training_image(items[i], size) for i in train_idx]
+    n = max(1, round(cfg.negatives * len(train_idx)))
+    negs = write_negatives(Path(workdir) / NONE_CLASS, n, size, seed=cfg.seed, photos=photos)
+    return items + negs, labels + [NONE_CLASS] * n, classes + [NONE_CLASS]
+
+
 def _fit_honesty(model, items: list[Path], y: np.ndarray, is_valid: np.ndarray, n_classes: int, cfg: TrainConfig):
     """Temperature scaling and the "not sure" threshold from the validation split (otter.honest)."""
     from .honest import fit_honesty
@@ -509,12 +533,14 @@ def train(
     models_root = Path(model_dir).parent if model_dir else default_models_dir()
     with training_lock(models_root), tempfile.TemporaryDirectory(prefix="otter-train-") as workdir:
         run.emit("start", n_train=len(items) - len(valid_idx), n_valid=len(valid_idx), classes=classes)
-        learn, lr_data = fit_recipe(items, labels, classes, valid_idx, cfg, run, workdir)
+        fit_items, fit_labels, fit_classes = _with_negatives(items, labels, classes, valid_idx, cfg, workdir)
+        learn, lr_data = fit_recipe(fit_items, fit_labels, fit_classes, valid_idx, cfg, run, workdir)
         learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, _callback_cls())])
         run.stage = "evaluating"
         run.emit("stage")
-        vocab = list(learn.dls.vocab)
+        vocab = [c for c in learn.dls.vocab if c != NONE_CLASS]
         probs, losses = predict_items(learn, items, labels)
+        probs = probs[:, : len(vocab)] / probs[:, : len(vocab)].sum(1, keepdims=True)  # without "none of these"
         y = np.array([vocab.index(lbl) for lbl in labels])
         is_valid = np.zeros(len(items), dtype=bool)
         is_valid[valid_idx] = True
@@ -537,6 +563,7 @@ def train(
         ]
         meta = {
             "classes": vocab,
+            "extra_outputs": len(fit_classes) - len(vocab),  # 1: a trained "none of these" output after the classes
             "arch": cfg.arch,
             "input_size": int(cfg.sizes[-1]),
             "resize_method": "squish",

@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_shapes, shape_image
 from PIL import Image
 
+from conftest import make_shapes, shape_image
 from otter import calibrate, ood
 from otter.cli import main as cli_main
 from otter.evaluate import evaluate
@@ -175,3 +175,28 @@ def test_app_predict_view_and_api_say_not_sure_with_probabilities(shapes_model, 
     assert api["label"] == label and {c["label"] for c in api["confidences"]} == {"disc", "square"}
     disc = sorted((data / "disc").iterdir())[0]
     assert predict_api(ctx, str(disc))["label"] in ("disc", "square")
+
+
+def test_none_of_these_output_trained_on_synthetic_negatives(tmp_path):
+    from otter.train import TrainConfig, train
+
+    data = make_shapes(tmp_path / "data", per_class=8)
+    cfg = TrainConfig(
+        pretrained=False,
+        arch="resnet18",
+        sizes=(32,),
+        epochs=2,
+        bs=8,
+        mixup=0.0,
+        valid_pct=0.25,
+        negatives=1.0,
+        ood_method="none_class",
+    )
+    model_dir = train(data, cfg, tmp_path / "models" / "m").model_dir
+    meta = json.loads((model_dir / "model.json").read_text())
+    assert meta["classes"] == ["disc", "square"] and meta["extra_outputs"] == 1
+    assert meta["ood"]["method"] == "none_class" and not (model_dir / ood.OOD_TENSORS).exists()
+    pred = Predictor.load(model_dir)
+    res = pred.classify(noise_image())
+    assert set(res["probs"]) == {"disc", "square"} and sum(res["probs"].values()) == pytest.approx(1)
+    assert res["score"] is not None
