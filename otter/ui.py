@@ -24,10 +24,11 @@ import gradio as gr
 
 from . import config, curate, jobview
 from .dataset import list_classes, list_images
+from .device import gpu_task
 from .images import InvalidImage
 from .model_io import ARCHS, ModelError, read_meta
 from .safepath import UnsafePath
-from .service import NO_MODEL, ModelService, NoModel, TrainService, default_model_name, write_csv
+from .service import NO_MODEL, ModelService, NoModel, Prediction, TrainService, default_model_name, write_csv
 from .train import DEFAULT_BS, DEFAULT_LR, TrainError
 
 EXPECTED_ERRORS = (InvalidImage, ModelError, TrainError, UnsafePath, ValueError, OSError)
@@ -80,13 +81,19 @@ def _path(payload) -> str | None:
 # -------------------------------------------------------------------------------------------- predict
 
 
+@gpu_task
+def predict_on_device(models: ModelService, path: str, model_name: str | None) -> Prediction:
+    """One prediction; on ZeroGPU Spaces this call gets a GPU slot (see `otter.device.gpu_task`)."""
+    return models.predict(path, model_name)
+
+
 def predict_view(ctx: AppContext, image, model_name: str | None):
     """For the Predict tab: (label dict, summary markdown). Problems become a message, not an error dialog."""
     path = _path(image)
     if path is None:
         return None, ""
     try:
-        pred = ctx.models.predict(path, model_name)
+        pred = predict_on_device(ctx.models, path, model_name)
     except NoModel:
         return None, NO_MODEL
     except InvalidImage as ex:
@@ -104,7 +111,7 @@ def predict_api(ctx: AppContext, image) -> dict:
     path = _path(image)
     if path is None:
         raise gr.Error("no image given", print_exception=False)
-    return ctx.models.predict(path).label_data()
+    return predict_on_device(ctx.models, path, None).label_data()
 
 
 def predict_many_view(ctx: AppContext, files, model_name: str | None):
