@@ -297,6 +297,47 @@ def cmd_download(args) -> int:
     return _finish_download(args, result)
 
 
+def cmd_audit(args) -> int:
+    from .audit import QUICK_RECIPE, audit, quick_config
+
+    overrides = {}
+    if args.sizes:
+        overrides["sizes"] = args.sizes
+        if not args.epochs:
+            overrides["epochs"] = QUICK_RECIPE["epochs"][0]
+    if args.epochs:
+        overrides["epochs"] = args.epochs if len(args.epochs) > 1 else args.epochs[0]
+    data = config.data_dir(args.data)
+    last_line = [0.0]
+
+    def show(e: dict) -> None:
+        t = e["type"]
+        if t == "stage" and "fold" not in e:
+            print(f"== {e['stage']}", file=sys.stderr)
+        elif t == "fold":
+            print(f"fold {e['fold']}/{e['folds']}  {100 * e['progress']:.0f}%  eta {_fmt_eta(e['eta'])}", file=sys.stderr)
+        elif t == "batch" and sys.stderr.isatty() and time.monotonic() - last_line[0] > 0.5:
+            last_line[0] = time.monotonic()
+            print(f"\r  {100 * e['progress']:.0f}%  eta {_fmt_eta(e['eta'])}  ", end="", file=sys.stderr)
+
+    cfg = quick_config(**overrides)
+    result = audit(data, folds=args.folds, seed=args.seed, config=cfg, progress=show, models_dir=args.models)
+    if args.json:
+        keys = ("image", "label", "suggested", "score", "flagged", "reason")
+        print(json.dumps([{k: r[k] for k in keys} for r in result.rows]))
+        return 0
+    acc = result.meta["accuracy"]
+    print(
+        f"audited {len(result.rows)} images in {result.meta['seconds']:.0f}s ({args.folds}-fold out-of-fold accuracy "
+        f"{acc:.3f}); {len(result.flagged)} flagged, most suspect first (paths relative to {data}):"
+    )
+    for r in result.flagged:
+        same = f"  same as {', '.join(r['same_as'])}" if r["same_as"] else ""
+        print(f"  {r['image']}  label {r['label']}  suggested {r['suggested']}  score {r['score']:.3f}  ({r['reason']}){same}")
+    print(f"saved to {data / '.otter' / 'audit.csv'}")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------- parser
 
 
@@ -422,6 +463,28 @@ examples:
     dl.add_argument("--query", default=None, help="recorded in data/index.csv as where the URLs came from")
     download_options(dl)
     dl.set_defaults(func=cmd_download)
+
+    au = sub.add_parser(
+        "audit",
+        help="find likely label mistakes and cross-class duplicates (k-fold out-of-fold predictions)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""examples:
+  python -m otter audit --data ../shared/otters
+  python -m otter audit --folds 3 --json > suspects.json     # every image, most suspect first
+  python -m otter audit --sizes 32 --epochs 3 --folds 2      # a rough audit in seconds""",
+    )
+    au.add_argument("--data", help="data set folder (default: $OTTER_DATA_DIR or ./data)")
+    au.add_argument("--models", help="models folder whose training lock the audit holds (default: $OTTER_MODELS_DIR or ./models)")
+    au.add_argument("--folds", type=int, default=5, help="number of cross-validation folds (models trained)")
+    au.add_argument("--seed", type=int, default=0, help="seed of the fold split and of training")
+    au.add_argument("--sizes", type=_ints, default=None, help="image sizes of the audit recipe (default 64,128)")
+    au.add_argument("--epochs", type=_ints, default=None, help="epochs per size of the audit recipe (default 10,8)")
+    au.add_argument(
+        "--json",
+        action="store_true",
+        help='print every image, most suspect first: [{"image", "label", "suggested", "score", "flagged", "reason"}]',
+    )
+    au.set_defaults(func=cmd_audit)
     return p
 
 

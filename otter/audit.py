@@ -1,0 +1,487 @@
+"""Find the data's mistakes: rank every image by how likely its label is wrong (confident learning).
+
+A model that trained on an image has memorised its label, so its loss says little about that image. The
+audit trains k models on k stratified folds (`crossval.out_of_fold`) so that every image is scored by a
+model that never saw it, then asks cleanlab (Northcutt et al., "Confident Learning", JAIR 2021) for a
+label-quality score per image and for the set of likely label errors (it also estimates how many to flag).
+Byte-identical copies filed under two classes are certain conflicts and come first; look-alikes
+(perceptual hash) across classes come next.
+
+The result is saved beside the data (`<data>/.otter/audit.csv` + `audit.json`) with a fingerprint of the
+data set, so the app shows the last audit at once and can say when the data changed since. Images the
+user marked as correct ("keep") are remembered by content hash in `<data>/.otter/keep.json` and not
+flagged again while they keep that label.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from . import dataset
+from .config import models_dir as default_models_dir
+from .train import TrainConfig, TrainError, TrainingBusy, TrainingCancelled, TrainJob, collect_items, training_lock
+
+STATE_DIR = ".otter"
+AUDIT_CSV = "audit.csv"
+AUDIT_JSON = "audit.json"
+KEEP_JSON = "keep.json"
+
+# The quick recipe: the default from-scratch architecture on a shorter schedule, so that 5 folds of ~250
+# images take about 5 minutes on 2 CPU cores (bench/audit.py, bench/RESULTS.md).
+QUICK_RECIPE = {"arch": "xresnet18", "pretrained": False, "sizes": (64, 128), "epochs": (10, 8), "mixup": 0.2}
+DEFAULT_FOLDS = 5
+SCORE_METHOD = "self_confidence"  # cleanlab's score: the out-of-fold probability of the given label
+NEAR_DISTANCE = 4  # pHash bits; dataset.find_duplicates' default
+
+# Order of the reasons in the ranking: certain conflicts first.
+REASONS = ("duplicate", "near-duplicate", "label")
+COLUMNS = ["image", "label", "suggested", "score", "flagged", "reason", "kept", "same_as", "sha256", "probs"]
+
+
+class AuditError(TrainError):
+    """An audit cannot run or its files are unusable; the message says why."""
+
+
+def quick_config(**overrides) -> TrainConfig:
+    """The audit's training recipe (see QUICK_RECIPE), with any TrainConfig field overridden."""
+    return TrainConfig(**(QUICK_RECIPE | overrides))
+
+
+# --------------------------------------------------------------------------------------------- result
+
+
+@dataclass
+class AuditResult:
+    """Rows most suspect first: image (class/file), label, suggested, score (0..1, low = suspect), flagged,
+    reason ("duplicate", "near-duplicate", "label" or None), kept, same_as (look-alikes), sha256, probs
+    (out-of-fold probabilities in `classes` order). `meta` holds time, settings, fingerprint and accuracy."""
+
+    rows: list[dict]
+    classes: list[str]
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def flagged(self) -> list[dict]:
+        return [r for r in self.rows if r["flagged"]]
+
+    def confusion(self) -> list[list[int]]:
+        """Out-of-fold confusion matrix: rows are the given labels, columns the models' predictions."""
+        k = len(self.classes)
+        conf = np.zeros((k, k), dtype=int)
+        for r in self.rows:
+            if r["label"] in self.classes and r["suggested"] in self.classes:
+                conf[self.classes.index(r["label"]), self.classes.index(r["suggested"])] += 1
+        return conf.tolist()
+
+    def accuracy(self) -> float | None:
+        conf = np.array(self.confusion())
+        return float(np.trace(conf) / conf.sum()) if conf.sum() else None
+
+
+def images_in_cell(result: AuditResult, true_class: str, predicted_class: str) -> list[dict]:
+    """The rows behind one confusion-matrix cell (given label `true_class`, predicted `predicted_class`), most suspect first."""
+    return [r for r in result.rows if r["label"] == true_class and r["suggested"] == predicted_class]
+
+
+def _order_key(row: dict) -> tuple:
+    reason_rank = REASONS.index(row["reason"]) if row["flagged"] and row["reason"] in REASONS else len(REASONS)
+    return (reason_rank, row["score"], row["image"])
+
+
+def _score(probs: list[float], label_index: int) -> float:
+    from cleanlab.rank import get_label_quality_scores
+
+    return float(get_label_quality_scores(np.array([label_index]), np.array([probs], dtype=float), method=SCORE_METHOD)[0])
+
+
+# ------------------------------------------------------------------------------------------- the data
+
+
+def _state(data_dir: os.PathLike | str) -> Path:
+    return Path(data_dir) / STATE_DIR
+
+
+def fingerprint(data_dir: os.PathLike | str) -> str:
+    """A hash of every image's class/file, size and modification time: changes when anything is added,
+    removed, relabelled or edited, and costs no image reads."""
+    h = hashlib.sha256()
+    for p in dataset.list_images(data_dir):
+        st = p.stat()
+        h.update(f"{dataset.rel(data_dir, p)}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def is_stale(data_dir: os.PathLike | str, result: AuditResult) -> bool:
+    """True when the data set changed (outside the audit's own actions) since the audit ran."""
+    return result.meta.get("fingerprint") != fingerprint(data_dir)
+
+
+def _sha256s(data_dir: Path, items: list[Path]) -> list[str]:
+    return [hashlib.sha256(p.read_bytes()).hexdigest() for p in items]
+
+
+def _conflicts(data_dir: Path) -> dict[str, tuple[str, list[str]]]:
+    """{class/file: (reason, the other images)} for copies and look-alikes filed under different classes."""
+    groups = dataset.find_duplicates(data_dir, near_distance=NEAR_DISTANCE)
+    out: dict[str, tuple[str, list[str]]] = {}
+    for reason, key in (("duplicate", "exact"), ("near-duplicate", "near")):
+        for group in groups[key]:
+            if len({g.split("/")[0] for g in group}) < 2:
+                continue  # same class: harmless for labels (verify lists it for removal)
+            for g in group:
+                out.setdefault(g, (reason, [o for o in group if o != g]))
+    return out
+
+
+# --------------------------------------------------------------------------------------------- keep
+
+
+_files_lock = threading.Lock()  # audit.csv / keep.json writes within this process (flock guards the data itself)
+
+
+def kept(data_dir: os.PathLike | str) -> dict[str, dict]:
+    """{sha256: {"label", "image", "time"}} of images the user confirmed as correctly labelled."""
+    path = _state(data_dir) / KEEP_JSON
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as ex:
+        raise AuditError(f"{path} is unreadable ({ex}); delete it to forget the kept images") from ex
+    return data if isinstance(data, dict) else {}
+
+
+def _write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def _is_kept(keep: dict, sha: str, label: str) -> bool:
+    return sha in keep and keep[sha].get("label") == label
+
+
+# ---------------------------------------------------------------------------------------------- audit
+
+
+def audit(
+    data_dir: os.PathLike | str,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+    config: TrainConfig | None = None,
+    progress: Callable[[dict], None] | None = None,
+    cancel: threading.Event | None = None,
+    models_dir: os.PathLike | str | None = None,
+    save: bool = True,
+) -> AuditResult:
+    """Score every image of a folder-per-class data set by k-fold out-of-fold predictions and save the result.
+
+    Holds the training lock of `models_dir` (default: the models folder), so an audit and a training job
+    never compete for the CPU. `progress` receives training's events plus "fold", "folds", overall
+    "progress" (0..1) and "eta"; setting `cancel` stops within one batch (raises TrainingCancelled)."""
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    from .crossval import out_of_fold
+
+    data_dir = Path(data_dir)
+    cfg = config or quick_config()
+    cfg.check()
+    emit = progress or (lambda e: None)
+    start = time.monotonic()
+    items, labels, classes = collect_items(data_dir)
+    if folds < 2:
+        raise AuditError("an audit needs at least 2 folds")
+    smallest = min(labels.count(c) for c in classes)
+    if smallest < 2:
+        raise AuditError("every class needs at least 2 images for an audit")
+    before = fingerprint(data_dir)
+    with training_lock(models_dir or default_models_dir()):
+        emit({"type": "stage", "stage": "checking for duplicates", "progress": 0.0, "eta": None})
+        shas = _sha256s(data_dir, items)
+        conflicts = _conflicts(data_dir)
+        emit({"type": "stage", "stage": f"training {folds} models", "progress": 0.0, "eta": None})
+        probs = out_of_fold(items, labels, classes, cfg, folds=folds, seed=seed, on_event=emit, cancel=cancel)
+    y = np.array([classes.index(lbl) for lbl in labels])
+    scores = get_label_quality_scores(y, probs, method=SCORE_METHOD)
+    # cleanlab estimates how many labels are wrong from the confident joint and flags that many.
+    issues = find_label_issues(y, probs, filter_by="prune_by_noise_rate", n_jobs=1)
+    keep = kept(data_dir)
+    rows = []
+    for i, p in enumerate(items):
+        image = dataset.rel(data_dir, p)
+        reason, same_as = conflicts.get(image, (None, []))
+        if reason is None and issues[i]:
+            reason = "label"
+        is_kept = _is_kept(keep, shas[i], labels[i])
+        rows.append(
+            {
+                "image": image,
+                "label": labels[i],
+                "suggested": classes[int(probs[i].argmax())],
+                "score": float(scores[i]),
+                "flagged": reason is not None and not is_kept,
+                "reason": None if is_kept else reason,
+                "kept": is_kept,
+                "same_as": same_as,
+                "sha256": shas[i],
+                "probs": [float(x) for x in probs[i]],
+            }
+        )
+    rows.sort(key=_order_key)
+    result = AuditResult(rows, classes)
+    result.meta = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(time.monotonic() - start, 1),
+        "data_dir": str(data_dir.resolve()),
+        "n_images": len(items),
+        "folds": folds,
+        "seed": seed,
+        "config": asdict(cfg),
+        "score_method": SCORE_METHOD,
+        "near_distance": NEAR_DISTANCE,
+        "accuracy": result.accuracy(),
+        "n_flagged": len(result.flagged),
+        # The data changed while the audit ran: keep the fingerprint of what was audited, so it reads as stale.
+        "fingerprint": before,
+    }
+    emit({"type": "stage", "stage": "saving", "progress": 1.0, "eta": 0})
+    if save:
+        save_audit(data_dir, result)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+def save_audit(data_dir: os.PathLike | str, result: AuditResult) -> None:
+    """Write `<data>/.otter/audit.csv` (one row per image, most suspect first) and `audit.json` (meta), atomically."""
+    import pandas as pd
+
+    state = _state(data_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    df = pd.DataFrame(
+        [r | {"same_as": json.dumps(r["same_as"]), "probs": json.dumps(r["probs"])} for r in result.rows], columns=COLUMNS
+    )
+    with _files_lock:
+        tmp = state / f".{AUDIT_CSV}.{os.getpid()}.tmp"
+        df.to_csv(tmp, index=False)
+        os.replace(tmp, state / AUDIT_CSV)
+        _write_json(state / AUDIT_JSON, result.meta | {"classes": result.classes})
+
+
+def load_audit(data_dir: os.PathLike | str) -> AuditResult | None:
+    """The last saved audit of this data set, or None if there is none."""
+    import pandas as pd
+
+    state = _state(data_dir)
+    if not (state / AUDIT_JSON).is_file() or not (state / AUDIT_CSV).is_file():
+        return None
+    try:
+        meta = json.loads((state / AUDIT_JSON).read_text())
+        df = pd.read_csv(state / AUDIT_CSV, dtype=str, keep_default_na=False)
+        rows = [
+            {
+                "image": r["image"],
+                "label": r["label"],
+                "suggested": r["suggested"],
+                "score": float(r["score"]),
+                "flagged": r["flagged"] == "True",
+                "reason": r["reason"] or None,
+                "kept": r["kept"] == "True",
+                "same_as": json.loads(r["same_as"] or "[]"),
+                "sha256": r["sha256"],
+                "probs": json.loads(r["probs"] or "[]"),
+            }
+            for r in df.to_dict("records")
+        ]
+    except (OSError, ValueError, KeyError) as ex:
+        raise AuditError(f"the saved audit in {state} is unreadable ({ex}); run a new audit") from ex
+    classes = meta.pop("classes")
+    return AuditResult(rows, classes, meta)
+
+
+# -------------------------------------------------------------------------------------------- actions
+
+
+def _find_row(result: AuditResult, image: str) -> dict | None:
+    return next((r for r in result.rows if r["image"] == image), None)
+
+
+def _apply(data_dir: Path, image: str, action: Callable[[], object], change: Callable[[AuditResult, dict | None, object], None]):
+    """Run a data-set action, then record it in the saved audit (kept current if it was current before)."""
+    with _files_lock:
+        result = load_audit(data_dir)
+        was_fresh = result is not None and not is_stale(data_dir, result)
+    out = action()
+    if result is not None:
+        change(result, _find_row(result, image), out)
+        result.rows.sort(key=_order_key)
+        result.meta["n_flagged"] = len(result.flagged)
+        if was_fresh:
+            result.meta["fingerprint"] = fingerprint(data_dir)
+        save_audit(data_dir, result)
+    return out
+
+
+def _rel_image(data_dir: Path, image: os.PathLike | str) -> str:
+    return dataset.rel(data_dir, dataset.resolve_image(data_dir, image))
+
+
+def relabel(data_dir: os.PathLike | str, image: os.PathLike | str, new_class: str) -> str:
+    """Move an image to `new_class` (dataset.relabel: manifest updated, undone by relabelling back); returns
+    its new class/file."""
+    data_dir = Path(data_dir)
+    image = _rel_image(data_dir, image)
+
+    def change(result: AuditResult, row: dict | None, new_image: str) -> None:
+        if row is None:
+            return
+        row["image"], row["label"] = new_image, new_class
+        if new_class in result.classes and row["probs"]:
+            row["score"] = _score(row["probs"], result.classes.index(new_class))
+        row["flagged"], row["reason"] = False, None
+
+    return _apply(data_dir, image, lambda: dataset.rel(data_dir, dataset.relabel(data_dir, image, new_class)), change)
+
+
+def trash(data_dir: os.PathLike | str, image: os.PathLike | str) -> str:
+    """Move an image to the data set's trash (dataset.move_to_trash: restorable); returns the trash id."""
+    data_dir = Path(data_dir)
+    image = _rel_image(data_dir, image)
+
+    def change(result: AuditResult, row: dict | None, _trash_id: str) -> None:
+        if row is not None:
+            result.rows.remove(row)
+
+    return _apply(data_dir, image, lambda: dataset.move_to_trash(data_dir, image, reason="audit: suspect label"), change)
+
+
+def keep(data_dir: os.PathLike | str, image: os.PathLike | str) -> None:
+    """Remember that this image's label is right: it is not flagged again while it keeps this label."""
+    data_dir = Path(data_dir)
+    path = dataset.resolve_image(data_dir, image)
+    image = dataset.rel(data_dir, path)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+
+    def action() -> None:
+        with _files_lock:
+            data = kept(data_dir)
+            data[sha] = {
+                "label": path.parent.name,
+                "image": image,
+                "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+            _write_json(_state(data_dir) / KEEP_JSON, data)
+
+    def change(result: AuditResult, row: dict | None, _none: None) -> None:
+        if row is not None:
+            row["flagged"], row["reason"], row["kept"] = False, None, True
+
+    _apply(data_dir, image, action, change)
+
+
+# ------------------------------------------------------------------------------------------------ job
+
+
+class AuditJob:
+    """An audit in a background thread, like TrainJob: `events` grows as it runs, `cancel()` stops it within
+    one batch, and only one audit or training job runs at a time."""
+
+    _current: AuditJob | None = None
+    _guard = threading.Lock()
+
+    def __init__(
+        self,
+        data_dir: os.PathLike | str,
+        folds: int = DEFAULT_FOLDS,
+        seed: int = 0,
+        config: TrainConfig | None = None,
+        models_dir: os.PathLike | str | None = None,
+        on_done: Callable[[AuditJob], None] | None = None,
+    ):
+        self.data_dir, self.folds, self.seed, self.config = Path(data_dir), folds, seed, config
+        self.models_dir = models_dir
+        self.events: list[dict] = []
+        self.state = "pending"  # pending, running, done, cancelled, failed
+        self.error: str | None = None
+        self.result: AuditResult | None = None
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._on_done = on_done
+        self.started = time.time()
+
+    @classmethod
+    def current(cls) -> AuditJob | None:
+        return cls._current
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("pending", "running")
+
+    def start(self) -> AuditJob:
+        with AuditJob._guard:
+            cur = AuditJob._current
+            if cur is not None and cur.running:
+                raise TrainingBusy("an audit is already running; wait for it or cancel it")
+            train_job = TrainJob.current()
+            if train_job is not None and train_job.running:
+                raise TrainingBusy("a training job is running; audit when it has finished")
+            self.state = "running"
+            AuditJob._current = self
+            self._thread = threading.Thread(target=self._run, name="otter-audit", daemon=True)
+            self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> AuditJob:
+        if self._thread:
+            self._thread.join(timeout)
+        return self
+
+    def last(self, type_: str) -> dict | None:
+        for e in reversed(self.events):
+            if e["type"] == type_:
+                return e
+        return None
+
+    def _run(self) -> None:
+        try:
+            self.result = audit(
+                self.data_dir,
+                folds=self.folds,
+                seed=self.seed,
+                config=self.config,
+                progress=self.events.append,
+                cancel=self._cancel,
+                models_dir=self.models_dir,
+            )
+            self.state = "done"
+        except TrainingCancelled:
+            self.state, self.error = "cancelled", "audit cancelled; the previous audit is unchanged"
+        except TrainError as ex:
+            self.state, self.error = "failed", str(ex)
+        except Exception as ex:  # reported to the UI as one line; the traceback goes to the server log
+            traceback.print_exc()
+            self.state, self.error = "failed", f"audit failed: {type(ex).__name__}: {ex}"
+        finally:
+            self.events.append({"type": self.state, "error": self.error})
+            if self._on_done:
+                try:
+                    self._on_done(self)
+                except Exception:
+                    traceback.print_exc()
