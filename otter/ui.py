@@ -208,6 +208,13 @@ def build_explain(ctx: AppContext, image, picker) -> dict:
     return build_explain_panel(ctx.models, image, picker, wrap=friendly)
 
 
+def build_review_explain(ctx: AppContext, model_picker):
+    """Curate › Review: the overlay of the image last clicked, for the review's model: `otter.ui_explain`."""
+    from .ui_explain import build_review_explain as build
+
+    return build(ctx.models, ctx.data_dir, model_picker, wrap=friendly)
+
+
 # --------------------------------------------------------------------------------------------- curate
 
 
@@ -264,6 +271,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
                 review_target = gr.Dropdown(label="Relabel selected as", choices=[], allow_custom_value=True)
                 review_move = gr.Button("Relabel")
                 review_delete = gr.Button("Delete selected (to trash)", variant="stop")
+            connect_review_explain = build_review_explain(ctx, review_model)  # where the model looked, per clicked image
         with gr.Tab("Duplicates", id="duplicates"):
             gr.Markdown("Exact copies and near-duplicates (same photo resized or re-encoded). The first of each group is kept.")
             find_btn = gr.Button("Find duplicates")
@@ -382,6 +390,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
     for comp in (review_model, review_cls, review_split):
         comp.change(friendly(review_view), [review_model, review_cls, review_split], review_outputs, api_visibility="private")
     review_grid.select(toggle, [review_shown, review_pick], [review_pick], api_visibility="private")
+    connect_review_explain(review_grid, review_shown)
 
     def review_act(action):
         def run(c, name, rc, split, *args):

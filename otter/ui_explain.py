@@ -7,6 +7,7 @@ path is untouched and the handler returns at once.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -14,6 +15,7 @@ import gradio as gr
 from PIL import Image
 
 from .images import InvalidImage
+from .safepath import inside
 from .service import ModelService, NoModel
 
 TOGGLE_LABEL = "Show where the model looked"
@@ -48,30 +50,83 @@ def explain_view(
     return ExplainResult(overlay, list(predictor.classes), explanation.target, note)
 
 
+def _panel(prefix: str, toggle_label: str = TOGGLE_LABEL) -> tuple[gr.Checkbox, gr.Image, gr.Radio, gr.Markdown]:
+    show = gr.Checkbox(value=False, label=toggle_label, elem_id=f"{prefix}-toggle")
+    overlay = gr.Image(label="Where the model looked", type="pil", interactive=False, visible=False, elem_id=f"{prefix}-image")
+    which = gr.Radio(choices=[], label="Explain the class", visible=False, elem_id=f"{prefix}-class")
+    note = gr.Markdown(elem_id=f"{prefix}-note")
+    return show, overlay, which, note
+
+
+def _show(res: ExplainResult) -> tuple:
+    return (
+        gr.Image(value=res.overlay, visible=res.overlay is not None),
+        gr.Radio(choices=res.classes, value=res.target, visible=len(res.classes) > 1),
+        res.note,
+    )
+
+
+def _hidden() -> tuple:
+    return gr.Image(value=None, visible=False), gr.Radio(visible=False), ""
+
+
+# Explanations share two workers: a burst of clicks cannot take every worker from plain predictions.
+EVENTS = {"api_visibility": "private", "concurrency_id": "explain", "concurrency_limit": 2}
+
+
 def build_explain_panel(models: ModelService, image: gr.Image, picker: gr.Dropdown, wrap: Callable = lambda f: f) -> dict:
     """A column with the toggle, the overlay and a class choice; `image` and `picker` are the Predict tab's own."""
     with gr.Column():
-        show = gr.Checkbox(value=False, label=TOGGLE_LABEL, elem_id="explain-toggle")
-        overlay = gr.Image(label="Where the model looked", type="pil", interactive=False, visible=False, elem_id="explain-image")
-        which = gr.Radio(choices=[], label="Explain the class", visible=False, elem_id="explain-class")
-        note = gr.Markdown(elem_id="explain-note")
+        show, overlay, which, note = _panel("explain")
 
     def update(payload, model_name, on, target=None):
         if not on:  # toggle off: compute nothing, hide the panel
-            return gr.Image(value=None, visible=False), gr.Radio(visible=False), ""
+            return _hidden()
         path = payload.get("path") if isinstance(payload, dict) else payload
-        res = explain_view(models, path, model_name, target)
-        return (
-            gr.Image(value=res.overlay, visible=res.overlay is not None),
-            gr.Radio(choices=res.classes, value=res.target, visible=len(res.classes) > 1),
-            res.note,
-        )
+        return _show(explain_view(models, path, model_name, target))
 
     outputs = [overlay, which, note]
-    common = {"preprocess": False, "api_visibility": "private", "concurrency_id": "explain", "concurrency_limit": 2}
     # A new photo, another model or the toggle: explain the top class. Choosing a class (`input` fires only on a
     # user's click, not when `update` sets the choice): explain that one.
     for event in (image.change, picker.change, show.change):
-        event(wrap(update), [image, picker, show], outputs, **common)
-    which.input(wrap(update), [image, picker, show, which], outputs, **common)
+        event(wrap(update), [image, picker, show], outputs, preprocess=False, **EVENTS)
+    which.input(wrap(update), [image, picker, show, which], outputs, preprocess=False, **EVENTS)
     return {"explain_toggle": show, "explain_image": overlay, "explain_class": which}
+
+
+def review_image_path(data_dir: os.PathLike | str, rels: list[str], index: int | None) -> str | None:
+    """The file of the review gallery's item `index` (`class/name` in `rels`), checked to be inside the data folder."""
+    if index is None or not 0 <= index < len(rels) or rels[index].count("/") != 1:
+        return None
+    return str(inside(data_dir, *rels[index].split("/"), what="image"))
+
+
+def build_review_explain(
+    models: ModelService, data_dir: os.PathLike | str, model: gr.Dropdown, wrap: Callable = lambda f: f
+) -> Callable[[gr.Gallery, gr.State], None]:
+    """Curate › Review: the same panel for the image last clicked in the review gallery, with the review's model.
+
+    Declares the widgets where it is called; returns `connect(gallery, shown)` to call once the gallery's list
+    of `class/name` items (`shown`) exists."""
+    show, overlay, which, note = _panel("review-explain", f"{TOGGLE_LABEL} (click an image)")
+    picked = gr.State(None)  # the path of the image last clicked
+
+    def update(path, model_name, on, target=None):
+        if not on:
+            return _hidden()
+        if path is None:
+            return gr.Image(visible=False), gr.Radio(visible=False), "Click an image to see where the model looked."
+        return _show(explain_view(models, path, model_name, target))
+
+    outputs = [overlay, which, note]
+
+    def connect(gallery: gr.Gallery, shown: gr.State) -> None:
+        def on_select(evt: gr.SelectData, rels, model_name, on):
+            path = review_image_path(data_dir, rels, evt.index)
+            return (*update(path, model_name, on), path)
+
+        gallery.select(wrap(on_select), [shown, model, show], [*outputs, picked], **EVENTS)
+        show.change(wrap(update), [picked, model, show], outputs, **EVENTS)
+        which.input(wrap(update), [picked, model, show, which], outputs, **EVENTS)
+
+    return connect

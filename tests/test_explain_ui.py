@@ -10,8 +10,9 @@ import pytest
 
 from conftest import make_small_set, real_photos
 from otter.predict import Predictor
+from otter.safepath import UnsafePath
 from otter.service import ModelService
-from otter.ui_explain import MAX_SIDE, explain_view
+from otter.ui_explain import MAX_SIDE, explain_view, review_image_path
 
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 240_000
@@ -45,6 +46,14 @@ def test_view_turns_problems_into_a_note(models, tmp_path):
     assert empty.overlay is None and "⚠️" in empty.note
 
 
+def test_review_item_path_stays_inside_the_data_folder(tmp_path):
+    rels = ["sea/a.jpg", "../outside.jpg", "sea/../../x.jpg"]
+    assert review_image_path(tmp_path, rels, 0) == str(tmp_path / "sea" / "a.jpg")
+    assert review_image_path(tmp_path, rels, 2) is None and review_image_path(tmp_path, rels, 9) is None
+    with pytest.raises(UnsafePath):
+        review_image_path(tmp_path, rels, 1)
+
+
 # ------------------------------------------------------------------------------------------- browser
 
 
@@ -56,7 +65,7 @@ def free_port() -> int:
 
 @pytest.mark.browser
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
-def test_toggle_shows_the_overlay_and_another_class_on_click(tiny_trained, tmp_path, monkeypatch):
+def test_toggle_shows_the_overlay_in_predict_and_review(tiny_trained, tmp_path, monkeypatch):
     from playwright.sync_api import sync_playwright
 
     from otter.ui import build_app, launch
@@ -64,7 +73,7 @@ def test_toggle_shows_the_overlay_and_another_class_on_click(tiny_trained, tmp_p
     calls = []
     original = Predictor.explain
     monkeypatch.setattr(Predictor, "explain", lambda self, *a, **k: calls.append(a) or original(self, *a, **k))
-    data = make_small_set(tmp_path / "data", per_class=2, size=64)
+    data = make_small_set(tmp_path / "data", per_class=8, size=64)  # the model's training photos: Review lists them
     shutil.copytree(tiny_trained[0], tmp_path / "models" / "tiny")
     demo = build_app(data, tmp_path / "models")
     port = free_port()
@@ -89,6 +98,16 @@ def test_toggle_shows_the_overlay_and_another_class_on_click(tiny_trained, tmp_p
             page.locator("#explain-class").get_by_label(other).check()
             note.filter(has_text=f"for {other}").wait_for(timeout=TIMEOUT_MS)
             assert len(calls) == 2
+
+            # Curate › Review: click a hard image with the toggle on.
+            page.get_by_role("tab", name="Curate").click()
+            page.get_by_role("tab", name="Review").click()
+            page.locator("#review-explain-toggle input").check()
+            page.locator("#review-explain-note").filter(has_text="Click an image").wait_for(timeout=TIMEOUT_MS)
+            page.locator(".thumbnail-item:visible").first.click()
+            page.locator("#review-explain-note").filter(has_text="Where the model looked for").wait_for(timeout=TIMEOUT_MS)
+            page.locator("#review-explain-image img").wait_for(timeout=TIMEOUT_MS)
+            assert len(calls) == 3
             browser.close()
     finally:
         demo.close()
