@@ -35,6 +35,7 @@ from otter import calibrate, ood  # noqa: E402
 from otter.synthetic import FAMILIES, synthetic_images  # noqa: E402
 
 NONE = "__none__"
+SUMMARY_KEYS = ("auroc", "flagged_unknown", "flagged_in_class", "threshold_over_train_q95")
 LOFO_TRAIN = ("noise", "gradient", "stripes", "scrambled")  # --lofo: the others are never seen in training
 
 
@@ -90,8 +91,12 @@ def evaluate_methods(n_cls, tr, va_half, te_half, unk, unk_fams):
         det = ood.fit_detector(method, n_cls, tr["feats"], tr["y"], va_half["feats"], va_half["logits"][:, :], temperature=T)
         s_in = det.scores(te_half["feats"], te_half["logits"])
         s_out = det.scores(unk["feats"], unk["logits"])
+        s_tr = det.scores(tr["feats"], tr["logits"])
         flag_out = s_out > det.threshold
         out[method] = {
+            # how far above the training images' own scores the held-out threshold lies: lets a model trained
+            # on every image (no validation split) set its threshold from its training scores
+            "threshold_over_train_q95": float(det.threshold / np.quantile(s_tr, 0.95)),
             "auroc": ood.auroc(s_in, s_out),
             "flagged_unknown": float(flag_out.mean()),
             "flagged_in_class": float((s_in > det.threshold).mean()),
@@ -128,11 +133,15 @@ def cross_validate(args) -> dict:
     variants = {"plain": None, "none_class": FAMILIES}
     if args.lofo:
         variants["none_class_lofo"] = LOFO_TRAIN
+    if args.variants:
+        variants = {k: v for k, v in variants.items() if k in args.variants.split(",")}
     skf = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=0)
     per_fold, t0 = [], time.time()
     for fold, (tr_idx, te_idx) in enumerate(skf.split(np.zeros(len(y_all)), y_all)):
         if args.max_folds and fold >= args.max_folds:
             break
+        if args.only_fold is not None and fold != args.only_fold:
+            continue
         tr_photos = [photos[i] for i in tr_idx]
         te_photos = [photos[i] for i in te_idx]
         # Unknown set: held-out photos only for the photo families, and seeds never used for training negatives.
@@ -185,7 +194,7 @@ def summarise(rows, args, seconds) -> dict:
             vals = [r["methods"][m] for r in rs]
             fams = sorted(vals[0]["per_family"])
             entry["methods"][m] = (
-                {k: float(np.mean([v[k] for v in vals])) for k in ("auroc", "flagged_unknown", "flagged_in_class")}
+                {k: float(np.mean([v[k] for v in vals])) for k in SUMMARY_KEYS if k in vals[0]}
                 | {"auroc_std": float(np.std([v["auroc"] for v in vals]))}
                 | {"per_family": {f: float(np.mean([v["per_family"][f] for v in vals])) for f in fams}}
             )
@@ -234,13 +243,6 @@ def check_model(args) -> dict:
     }
 
 
-def merge_results(key: str, value: dict, path: Path) -> None:
-    """Read-modify-write merge into bench/results.json (others write other keys)."""
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data[key] = value
-    path.write_text(json.dumps(data, indent=1) + "\n")
-
-
 def _ints(s: str) -> tuple[int, ...]:
     return tuple(int(x) for x in s.split(","))
 
@@ -251,6 +253,8 @@ def main() -> None:
     ap.add_argument("--model", help="score this model folder instead of cross-validating")
     ap.add_argument("--folds", type=int, default=3)
     ap.add_argument("--max-folds", type=int, default=0, help="stop after this many folds (0: all)")
+    ap.add_argument("--only-fold", type=int, default=None, help="run only this fold (to spread folds over processes)")
+    ap.add_argument("--variants", help="comma-separated subset of plain,none_class,none_class_lofo")
     ap.add_argument("--arch", default="xresnet18")
     ap.add_argument("--sizes", type=_ints, default=(64, 128))
     ap.add_argument("--epochs", type=_ints, default=(10, 10))
@@ -261,7 +265,7 @@ def main() -> None:
     ap.add_argument("--out", help="write the JSON summary here")
     ap.add_argument("--rows", help="append each fold's raw numbers to this JSON-lines file as they come")
     ap.add_argument("--summarise", metavar="ROWS", help="only summarise a --rows file")
-    ap.add_argument("--results", help="merge the summary into this results.json under the key 'ood'")
+    ap.add_argument("--record", action="store_true", help="merge the summary into bench/results.json under 'ood'")
     args = ap.parse_args()
     if args.summarise:  # from rows written so far (e.g. of an unfinished run)
         rows = [json.loads(line) for line in Path(args.summarise).read_text().splitlines() if line.strip()]
@@ -272,8 +276,10 @@ def main() -> None:
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
-    if args.results:
-        merge_results("ood", result, Path(args.results))
+    if args.record:
+        from bench.common import record
+
+        record("ood" if not args.model else "ood_model_check", result)
 
 
 if __name__ == "__main__":

@@ -47,15 +47,20 @@ def fit_honesty(
     valid_images: Sequence[ImageInput],
     valid_y: Sequence[int],
     method: str = DEFAULT_METHOD,
+    fallback: dict | None = None,
 ) -> tuple[dict, dict, dict[str, torch.Tensor]]:
     """(meta["calibration"], meta["ood"], tensors for ood.safetensors).
 
     Temperature and threshold come from the validation images; class means, covariance and the k-NN bank
-    from the training images. Without validation images nothing can be fitted honestly: both records then
-    say why, and every image counts as known.
+    from the training images. Without validation images nothing can be fitted honestly from this model
+    alone: with `fallback` (measured by cross-validating the same recipe, see `_fit_from_cross_validation`)
+    the temperature and threshold are transferred from it; without, both records say why and every image
+    counts as known.
     """
     if len(valid_images) == 0:
-        reason = "no validation split (trained on every image); fit on held-out images, e.g. bench/ood.py"
+        if fallback is not None:
+            return _fit_from_cross_validation(model, n_classes, size, train_images, train_y, method, fallback)
+        reason = "no validation split (trained on every image); see otter.honest.refit_model_folder"
         return {"temperature": 1.0, "skipped": reason}, {"method": None, "skipped": reason}, {}
     v_feats, v_logits = features_logits(model, valid_images, size)
     v_y = np.asarray(valid_y)
@@ -73,3 +78,39 @@ def unknown_rate(results: Sequence[dict]) -> float | None:
     """Share of classified images flagged 'not sure'."""
     ok = [r for r in results if isinstance(r, dict)]
     return float(np.mean([not r["known"] for r in ok])) if ok else None
+
+
+def _fit_from_cross_validation(model, n_classes, size, train_images, train_y, method, fallback: dict):
+    """For a model trained on every image. `fallback` = {"temperature", "threshold_over_train_q95", "source"}:
+    the temperature fitted on held-out images and how far the 95%-accept threshold on held-out images lay
+    above the training images' own 95th-percentile score, both measured by cross-validating the same recipe
+    (bench/ood.py). Distance scores only (Mahalanobis, k-NN): they are positive, so a ratio transfers."""
+    if method not in ("mahalanobis", "knn"):
+        raise ValueError(f"only mahalanobis or knn thresholds can be transferred from cross-validation, not {method!r}")
+    t_feats, t_logits = features_logits(model, train_images, size)
+    t_y = np.asarray(train_y)
+    temperature = float(fallback["temperature"])
+    cal = {"temperature": temperature, "fitted_on": fallback["source"], "n": 0, "bins": calibrate.ECE_BINS}
+    det = ood.fit_detector(method, n_classes, t_feats, t_y, t_feats, t_logits)
+    ratio = float(fallback["threshold_over_train_q95"])
+    det.threshold = ratio * float(np.quantile(det.scores(t_feats, t_logits), 0.95))
+    rec = det.record() | {"fitted_on": fallback["source"], "threshold_over_train_q95": ratio, "n_valid": 0}
+    return cal, rec, {ood.OOD_TENSORS: det.tensors_for_saving()}
+
+
+def refit_model_folder(model_dir, data_dir, fallback: dict | None = None, method: str = DEFAULT_METHOD) -> dict:
+    """Fit calibration and the "not sure" detector of a model trained on every image of `data_dir` (the
+    shipped default model), in place and atomically, from the cross-validation `fallback`. Returns the new meta."""
+    from pathlib import Path
+
+    from .dataset import list_images
+    from .model_io import load_model, save_model
+
+    model, meta = load_model(model_dir)
+    classes = list(meta["classes"])
+    items = [p for p in list_images(data_dir) if p.parent.name in classes]
+    y = [classes.index(p.parent.name) for p in items]
+    cal, rec, extra = fit_honesty(model, len(classes), int(meta["input_size"]), items, y, [], [], method, fallback)
+    meta = dict(meta, calibration=cal, ood=rec)
+    save_model(model, meta, Path(model_dir), half=meta.get("weights_dtype") == "float16", extra_tensors=extra)
+    return meta
