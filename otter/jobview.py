@@ -169,6 +169,37 @@ def loss_frame(events: list[dict], smooth: float = 0.9) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["step", "loss", "series"]).astype({"step": "int64", "loss": "float64", "series": "str"})
 
 
+def loss_figure(events: list[dict]):
+    """The loss curves as a matplotlib figure (None before the first batch): smoothed training loss per batch,
+    validation loss per epoch. A figure, not a Gradio LinePlot: the plot keeps the series it saw first, so a
+    curve that starts later (validation) would never be drawn while the data grows."""
+    df = loss_frame(events)
+    if df.empty:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3))
+    for series, style in (("train (batch)", "-"), ("valid (epoch)", "o-")):
+        part = df[df["series"] == series]
+        if not part.empty:
+            ax.plot(part["step"], part["loss"], style, label=series, markersize=4)
+    ax.set_xlabel("batch")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def lr_find_frame(meta: dict | None) -> pd.DataFrame:
     """lr_find's curve as columns log10_lr, loss (empty when the learning rate was given, not found)."""
     data = (meta or {}).get("lr_find") or {}
@@ -205,11 +236,7 @@ def confusion_figure(meta: dict | None):
     conf, classes = meta.get("confusion"), meta.get("classes") or []
     if not conf:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(classes), 1.0 + 0.8 * len(classes)))
     ax.imshow(conf, cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")

@@ -448,10 +448,10 @@ def train_view(ctx: AppContext):
     """Everything the Train tab shows about the current job, for the timer and for page load."""
     job = ctx.trainer.job()
     if job is None:
-        return jobview.status_markdown(None, []), jobview.epoch_table([]), jobview.loss_frame([]), False
+        return jobview.status_markdown(None, []), jobview.epoch_table([]), None, False
     events = list(job.events)
     status = jobview.status_markdown(job.state, events, job.error, str(job.model_dir))
-    return status, jobview.epoch_table(events), jobview.loss_frame(events), job.running
+    return status, jobview.epoch_table(events), jobview.loss_figure(events), job.running
 
 
 def results_view(ctx: AppContext, name: str | None):
@@ -491,7 +491,7 @@ def build_train_tab(ctx: AppContext) -> dict:
     status = gr.Markdown(elem_id="train-status")
     with gr.Row():
         table = gr.Dataframe(label="Epochs", interactive=False, elem_id="train-epochs-table")
-        plot = gr.LinePlot(x="step", y="loss", color="series", label="Loss", height=260)
+        plot = gr.Plot(label="Loss", elem_id="train-loss")
     with gr.Accordion("Results of the last model", open=True):
         with gr.Row():
             lr_plot = gr.LinePlot(x="log10_lr", y="loss", label="lr_find (loss against log10 learning rate)", height=240)
@@ -522,27 +522,19 @@ def build_train_tab(ctx: AppContext) -> dict:
         status_v, table_v, loss_v, running = train_view(ctx)
         job = ctx.trainer.job()
         if running:
-            return (
-                status_v,
-                table_v,
-                loss_v,
-                gr.skip(),
-                gr.skip(),
-                gr.skip(),
-                gr.skip(),
-                gr.Timer(active=True),
-                str(job.model_dir),
-            )
+            unchanged = [gr.skip()] * 5  # results, model pickers: only when the job ends
+            return status_v, table_v, loss_v, *unchanged, gr.Timer(active=True), str(job.model_dir)
         # Finished (or nothing running): stop polling; show results and switch Predict to the new model.
         name = job.model_dir.name if job is not None and job.state == "done" else None
         lr_v, conf_v, per_v = results_view(ctx, name or ctx.models.newest())
         picker_v = model_picker_update(ctx, name) if name else gr.skip()
-        return status_v, table_v, loss_v, lr_v, conf_v, per_v, picker_v, gr.Timer(active=False), None
+        review_v = gr.Dropdown(choices=ctx.models.names(), value=name) if name else gr.skip()
+        return status_v, table_v, loss_v, lr_v, conf_v, per_v, picker_v, review_v, gr.Timer(active=False), None
 
     timer.tick(
         friendly(on_tick),
         [watched],
-        [status, table, plot, lr_plot, confusion, per_class, picker, timer, watched],
+        [status, table, plot, lr_plot, confusion, per_class, picker, ctx.shared["review_model"], timer, watched],
         api_visibility="private",
     )
 

@@ -12,6 +12,7 @@ from otter.jobview import (
     confusion_figure,
     confusion_frame,
     epoch_table,
+    loss_figure,
     loss_frame,
     lr_find_frame,
     parse_settings,
@@ -67,6 +68,9 @@ def test_epoch_table_and_loss_curves_follow_the_events(run):
     assert (losses["series"] == "train (batch)").sum() == n_batches
     assert list(losses[losses["series"] == "valid (epoch)"]["loss"]) == pytest.approx(list(table["valid_loss"]), abs=1e-4)
     assert progress(events) == pytest.approx(1.0, abs=0.05)
+    fig = loss_figure(events)
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["train (batch)", "valid (epoch)"]
+    assert loss_figure([]) is None
 
 
 def test_status_lines_for_each_state(run):
