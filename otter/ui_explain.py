@@ -1,4 +1,5 @@
-"""Predict › "Show where the model looked": a Grad-CAM overlay beside the label, for the top class or another one.
+"""Show where the model looked: a Grad-CAM overlay beside the label in Predict (top class or another one), and for
+the clicked hard image in Curate › Review.
 
 `explain_view` holds the logic and returns plain values (tested without Gradio); `build_explain_panel` only
 declares the widgets and wires them. While the toggle is off, nothing is computed: the plain prediction
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 import gradio as gr
 from PIL import Image
 
+from .device import gpu_task
+from .explain import Explanation
 from .images import InvalidImage
 from .safepath import inside
 from .service import ModelService, NoModel
@@ -31,6 +34,15 @@ class ExplainResult:
     note: str = ""
 
 
+@gpu_task
+def explain_on_device(
+    models: ModelService, path: str, model_name: str | None, target: str | None
+) -> tuple[list[str], Explanation]:
+    """(the model's classes, the explanation); on ZeroGPU Spaces this call gets a GPU slot, like predictions do."""
+    predictor = models.predictor(model_name)
+    return list(predictor.classes), predictor.explain(path, target if target in predictor.classes else None)
+
+
 def explain_view(
     models: ModelService, image_path: str | None, model_name: str | None, target: str | None = None
 ) -> ExplainResult:
@@ -39,15 +51,14 @@ def explain_view(
     if not image_path:
         return ExplainResult()
     try:
-        predictor = models.predictor(model_name)
-        explanation = predictor.explain(image_path, target if target in predictor.classes else None)
+        classes, explanation = explain_on_device(models, image_path, model_name, target)
     except (InvalidImage, NoModel) as ex:
         return ExplainResult(note=f"⚠️ {str(ex).splitlines()[0]}")
     overlay = explanation.overlay
     overlay.thumbnail((MAX_SIDE, MAX_SIDE))
     prob = explanation.probabilities[explanation.target]
     note = f"Where the model looked for **{explanation.target}** ({prob:.0%}): {LEGEND}."
-    return ExplainResult(overlay, list(predictor.classes), explanation.target, note)
+    return ExplainResult(overlay, classes, explanation.target, note)
 
 
 def _panel(prefix: str, toggle_label: str = TOGGLE_LABEL) -> tuple[gr.Checkbox, gr.Image, gr.Radio, gr.Markdown]:
