@@ -143,9 +143,13 @@ def write_overlays(predictor, images: list, out_dir: os.PathLike | str) -> list[
     """Explain each image (its predicted class) and write the overlay as OUT_DIR/<image name>.png.
 
     Returns the written path, or the image's `InvalidImage`, per image. `out_dir` is created; nothing is written
-    outside it (a name whose real path leaves it, e.g. through a symlink, raises `UnsafePath`)."""
+    outside it (a name whose real path leaves it, e.g. through a symlink, raises `UnsafePath`). A folder that
+    cannot be created or written raises `ExplainError`."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as ex:
+        raise ExplainError(f"cannot create the overlay folder {out_dir} ({ex.strerror or ex})") from ex
     taken: set[str] = set()
     results: list[Path | InvalidImage] = []
     for image in images:
@@ -160,6 +164,8 @@ def write_overlays(predictor, images: list, out_dir: os.PathLike | str) -> list[
         try:
             explanation.overlay.save(tmp, format="PNG")
             os.replace(tmp, dest)
+        except OSError as ex:
+            raise ExplainError(f"cannot write {dest} ({ex.strerror or ex})") from ex
         finally:
             tmp.unlink(missing_ok=True)
         results.append(dest)

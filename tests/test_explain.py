@@ -166,3 +166,13 @@ def test_cli_writes_one_overlay_png_per_image(corner_model, tmp_path, capsys):
     with Image.open(out_dir / "shot_1-2.png") as im:
         assert (im.format, im.size) == ("PNG", (100, 60))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "broken.jpg", "out"]  # nothing written elsewhere
+
+
+def test_cli_explain_into_a_file_is_a_one_line_error(corner_model, tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    corner_image("tl", 31).save(tmp_path / "shot.png")
+    code = main(["predict", "--model", str(corner_model), "--explain", str(tmp_path / "taken"), str(tmp_path / "shot.png")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot create the overlay folder") and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "taken").read_text() == "a file, not a folder"
