@@ -166,11 +166,11 @@ def build_predict_tab(ctx: AppContext) -> dict:
             info = gr.Markdown(elem_id="predict-info")
         build_explain(ctx, image, picker)  # a column beside the label: "Show where the model looked"
     with gr.Accordion("Many photos at once", open=False):
-        files = gr.File(file_count="multiple", file_types=["image"], label="Photos")
-        table = gr.Dataframe(label="Results", interactive=False)
+        files = gr.File(file_count="multiple", file_types=["image"], label="Photos", elem_id="predict-files")
+        table = gr.Dataframe(label="Results", interactive=False, elem_id="predict-table")
         with gr.Row():
-            note = gr.Markdown()
-            download = gr.File(label="Results as CSV", interactive=False)
+            note = gr.Markdown(elem_id="predict-note")
+            download = gr.File(label="Results as CSV", interactive=False, elem_id="predict-csv")
 
     def on_image(img, model_name):
         return friendly(predict_view)(ctx, img, model_name)

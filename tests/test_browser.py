@@ -102,6 +102,21 @@ def test_bad_file_shows_a_message_and_the_app_keeps_working(page, tmp_path):
     assert "tiny" in predict_in_browser(page, real_photos("river", 1)[0])
 
 
+def test_many_photos_give_a_table_and_a_csv(page, tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff" + b"\0" * 50)
+    page.get_by_text("Many photos at once").click()
+    photos = [*real_photos("river", 2), bad]
+    page.locator("#predict-files input[type=file]").set_input_files([str(p) for p in photos])
+    page.locator("#predict-note").filter(has_text="2 classified, 1 could not be read").wait_for(timeout=TIMEOUT_MS)
+    table = page.locator("#predict-table").inner_text()
+    assert all(p.name in table for p in photos)
+    with page.expect_download() as download:
+        page.locator("#predict-csv a").first.click()
+    csv = Path(download.value.path()).read_text()
+    assert csv.splitlines()[0].startswith("file,label,probability") and len(csv.splitlines()) == 4
+
+
 def test_delete_an_image_in_curate_and_restore_it(page, app, tmp_path):
     page.get_by_role("tab", name="Curate").click()
     first = page.locator("#curate-gallery button.thumbnail-item").first
