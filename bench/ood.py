@@ -243,6 +243,41 @@ def check_model(args) -> dict:
     }
 
 
+def oof_temperature(jsonl: Path, recipe: str) -> tuple[float, dict]:
+    """Temperature fitted on the out-of-fold probabilities that bench/recipe_search.py stored for `recipe`
+    (softmax is unchanged by adding a constant to the logits, so log-probabilities serve as logits)."""
+    rows = [r for r in map(json.loads, jsonl.read_text().splitlines()) if r["name"] == recipe]
+    probs, y = [], []
+    for r in rows:
+        for path, p in r["oof"].items():
+            probs.append(p)
+            y.append(Path(path).parent.name)
+    classes = sorted(set(y))
+    y = np.array([classes.index(c) for c in y])
+    logits = np.log(np.clip(np.array(probs), 1e-12, 1))
+    rec = calibrate.calibration_record(logits, y)
+    return rec["temperature"], rec | {"source": f"{len(rows)}-fold out-of-fold predictions of {recipe} ({jsonl.name})"}
+
+
+def fit_shipped(args) -> dict:
+    """Fit calibration and 'not sure' of a model trained on every photo, from cross-validation numbers."""
+    from otter.honest import refit_model_folder
+
+    rows = [json.loads(line) for line in Path(args.fit_from).read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r["variant"] == "plain" and "threshold_over_train_q95" in r["methods"][args.method]]
+    ratio = float(np.median([r["methods"][args.method]["threshold_over_train_q95"] for r in rows]))
+    temperature, cal = oof_temperature(Path(args.oof), args.oof_recipe)
+    fallback = {
+        "temperature": temperature,
+        "threshold_over_train_q95": ratio,
+        "source": f"cross-validation: temperature from {cal['source']}; threshold ratio, median of {len(rows)} "
+        f"held-out halves of bench/ood.py (proxy recipe {args.arch} {args.sizes} px {args.epochs} epochs)",
+    }
+    fallback["calibration"] = {k: cal[k] for k in ("ece_before", "ece_after", "nll_before", "nll_after", "n")}
+    meta = refit_model_folder(args.model, args.data, fallback, method=args.method)
+    return {"fallback": fallback, "calibration": meta["calibration"], "ood": meta["ood"]}
+
+
 def _ints(s: str) -> tuple[int, ...]:
     return tuple(int(x) for x in s.split(","))
 
@@ -265,8 +300,14 @@ def main() -> None:
     ap.add_argument("--out", help="write the JSON summary here")
     ap.add_argument("--rows", help="append each fold's raw numbers to this JSON-lines file as they come")
     ap.add_argument("--summarise", metavar="ROWS", help="only summarise a --rows file")
+    ap.add_argument("--fit-from", metavar="ROWS", help="with --model: fit its calibration and detector from these CV rows")
+    ap.add_argument("--method", default="mahalanobis", help="with --fit-from: mahalanobis or knn")
+    ap.add_argument("--oof", default=str(Path(__file__).with_name("recipe_search_run2.jsonl")))
+    ap.add_argument("--oof-recipe", default="xr18_norrc_mixup0.2", help="the recipe whose out-of-fold predictions give T")
     ap.add_argument("--record", action="store_true", help="merge the summary into bench/results.json under 'ood'")
     args = ap.parse_args()
+    if args.fit_from:
+        print(json.dumps(fit_shipped(args), indent=1))
     if args.summarise:  # from rows written so far (e.g. of an unfinished run)
         rows = [json.loads(line) for line in Path(args.summarise).read_text().splitlines() if line.strip()]
         result = summarise(rows, args, 0)

@@ -90,7 +90,8 @@ def _fit_from_cross_validation(model, n_classes, size, train_images, train_y, me
     t_feats, t_logits = features_logits(model, train_images, size)
     t_y = np.asarray(train_y)
     temperature = float(fallback["temperature"])
-    cal = {"temperature": temperature, "fitted_on": fallback["source"], "n": 0, "bins": calibrate.ECE_BINS}
+    cal = {"bins": calibrate.ECE_BINS} | fallback.get("calibration", {})  # e.g. the ECE measured there
+    cal |= {"temperature": temperature, "fitted_on": fallback["source"]}
     det = ood.fit_detector(method, n_classes, t_feats, t_y, t_feats, t_logits)
     ratio = float(fallback["threshold_over_train_q95"])
     det.threshold = ratio * float(np.quantile(det.scores(t_feats, t_logits), 0.95))
