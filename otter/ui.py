@@ -225,6 +225,13 @@ def build_web_search(ctx: AppContext, shared: dict) -> dict:
     return build_search_panel(ctx.data_dir, wrap=friendly)
 
 
+def build_suspects(ctx: AppContext):
+    """Curate › Suspects: the audit's most suspect images with one-click fixes: `otter.ui_audit`."""
+    from .ui_audit import build_suspects_tab
+
+    return build_suspects_tab(ctx, wrap=friendly)
+
+
 def build_curate_tab(ctx: AppContext) -> dict:
     root = ctx.data_dir
     status = gr.Markdown(elem_id="curate-status")
@@ -280,6 +287,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
             dup_btn = gr.Button("Trash the extras", variant="stop")
         with gr.Tab("Web search", id="web-search"):
             web = build_web_search(ctx, ctx.shared)
+        build_suspects(ctx)  # Suspects: the audit's findings and a clickable confusion matrix (otter.ui_audit)
         # more Curate sub-tabs go here (e.g. `with gr.Tab("Suspects"): build_suspects_tab(ctx, ctx.shared)`)
 
     # ---- refreshing views

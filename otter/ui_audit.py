@@ -1,0 +1,151 @@
+"""Curate › Suspects: the audit's most suspect images, one-click fixes, and a clickable out-of-fold confusion matrix.
+
+Only widgets and wiring: the logic is in `otter.audit` (the audit, its job and the actions) and
+`otter.audit_view` (what is shown), both tested without Gradio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gradio as gr
+
+from . import audit, audit_view
+from .dataset import list_classes
+from .train import TrainError
+
+POLL_SECONDS = 1.0
+FOLDS = audit.DEFAULT_FOLDS
+CONFIG_OVERRIDES: dict = {}  # TrainConfig fields for the app's audits (tests make them tiny)
+
+
+def build_suspects_tab(ctx, wrap: Callable[[Callable], Callable] = lambda f: f) -> gr.Tab:
+    """Declare the Suspects tab inside the current `gr.Tabs`; `ctx` is the app's AppContext. The view refreshes
+    whenever the tab is opened (other views may have changed the data meanwhile)."""
+    with gr.Tab("Suspects", id="suspects") as tab:
+        _build(ctx, wrap, tab)
+    return tab
+
+
+def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> None:
+    root = ctx.data_dir
+    status = gr.Markdown(elem_id="audit-status")
+    with gr.Row():
+        run_btn = gr.Button("Run audit", variant="primary", elem_id="audit-run", scale=1)
+        cancel_btn = gr.Button("Cancel", variant="stop", elem_id="audit-cancel", scale=1)
+        cls = gr.Dropdown(label="Given class", choices=["all"], value="all", elem_id="audit-class", scale=2)
+    title = gr.Markdown(elem_id="audit-title")
+    grid = gr.Gallery(columns=6, height=360, allow_preview=False, label="Images (click one)", elem_id="audit-gallery")
+    picked = gr.Markdown(elem_id="audit-picked")
+    with gr.Row():
+        relabel_btn = gr.Button("Relabel to the suggestion", elem_id="audit-relabel")
+        keep_btn = gr.Button("Keep (the label is right)", elem_id="audit-keep")
+        trash_btn = gr.Button("Move to trash", variant="stop", elem_id="audit-trash")
+        back_btn = gr.Button("Show all suspects", elem_id="audit-back")
+    matrix = gr.Dataframe(
+        label="Out-of-fold confusion matrix: rows are the given labels, columns the predictions. Click a cell to see its images.",
+        interactive=False,
+        elem_id="audit-confusion",
+    )
+    shown = gr.State([])  # class/file of the gallery's images, in order
+    cell = gr.State(None)  # (given, predicted) while a matrix cell is shown, else None
+    pick = gr.State(None)  # class/file of the clicked image
+    timer = gr.Timer(POLL_SECONDS, active=False)
+
+    def view(c, cl, msg=""):
+        result = audit.load_audit(root)
+        cell_v = tuple(cl) if cl else None
+        rows = audit_view.cell_rows(result, cell_v) if cell_v else audit_view.suspects(result, c)
+        items = audit_view.gallery(root, rows)
+        return (
+            audit_view.status_markdown(root, result, audit.AuditJob.current()),
+            audit_view.view_title(cell_v, len(items)),
+            items,
+            [r["image"] for r in rows if (root / r["image"]).is_file()],
+            audit_view.confusion_table(result),
+            None,
+            msg,
+        )
+
+    outputs = [status, title, grid, shown, matrix, pick, picked]
+
+    def class_choices(c):
+        classes = ["all", *list_classes(root)]
+        return gr.Dropdown(choices=classes, value=c if c in classes else "all")
+
+    def on_pick(evt: gr.SelectData, rels):
+        if evt.index is None or evt.index >= len(rels):
+            return None, ""
+        image = rels[evt.index]
+        result = audit.load_audit(root)
+        row = next((r for r in (result.rows if result else []) if r["image"] == image), None)
+        if row is None:
+            return image, f"Selected **{image}**."
+        return (
+            image,
+            f"Selected **{image}**: given **{row['label']}**, suggested **{row['suggested']}** (score {row['score']:.2f}).",
+        )
+
+    def act(name):
+        def run(c, cl, image):
+            if not image:
+                return view(c, cl, "Click an image first.")
+            try:
+                if name == "relabel":
+                    result = audit.load_audit(root)
+                    row = next((r for r in (result.rows if result else []) if r["image"] == image), None)
+                    if row is None or row["suggested"] == row["label"]:
+                        return view(c, cl, f"The audit suggests no other class for {image}; keep it or move it to the trash.")
+                    msg = f"Relabelled {image} → {audit.relabel(root, image, row['suggested'])}."
+                elif name == "keep":
+                    audit.keep(root, image)
+                    msg = f"Kept {image}: it will not be flagged again while it has this label."
+                else:
+                    trash_id = audit.trash(root, image)
+                    msg = f"Moved {image} to the trash (restore it from the Trash view; id {trash_id})."
+            except (TrainError, ValueError, OSError) as ex:
+                msg = f"⚠️ {str(ex).splitlines()[0]}"
+            return view(c, cl, msg)
+
+        return wrap(run)
+
+    def on_cell(evt: gr.SelectData, c):
+        chosen = audit_view.cell_of(audit.load_audit(root), evt.index)
+        return (*view(c, chosen), chosen)
+
+    def start(c, cl):
+        try:
+            audit.AuditJob(root, folds=FOLDS, config=audit.quick_config(**CONFIG_OVERRIDES), models_dir=ctx.models_dir).start()
+        except TrainError as ex:
+            return (*view(c, cl, f"⚠️ {ex}"), gr.Timer(active=False))
+        return (*view(c, cl, "Audit started."), gr.Timer(active=True))
+
+    def cancel():
+        job = audit.AuditJob.current()
+        if job is None or not job.running:
+            return "No audit is running."
+        job.cancel()
+        return "Cancelling: the audit stops after the current batch; the previous audit is kept."
+
+    def tick(c, cl):
+        job = audit.AuditJob.current()
+        if job is not None and job.running:
+            return (audit_view.job_line(job), *[gr.skip()] * (len(outputs) - 1), gr.Timer(active=True), gr.skip())
+        return (*view(c, cl), gr.Timer(active=False), class_choices(c))
+
+    private = {"api_visibility": "private"}
+    grid.select(on_pick, [shown], [pick, picked], **private)
+    for btn, name in ((relabel_btn, "relabel"), (keep_btn, "keep"), (trash_btn, "trash")):
+        btn.click(act(name), [cls, cell, pick], outputs, **private)
+    cls.change(wrap(lambda c: (*view(c, None), None)), [cls], [*outputs, cell], **private)
+    back_btn.click(wrap(lambda c: (*view(c, None), None)), [cls], [*outputs, cell], **private)
+    matrix.select(wrap(on_cell), [cls], [*outputs, cell], **private)
+    run_btn.click(wrap(start), [cls, cell], [*outputs, timer], **private)
+    cancel_btn.click(wrap(cancel), None, [picked], **private)
+    timer.tick(wrap(tick), [cls, cell], [*outputs, timer, cls], **private)
+
+    def on_open(c):
+        job = audit.AuditJob.current()
+        return (*view(c, None), None, gr.Timer(active=job is not None and job.running), class_choices(c))
+
+    tab.select(wrap(on_open), [cls], [*outputs, cell, timer, cls], **private)
