@@ -123,18 +123,22 @@ class ModelService:
         )
 
     def predict_files(self, files: list[os.PathLike | str], name: str | None = None) -> pd.DataFrame:
-        """One row per file: file, label, probability, then each class's probability, or the error for a bad file."""
+        """One row per file: file, label, probability, known (False: "not sure"), each class's probability,
+        or the error for a bad file."""
         predictor = self.predictor(name)
         paths = [Path(f) for f in files]
-        results = predictor.predict_batch(paths)
+        results = predictor.classify_batch(paths)
         rows = []
         for path, res in zip(paths, results):
             if isinstance(res, InvalidImage):
                 rows.append({"file": path.name, "label": "", "probability": None, "error": str(res).split(": ", 1)[-1]})
                 continue
-            label, p = top_label(res)
-            rows.append({"file": path.name, "label": label, "probability": round(p, 4), "error": ""} | _rounded(res))
-        columns = ["file", "label", "probability", *predictor.classes, "error"]
+            label, p = res["label"], res["confidence"]
+            rows.append(
+                {"file": path.name, "label": label, "probability": round(p, 4), "known": res["known"], "error": ""}
+                | _rounded(res["probs"])
+            )
+        columns = ["file", "label", "probability", "known", *predictor.classes, "error"]
         return pd.DataFrame(rows, columns=columns)
 
 
