@@ -321,9 +321,13 @@ def build_curate_tab(ctx: AppContext) -> dict:
             tg,
             tp,
             gr.Dropdown(choices=classes),
+            [],
         )
 
-    all_outputs = [status, counts, cls, grid, shown, selected, target, trash_grid, trash_pick, review_target]
+    # The selection lives in `picked` (server-side, read when a click is processed, not when it is sent), so
+    # quick clicks on several thumbnails all count; `selected` shows it and can be ticked by hand.
+    picked = gr.State([])
+    all_outputs = [status, counts, cls, grid, shown, selected, target, trash_grid, trash_pick, review_target, picked]
     # After a web download, show the class it went into, with its new images.
     web["downloaded"].then(friendly(everything), [web["class"], web["summary"]], all_outputs, api_visibility="private")
 
@@ -342,14 +346,16 @@ def build_curate_tab(ctx: AppContext) -> dict:
     cls.change(friendly(images_view), [cls], [grid, shown, selected], api_visibility="private")
 
     def toggle(evt: gr.SelectData, rels, sel):
-        if evt.index is None or evt.index >= len(rels):
-            return sel
-        r = rels[evt.index]
-        return [s for s in sel if s != r] if r in sel else [*sel, r]
+        if evt.index is not None and evt.index < len(rels):
+            r = rels[evt.index]
+            sel = [s for s in sel if s != r] if r in sel else [*sel, r]
+        return sel, sel
 
-    grid.select(toggle, [shown, selected], [selected], api_visibility="private")
-    select_all.click(lambda rels: rels, [shown], [selected], api_visibility="private")
-    select_none.click(lambda: [], None, [selected], api_visibility="private")
+    one_at_a_time = {"trigger_mode": "multiple", "concurrency_limit": 1, "api_visibility": "private"}
+    grid.select(toggle, [shown, picked], [picked, selected], **one_at_a_time)
+    selected.input(lambda v: v, [selected], [picked], **one_at_a_time)
+    select_all.click(lambda rels: (rels, rels), [shown], [selected, picked], api_visibility="private")
+    select_none.click(lambda: ([], []), None, [selected, picked], api_visibility="private")
     delete_btn.click(act(lambda sel: curate.delete(root, sel)), [cls, selected], all_outputs, api_visibility="private")
     move_btn.click(act(lambda sel, t: curate.move(root, sel, t)), [cls, selected, target], all_outputs, api_visibility="private")
     add_btn.click(
@@ -391,13 +397,16 @@ def build_curate_tab(ctx: AppContext) -> dict:
             rels,
             gr.CheckboxGroup(choices=rels, value=[]),
             gr.Dropdown(choices=classes, value=c if c in classes else "all"),
+            [],
         )
 
     review_shown = gr.State([])
-    review_outputs = [review_table, review_grid, review_shown, review_pick, review_cls]
+    review_picked = gr.State([])
+    review_outputs = [review_table, review_grid, review_shown, review_pick, review_cls, review_picked]
     for comp in (review_model, review_cls, review_split):
         comp.change(friendly(review_view), [review_model, review_cls, review_split], review_outputs, api_visibility="private")
-    review_grid.select(toggle, [review_shown, review_pick], [review_pick], api_visibility="private")
+    review_grid.select(toggle, [review_shown, review_picked], [review_picked, review_pick], **one_at_a_time)
+    review_pick.input(lambda v: v, [review_pick], [review_picked], **one_at_a_time)
     connect_review_explain(review_grid, review_shown)
 
     def review_act(action):

@@ -117,27 +117,30 @@ def test_many_photos_give_a_table_and_a_csv(page, tmp_path):
     assert csv.splitlines()[0].startswith("file,label,probability") and len(csv.splitlines()) == 4
 
 
-def test_delete_an_image_in_curate_and_restore_it(page, app, tmp_path):
+def test_delete_images_in_curate_and_restore_them(page, app, tmp_path):
     page.get_by_role("tab", name="Curate").click()
-    first = page.locator("#curate-gallery button.thumbnail-item").first
-    first.wait_for()
-    name = first.locator("img").get_attribute("alt")
-    path = app["data"] / "river" / name
-    before = path.read_bytes()
+    thumbs = page.locator("#curate-gallery button.thumbnail-item")
+    thumbs.first.wait_for()
+    names = [thumbs.nth(i).locator("img").get_attribute("alt") for i in (0, 2)]
+    paths = [app["data"] / "river" / n for n in names]
+    before = [p.read_bytes() for p in paths]
+    thumbs.nth(0).click()
+    thumbs.nth(2).click()  # straight after the first: both clicks must count
+    for n in names:
+        expect(page.locator(f"#curate-selected input[name='river/{n}']")).to_be_checked()
     screenshot(page, "curate", tmp_path)
-    first.click()
-    expect(page.locator(f"#curate-selected input[name='river/{name}']")).to_be_checked()
     page.locator("#curate-delete").click()
-    page.locator("#curate-status").filter(has_text="Moved to the trash 1 image").wait_for()
-    assert not path.exists()
+    page.locator("#curate-status").filter(has_text="Moved to the trash 2 images").wait_for()
+    assert not any(p.exists() for p in paths)
     page.get_by_role("tab", name="Trash").click()
     thumb = page.locator("#trash-gallery button.thumbnail-item img").first
     thumb.wait_for()
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumb.element_handle())  # served
-    page.locator("#trash-selected label", has_text=f"river/{name}").click()
+    for n in names:
+        page.locator("#trash-selected label", has_text=f"river/{n}").click()
     page.locator("#trash-restore").click()
-    page.locator("#curate-status").filter(has_text="Restored 1 image").wait_for()
-    assert path.read_bytes() == before
+    page.locator("#curate-status").filter(has_text="Restored 2 images").wait_for()
+    assert [p.read_bytes() for p in paths] == before
 
 
 def test_train_a_tiny_model_and_predict_with_it(page, app, tmp_path):
