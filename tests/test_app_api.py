@@ -6,8 +6,9 @@ import shutil
 import socket
 
 import pytest
-from conftest import make_small_set, real_photos
 from gradio_client import Client, handle_file
+
+from conftest import make_small_set, real_photos
 
 
 def free_port() -> int:

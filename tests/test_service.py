@@ -6,8 +6,8 @@ import shutil
 import time
 
 import pytest
-from conftest import make_shapes, real_photos
 
+from conftest import make_shapes, real_photos
 from otter.jobview import epoch_table, loss_frame, parse_settings, status_markdown
 from otter.model_io import read_meta
 from otter.safepath import UnsafePath
