@@ -525,6 +525,8 @@ def build_train_tab(ctx: AppContext) -> dict:
         except (TrainError, UnsafePath, ValueError) as ex:
             return f"⚠️ {one_line(ex)}", gr.Timer(active=ctx.trainer.running()), gr.skip()
         msg = f"Started training **{job.model_dir.name}** ({cfg.arch}, sizes {','.join(map(str, cfg.sizes))}, pretrained {'on' if cfg.pretrained else 'off'})."
+        if job.model_dir.name in ctx.models.names():
+            msg += " When it finishes it replaces the model of that name; until then that model keeps answering."
         return msg, gr.Timer(active=True), str(job.model_dir)
 
     start.click(

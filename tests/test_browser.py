@@ -175,7 +175,7 @@ def test_running_job_survives_a_reload_and_cancel_keeps_the_model(page, app):
     page.locator("#train-bs input").first.fill("8")
     page.locator("#train-model-name textarea, #train-model-name input").first.fill("tiny")
     page.locator("#train-start").click()
-    page.locator("#train-message").filter(has_text="Started training").wait_for()
+    page.locator("#train-message").filter(has_text="replaces the model of that name").wait_for()
     page.reload()  # as if the browser was closed and the page opened again
     page.get_by_role("tab", name="Train").click()
     page.locator("#train-status").filter(has_text="Stage:").wait_for(timeout=TIMEOUT_MS)
