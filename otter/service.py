@@ -177,6 +177,11 @@ class TrainService:
         """Check what can be checked at once (settings, data set, name, no other job), then train in the background."""
         if self.running():
             raise TrainingBusy("a training job is already running; wait for it to finish or cancel it")
+        from .audit import AuditJob  # an audit trains too: one job at a time on the CPU
+
+        audit_job = AuditJob.current()
+        if audit_job is not None and audit_job.running:
+            raise TrainingBusy("an audit is running (Curate › Suspects); train when it has finished, or cancel it")
         name = check_name(model_name or "", "model name")
         cfg.check()
         collect_items(self.data_dir)  # no data, one class, too few images: say so now, not from the thread

@@ -326,7 +326,7 @@ def training_lock(models_root: os.PathLike | str) -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as ex:
-            raise TrainingBusy("a training job is already running; wait for it or cancel it") from ex
+            raise TrainingBusy("a training job or an audit is already running; wait for it or cancel it") from ex
         yield
     finally:
         fh.close()
