@@ -270,13 +270,17 @@ def build_curate_tab(ctx: AppContext) -> dict:
             with gr.Row():
                 review_model = gr.Dropdown(label="Model", choices=[])
                 review_cls = gr.Dropdown(label="True class", choices=["all"], value="all")
-                review_split = gr.Radio(["all", "valid", "train"], value="all", label="Split")
+                review_split = gr.Radio(["all", "valid", "train"], value="all", label="Split", elem_id="review-split")
             review_table = gr.Dataframe(interactive=False, label="Highest loss first")
-            review_grid = gr.Gallery(columns=6, height=320, allow_preview=False, label="Images (click to select)")
-            review_pick = gr.CheckboxGroup(label="Selected", choices=[])
+            review_grid = gr.Gallery(
+                columns=6, height=320, allow_preview=False, label="Images (click to select)", elem_id="review-gallery"
+            )
+            review_pick = gr.CheckboxGroup(label="Selected", choices=[], elem_id="review-selected")
             with gr.Row():
-                review_target = gr.Dropdown(label="Relabel selected as", choices=[], allow_custom_value=True)
-                review_move = gr.Button("Relabel")
+                review_target = gr.Dropdown(
+                    label="Relabel selected as", choices=[], allow_custom_value=True, elem_id="review-target"
+                )
+                review_move = gr.Button("Relabel", elem_id="review-relabel")
                 review_delete = gr.Button("Delete selected (to trash)", variant="stop")
             connect_review_explain = build_review_explain(ctx, review_model)  # where the model looked, per clicked image
         with gr.Tab("Duplicates", id="duplicates"):

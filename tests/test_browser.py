@@ -143,6 +143,30 @@ def test_delete_images_in_curate_and_restore_them(page, app, tmp_path):
     assert [p.read_bytes() for p in paths] == before
 
 
+def test_review_lists_the_hardest_images_and_relabels_one(page, app):
+    page.get_by_role("tab", name="Curate").click()
+    page.get_by_role("tab", name="Review").click()
+    page.locator("#review-split label", has_text="valid").click()
+    first = page.locator("#review-gallery button.thumbnail-item").first
+    first.wait_for()
+    first.click()
+    picked = page.locator("#review-selected input:checked")
+    expect(picked).to_have_count(1)
+    rel = picked.get_attribute("name")
+    old_class = rel.split("/")[0]
+    new_class = "sea" if old_class == "river" else "river"
+    target = page.locator("#review-target input")
+    target.fill(new_class)
+    target.press("Enter")
+    page.locator("#review-relabel").click()
+    status = page.locator("#curate-status").filter(has_text=f"Moved 1 image: {rel} → {new_class}/")
+    status.wait_for()
+    dest = status.inner_text().split(" → ")[1].rstrip(".")  # under a free name if `name` is taken there
+    moved = app["data"] / dest
+    assert moved.is_file() and not (app["data"] / rel).exists()
+    moved.rename(app["data"] / rel)  # put it back for the other tests
+
+
 def test_train_a_tiny_model_and_predict_with_it(page, app, tmp_path):
     page.get_by_role("tab", name="Train").click()
     page.locator("#train-pretrained input[type=checkbox]").uncheck()
