@@ -142,6 +142,19 @@ class ModelService:
         return pd.DataFrame(rows, columns=columns)
 
 
+_services: dict[str, ModelService] = {}
+_services_lock = threading.Lock()
+
+
+def shared_model_service(models_dir: os.PathLike | str) -> ModelService:
+    """The one ModelService of this process for a models folder, so every caller shares its loaded models."""
+    key = os.path.realpath(models_dir)
+    with _services_lock:
+        if key not in _services:
+            _services[key] = ModelService(models_dir)
+        return _services[key]
+
+
 def _accuracy(meta: dict) -> float | None:
     return (meta.get("metrics") or {}).get("accuracy")
 
@@ -211,5 +224,6 @@ __all__ = [
     "TrainService",
     "TrainError",
     "default_model_name",
+    "shared_model_service",
     "write_csv",
 ]

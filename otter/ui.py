@@ -28,7 +28,16 @@ from .device import gpu_task
 from .images import InvalidImage
 from .model_io import ARCHS, ModelError, read_meta
 from .safepath import UnsafePath
-from .service import NO_MODEL, ModelService, NoModel, Prediction, TrainService, default_model_name, write_csv
+from .service import (
+    NO_MODEL,
+    ModelService,
+    NoModel,
+    Prediction,
+    TrainService,
+    default_model_name,
+    shared_model_service,
+    write_csv,
+)
 from .train import DEFAULT_BS, DEFAULT_LR, TrainError
 
 EXPECTED_ERRORS = (InvalidImage, ModelError, TrainError, UnsafePath, ValueError, OSError)
@@ -82,9 +91,10 @@ def _path(payload) -> str | None:
 
 
 @gpu_task
-def predict_on_device(models: ModelService, path: str, model_name: str | None) -> Prediction:
-    """One prediction; on ZeroGPU Spaces this call gets a GPU slot (see `otter.device.gpu_task`)."""
-    return models.predict(path, model_name)
+def predict_on_device(models_dir: str, path: str, model_name: str | None) -> Prediction:
+    """One prediction; on ZeroGPU Spaces this call gets a GPU slot (see `otter.device.gpu_task`). Plain
+    arguments only: ZeroGPU may run it in another process."""
+    return shared_model_service(models_dir).predict(path, model_name)
 
 
 def predict_view(ctx: AppContext, image, model_name: str | None):
@@ -93,7 +103,7 @@ def predict_view(ctx: AppContext, image, model_name: str | None):
     if path is None:
         return None, ""
     try:
-        pred = predict_on_device(ctx.models, path, model_name)
+        pred = predict_on_device(str(ctx.models_dir), path, model_name)
     except NoModel:
         return None, NO_MODEL
     except InvalidImage as ex:
@@ -111,7 +121,7 @@ def predict_api(ctx: AppContext, image) -> dict:
     path = _path(image)
     if path is None:
         raise gr.Error("no image given", print_exception=False)
-    return predict_on_device(ctx.models, path, None).label_data()
+    return predict_on_device(str(ctx.models_dir), path, None).label_data()
 
 
 def predict_many_view(ctx: AppContext, files, model_name: str | None):
@@ -578,7 +588,7 @@ def build_app(data_dir: os.PathLike | str | None = None, models_dir: os.PathLike
     models = config.models_dir(models_dir)
     data.mkdir(parents=True, exist_ok=True)
     models.mkdir(parents=True, exist_ok=True)
-    ctx = AppContext(data, models, ModelService(models), TrainService(data, models))
+    ctx = AppContext(data, models, shared_model_service(models), TrainService(data, models))
     with gr.Blocks(title="Otter Classifier") as demo:
         gr.Markdown("# Otter Classifier\nCurate an image data set, train a classifier, and use it.")
         with gr.Tabs():

@@ -11,7 +11,7 @@ from conftest import make_shapes, real_photos
 from otter.jobview import epoch_table, loss_frame, parse_settings, status_markdown
 from otter.model_io import read_meta
 from otter.safepath import UnsafePath
-from otter.service import NO_MODEL, ModelService, NoModel, TrainService, default_model_name
+from otter.service import NO_MODEL, ModelService, NoModel, TrainService, default_model_name, shared_model_service
 from otter.train import TrainError, TrainingBusy
 
 
@@ -55,6 +55,12 @@ def test_predict_files_table_has_a_row_per_file_with_errors_inline(model_copy, t
     assert (df["error"][:2] == "").all() and "not an image" in df["error"][2]
     assert set(df["label"][:2]) <= {"river", "sea"} and df["label"][2] == ""
     assert {"river", "sea", "probability"} <= set(df.columns)
+
+
+def test_shared_model_service_is_one_per_folder(tmp_path):
+    a = shared_model_service(tmp_path / "models")
+    assert shared_model_service(str(tmp_path / "models")) is a
+    assert shared_model_service(tmp_path / "other") is not a
 
 
 def test_default_model_name_is_the_data_folder_name(tmp_path):
