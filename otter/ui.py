@@ -317,7 +317,11 @@ def build_curate_tab(ctx: AppContext) -> dict:
 
     def trash_view():
         items = curate.trash_items(root)
-        return curate.trash_gallery(items), gr.CheckboxGroup(choices=curate.trash_choices(items), value=[])
+        label = f"Trash: {len(items)} image{'s' if len(items) != 1 else ''}, newest first" if items else "Trash is empty"
+        return (
+            gr.Gallery(value=curate.trash_gallery(items), label=label),
+            gr.CheckboxGroup(choices=curate.trash_choices(items), value=[]),
+        )
 
     def everything(c=None, msg=""):
         c, c_upd = class_update(c)
@@ -495,7 +499,12 @@ def results_view(ctx: AppContext, name: str | None):
             meta = None
     lr_curve = jobview.lr_find_frame(meta)
     # The lr_find curve exists only when the learning rate was left blank; hide the empty plot otherwise.
-    return gr.LinePlot(value=lr_curve, visible=not lr_curve.empty), jobview.confusion_figure(meta), jobview.per_class_frame(meta)
+    figure = jobview.confusion_figure(meta)
+    return (
+        gr.LinePlot(value=lr_curve, visible=not lr_curve.empty),
+        gr.Plot(value=figure, visible=figure is not None),
+        jobview.per_class_frame(meta),
+    )
 
 
 def build_train_tab(ctx: AppContext) -> dict:
