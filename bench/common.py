@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import statistics
+import subprocess
 import time
 from pathlib import Path
 
@@ -29,3 +31,23 @@ def record(key: str, values: dict) -> None:
     tmp = RESULTS.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
     os.replace(tmp, RESULTS)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 180) -> None:
+    """Until something listens on 127.0.0.1:port; fails if `proc` exits first or time runs out."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("app exited before it listened")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("app did not start")
