@@ -392,19 +392,24 @@ def fit_recipe(items, labels, classes, valid_idx, cfg: TrainConfig, run: _Run, w
                 progress_cb.reporting = False
                 try:
                     suggestion = learn.lr_find(show_plot=False, num_it=60)
-                except IndexError:  # cancelled before any step: fastai has no losses to suggest from
-                    _check_cancel(run)
-                    raise
+                    found = float(suggestion.valley)
+                except IndexError:  # cancelled, or too few batches: fastai has no losses to suggest from
+                    found = float("nan")
                 finally:
                     progress_cb.reporting = True
                 _check_cancel(run)
-                lr = float(suggestion.valley)
+                note = None
+                if math.isfinite(found) and found > 0:
+                    lr = found
+                else:
+                    lr, note = DEFAULT_LR, f"lr_find found no usable learning rate (too few images?); using {DEFAULT_LR:g}"
                 lr_data = {
                     "suggestion": lr,
                     "lrs": [float(x) for x in learn.recorder.lrs],
                     "losses": [float(x) for x in learn.recorder.losses],
+                    "note": note,
                 }
-                run.emit("lr_find", lr=lr)
+                run.emit("lr_find", lr=lr, note=note)
         else:
             learn.dls = dls
         if frozen:
@@ -469,6 +474,25 @@ def _with_negatives(items: list[Path], labels: list[str], classes: list[str], va
     n = max(1, round(cfg.negatives * len(train_idx)))
     negs = write_negatives(Path(workdir) / NONE_CLASS, n, size, seed=cfg.seed, photos=photos)
     return items + negs, labels + [NONE_CLASS] * n, classes + [NONE_CLASS]
+
+
+def _none_last(learn) -> None:
+    """fastai sorts the vocabulary, so the "none of these" output can be anywhere; move it after the real
+    classes (where model.json's extra_outputs and the Predictor expect it) by permuting the last layer's rows.
+    Afterwards `learn.dls.vocab` no longer describes the outputs: use the real classes, then "none"."""
+    import torch
+
+    from .ood import split_model
+
+    vocab = list(learn.dls.vocab)
+    if NONE_CLASS not in vocab:
+        return
+    order = [i for i, c in enumerate(vocab) if c != NONE_CLASS] + [vocab.index(NONE_CLASS)]
+    last = split_model(learn.model)[1]
+    with torch.no_grad():
+        last.weight.copy_(last.weight[order].clone())
+        if last.bias is not None:
+            last.bias.copy_(last.bias[order].clone())
 
 
 def _fit_honesty(model, items: list[Path], y: np.ndarray, is_valid: np.ndarray, n_classes: int, cfg: TrainConfig):
@@ -539,9 +563,11 @@ def train(
         run.stage = "evaluating"
         run.emit("stage")
         vocab = [c for c in learn.dls.vocab if c != NONE_CLASS]
-        probs, losses = predict_items(learn, items, labels)
+        _none_last(learn)
+        probs, _ = predict_items(learn, items, labels)
         probs = probs[:, : len(vocab)] / probs[:, : len(vocab)].sum(1, keepdims=True)  # without "none of these"
         y = np.array([vocab.index(lbl) for lbl in labels])
+        losses = -np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0))
         is_valid = np.zeros(len(items), dtype=bool)
         is_valid[valid_idx] = True
         report = (

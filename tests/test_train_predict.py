@@ -196,3 +196,17 @@ def test_tiny_model_learns_synthetic_shapes(tmp_path):
     cfg = TrainConfig(pretrained=False, arch="resnet18", sizes=(32,), epochs=6, bs=8, lr=5e-3, mixup=0.0, valid_pct=0.25)
     result = train(data, cfg, tmp_path / "models" / "shapes")
     assert result.meta["metrics"]["accuracy"] >= 0.8
+
+
+def test_lr_find_with_too_few_batches_falls_back_to_default(tmp_path):
+    from otter.train import DEFAULT_LR
+
+    data = make_shapes(tmp_path / "shapes", per_class=8)
+    events = []
+    cfg = TrainConfig(pretrained=False, arch="resnet18", sizes=(32,), epochs=1, bs=2, lr=None, mixup=0.0)
+    result = train(data, cfg, tmp_path / "models" / "m", on_event=events.append)
+    [found] = [e for e in events if e["type"] == "lr_find"]
+    assert found["lr"] > 0
+    if found["note"]:
+        assert found["lr"] == DEFAULT_LR and "too few" in found["note"]
+    assert result.meta["lr_find"]["suggestion"] == found["lr"] and result.meta["lr_find"]["lrs"]
