@@ -34,7 +34,7 @@ warnings.filterwarnings("ignore")
 from otter import calibrate, ood  # noqa: E402
 from otter.synthetic import FAMILIES, synthetic_images  # noqa: E402
 
-NONE = "__none__"
+NONE = "__none_of_these__"  # the name otter.train uses
 SUMMARY_KEYS = ("auroc", "flagged_unknown", "flagged_in_class", "threshold_over_train_q95")
 LOFO_TRAIN = ("noise", "gradient", "stripes", "scrambled")  # --lofo: the others are never seen in training
 
@@ -65,7 +65,7 @@ def feats_logits(model, images, size, batch=64):
 
 def train_fold(items, labels, classes, valid_idx, cfg, negatives, workdir):
     """fit_recipe on the non-held-out items, plus `negatives` (PIL images) as an extra class if given."""
-    from otter.train import _Run, fit_recipe
+    from otter.train import _none_last, _Run, fit_recipe
 
     items, labels, classes = list(items), list(labels), list(classes)
     if negatives:
@@ -78,6 +78,7 @@ def train_fold(items, labels, classes, valid_idx, cfg, negatives, workdir):
             labels.append(NONE)
         classes = classes + [NONE]
     learn, _ = fit_recipe(items, labels, classes, list(valid_idx), cfg, _Run(None, None), workdir)
+    _none_last(learn)  # fastai sorts the vocabulary; the extra output must come after the real classes
     return learn.model
 
 

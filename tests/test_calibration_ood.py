@@ -200,3 +200,18 @@ def test_none_of_these_output_trained_on_synthetic_negatives(tmp_path):
     res = pred.classify(noise_image())
     assert set(res["probs"]) == {"disc", "square"} and sum(res["probs"].values()) == pytest.approx(1)
     assert res["score"] is not None
+
+
+def test_none_output_is_moved_after_the_real_classes():
+    # fastai sorts the vocabulary, so "__none_of_these__" comes first; the saved model must have it last
+    from types import SimpleNamespace
+
+    import torch
+
+    from otter.train import NONE_CLASS, _none_last
+
+    last = torch.nn.Linear(4, 3)
+    model = torch.nn.Sequential(torch.nn.Identity(), torch.nn.Sequential(torch.nn.Flatten(), last))
+    before = last.weight.detach().clone(), last.bias.detach().clone()
+    _none_last(SimpleNamespace(dls=SimpleNamespace(vocab=[NONE_CLASS, "disc", "square"]), model=model))
+    assert torch.equal(last.weight, before[0][[1, 2, 0]]) and torch.equal(last.bias, before[1][[1, 2, 0]])
