@@ -1,0 +1,84 @@
+"""Curate › Suspects in a real browser: run an audit, relabel a suspect to its suggestion, click a confusion-matrix cell."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from conftest import make_shapes
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)"),
+]
+TIMEOUT_MS = 300_000  # the audit trains real (tiny) models
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    from otter import ui_audit
+    from otter.ui import build_app, launch
+
+    base = tmp_path_factory.mktemp("audit-browser")
+    data = make_shapes(base / "data", per_class=8)
+    shutil.copyfile(data / "disc" / "disc001.png", data / "square" / "copy-disc001.png")  # always a suspect
+    saved = ui_audit.FOLDS, ui_audit.CONFIG_OVERRIDES
+    ui_audit.FOLDS, ui_audit.CONFIG_OVERRIDES = 2, {"sizes": (16,), "epochs": 1, "bs": 4}
+    demo = build_app(data, base / "models")
+    port = free_port()
+    launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield {"url": f"http://127.0.0.1:{port}/", "data": data}
+    demo.close()
+    ui_audit.FOLDS, ui_audit.CONFIG_OVERRIDES = saved
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.set_default_timeout(60_000)
+        page.goto(app["url"])
+        yield page
+        browser.close()
+
+
+def test_run_audit_relabel_a_suspect_and_open_a_matrix_cell(page, app):
+    from otter import audit, audit_view
+
+    data = app["data"]
+    page.get_by_role("tab", name="Curate").click()
+    page.get_by_role("tab", name="Suspects").click()
+    page.locator("#audit-status").filter(has_text="No audit yet").wait_for()
+    page.locator("#audit-run").click()
+    page.locator("#audit-status").filter(has_text="suspects").wait_for(timeout=TIMEOUT_MS)
+
+    result = audit.load_audit(data)
+    shown = [r for r in audit_view.suspects(result) if (data / r["image"]).is_file()]
+    i, row = next((i, r) for i, r in enumerate(shown) if r["suggested"] != r["label"])
+    page.locator("#audit-gallery button.thumbnail-item").nth(i).click()
+    page.locator("#audit-picked").filter(has_text=row["image"]).wait_for()
+    page.locator("#audit-relabel").click()
+    page.locator("#audit-picked").filter(has_text="Relabelled").wait_for()
+    name = row["image"].split("/", 1)[1]
+    assert not (data / row["image"]).exists()
+    assert any(p.name.startswith(Path(name).stem) for p in (data / row["suggested"]).iterdir())
+
+    # Click the cell "given square, predicted disc": row 1, column 1 (column 0 holds the class names).
+    result = audit.load_audit(data)
+    cell = result.confusion()[1][0]
+    page.locator('#audit-confusion [data-testid="cell-1-1"]').click()
+    page.locator("#audit-title").filter(has_text="predicted disc").wait_for()
+    assert page.locator("#audit-gallery button.thumbnail-item").count() == cell
