@@ -13,10 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from conftest import real_photos
 from ddgs.exceptions import DDGSException
 from PIL import Image
 
+from conftest import real_photos
 from otter import cli, manifest, scrape
 from otter.download import download_images, read_url_file
 from otter.scrape import SearchError, queries_for_class, search_images

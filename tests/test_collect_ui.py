@@ -8,9 +8,9 @@ import socket
 import time
 
 import pytest
-from conftest import real_photos
 from test_collect import FakeSearch, site  # noqa: F401 - `site` is the local image server fixture
 
+from conftest import real_photos
 from otter import manifest, scrape, ui_collect
 from otter.dataset import list_classes
 
