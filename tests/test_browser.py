@@ -206,3 +206,30 @@ def test_running_job_survives_a_reload_and_cancel_keeps_the_model(page, app):
     page.locator("#train-cancel").click()
     page.locator("#train-status").filter(has_text="Cancelled").wait_for(timeout=TIMEOUT_MS)
     assert weights.read_bytes() == before
+
+
+def test_photo_unlike_the_classes_shows_not_sure(page, app):
+    """With the detector accepting everything the page shows a class; rejecting everything, "Not sure"."""
+    import json
+
+    from otter.ood import METHODS
+
+    meta_file = app["models"] / "tiny" / "model.json"
+    original = meta_file.read_text()
+    meta = json.loads(original)
+    assert meta["ood"]["method"] in METHODS, meta.get("ood")
+    label = page.locator("#predict-label")
+    try:
+        for threshold, shows_not_sure in ((1e30, False), (-1e30, True)):
+            meta["ood"]["threshold"] = threshold
+            meta_file.write_text(json.dumps(meta))  # the app reloads a model whose files changed
+            page.reload()
+            assert "tiny" in predict_in_browser(page, real_photos("sea", 1)[0])
+            if shows_not_sure:
+                expect(label).to_contain_text("Not sure")
+                expect(page.locator("#predict-info")).to_contain_text("river")  # probabilities stay visible
+            else:
+                expect(label).not_to_contain_text("Not sure")
+                expect(label).to_contain_text("sea")
+    finally:
+        meta_file.write_text(original)
