@@ -79,3 +79,23 @@ def test_prediction_during_training_uses_the_current_model(served, tiny_trained)
         job.cancel()
         job.wait(120)
     assert job.state == "cancelled"
+
+
+def test_bad_input_corpus_through_the_app_api(served, tmp_path):
+    """Each hostile file gets a prediction or a one-line error from /predict, and the server keeps answering."""
+    from test_reliability import bad_input_corpus
+
+    url, _ = served
+    client = Client(url, verbose=False)
+    for name, (data, ok) in bad_input_corpus(real_photos("sea", 1)[0]).items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        if ok:
+            answer = client.predict(handle_file(str(path)), api_name="/predict")
+            assert answer["confidences"], name
+        else:
+            with pytest.raises(Exception) as info:
+                client.predict(handle_file(str(path)), api_name="/predict")
+            message = str(info.value)
+            assert name in message and "Traceback" not in message, message
+        assert client.predict(handle_file(str(real_photos("river", 1)[0])), api_name="/predict")["confidences"]
