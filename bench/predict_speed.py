@@ -21,6 +21,7 @@ from PIL import Image  # noqa: E402
 
 from bench.common import median_time, record  # noqa: E402
 from otter.images import load_image  # noqa: E402
+from otter.model_io import load_model  # noqa: E402
 from otter.predict import Predictor  # noqa: E402
 from otter.train import TrainConfig, collect_items, make_dataloaders  # noqa: E402
 
@@ -34,11 +35,12 @@ def main() -> None:
     import fastai.vision.all as fv
 
     pred = Predictor.load(args.model)
+    plain, _ = load_model(args.model)  # the model as saved: what fastai and the bare forward run
     size = pred.size
     items, labels, classes = collect_items(args.data)
     cfg = TrainConfig(pretrained=False, bs=32)
     dls = make_dataloaders(items, labels, classes, list(range(0, len(items), 5)), size, cfg, device=pred.device)
-    learn = fv.Learner(dls, pred.model, loss_func=fv.CrossEntropyLossFlat())
+    learn = fv.Learner(dls, plain, loss_func=fv.CrossEntropyLossFlat())
     learn.remove_cb(fv.ProgressCallback)
     one = items[0]
     batch = items[:32]
@@ -47,7 +49,7 @@ def main() -> None:
 
     def bare(x):
         with torch.inference_mode():
-            pred.model(x)
+            plain(x)
 
     def decode_resize(p):
         im = load_image(p).resize((size, size), Image.BILINEAR)

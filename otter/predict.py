@@ -22,6 +22,27 @@ def preprocess(im: Image.Image, size: int, mean: torch.Tensor, std: torch.Tensor
     return x.sub_(mean).div_(std)
 
 
+def optimize_for_inference(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of a fastai (body, head) model for inference: BatchNorm folded into the body's convolutions
+    (torch.fx) and channels-last memory. Same outputs to ~1e-7; measured on 2 CPU cores at 192 px, 1.2x
+    faster for one image and 1.8x for a batch of 32 (bench/predict_speed.py). The model passed in is not
+    changed (a learner may keep training it); anything unusual is used as it is."""
+    model = model.eval()
+    if isinstance(model, torch.nn.Sequential) and len(model) == 2:
+        try:
+            from torch.fx.experimental.optimization import fuse
+
+            model = torch.nn.Sequential(fuse(model[0]), model[1])
+        except Exception:  # not traceable: keep the unfused body
+            model = torch.nn.Sequential(model[0], model[1])
+        return model.eval().to(memory_format=torch.channels_last)
+    return model
+
+
+def as_input(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return batch.to(device).contiguous(memory_format=torch.channels_last)
+
+
 class Predictor:
     """A loaded model. `predict(image)` -> {class: probability}; safe to call from several threads."""
 
@@ -35,7 +56,7 @@ class Predictor:
         self.std = torch.tensor(norm.get("std", (0.229, 0.224, 0.225))).view(3, 1, 1)
         self.temperature = float(meta.get("calibration", {}).get("temperature", 1.0))
         self.device = pick_device()
-        self.model = model.eval().to(self.device)
+        self.model = optimize_for_inference(model).to(self.device)
         self.detector: Detector | None = detector_from_meta(meta, path)  # "not sure" test; None: every image is known
 
     @classmethod
@@ -53,7 +74,7 @@ class Predictor:
 
     @torch.inference_mode()
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.model(batch.to(self.device)).float().cpu()
+        return self.model(as_input(batch, self.device)).float().cpu()
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits[:, : len(self.classes)] / self.temperature, dim=1)
@@ -97,7 +118,7 @@ class Predictor:
             return logits, [True] * len(logits), [None] * len(logits)
         feats = None
         if det.needs_features:
-            feats, logits = features_and_logits(self.model, batch.to(self.device))
+            feats, logits = features_and_logits(self.model, as_input(batch, self.device))
             feats, logits = feats.cpu().numpy(), logits.cpu()
         else:
             logits = self.logits(batch)
