@@ -365,6 +365,8 @@ def make_learner(dls, classes: list[str], cfg: TrainConfig, workdir: str):
         raise
     learn.remove_cb(fv.ProgressCallback)
     learn.logger = fv.noop
+    # Channels-last convolutions: ~1.2x faster training on CPU at 128-192 px (bench/train_speed.py).
+    learn.to_channelslast(use_amp=False)
     return learn
 
 
