@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +92,22 @@ def model_copy(tiny_trained, tmp_path) -> Path:
     dest = tmp_path / "models" / "tiny"
     shutil.copytree(tiny_trained[0], dest)
     return dest
+
+
+@contextmanager
+def running_app(tiny_model: Path, base: Path, per_class: int = 3, size: int = 48, **launch_kwargs):
+    """A real Gradio server on 127.0.0.1 over a small photo set and a copy of `tiny_model`:
+    yields {"url", "data", "models"} and closes the server afterwards."""
+    from otter.ui import build_app, launch
+
+    data = make_small_set(base / "data", per_class=per_class, size=size)
+    shutil.copytree(tiny_model, base / "models" / "tiny")
+    demo = build_app(data, base / "models")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs)
+    try:
+        yield {"url": f"http://127.0.0.1:{port}/", "data": data, "models": base / "models"}
+    finally:
+        demo.close()

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-
 import pytest
 from gradio_client import Client, handle_file
 
-from conftest import make_small_set, real_photos
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import real_photos, running_app
 
 
 @pytest.fixture(scope="module")
 def app_url(tiny_trained, tmp_path_factory):
-    from otter.ui import build_app, launch
-
-    base = tmp_path_factory.mktemp("app")
-    data = make_small_set(base / "data", per_class=3, size=48)
-    shutil.copytree(tiny_trained[0], base / "models" / "tiny")
-    demo = build_app(data, base / "models")
-    port = free_port()
-    launch(demo, max_file_size=2_000_000, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    with running_app(tiny_trained[0], tmp_path_factory.mktemp("app"), max_file_size=2_000_000) as app:
+        yield app["url"]
 
 
 @pytest.fixture(scope="module")

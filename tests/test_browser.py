@@ -5,14 +5,12 @@ Set OTTER_SCREENSHOTS_DIR=docs to refresh the README's screenshots."""
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from conftest import make_small_set, real_photos
+from conftest import real_photos, running_app
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
@@ -22,24 +20,10 @@ pytestmark = [
 TIMEOUT_MS = 240_000  # generous: CI machines are slow and training is real
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app(tiny_trained, tmp_path_factory):
-    from otter.ui import build_app, launch
-
-    base = tmp_path_factory.mktemp("browser")
-    data = make_small_set(base / "data", per_class=8, size=64)
-    shutil.copytree(tiny_trained[0], base / "models" / "tiny")
-    demo = build_app(data, base / "models")
-    port = free_port()
-    launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield {"url": f"http://127.0.0.1:{port}/", "data": data, "models": base / "models"}
-    demo.close()
+    with running_app(tiny_trained[0], tmp_path_factory.mktemp("browser"), per_class=8, size=64) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

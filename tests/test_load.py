@@ -2,38 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
 import threading
 
 import pytest
 from gradio_client import Client, handle_file
 
 from bench.load import fire
-from conftest import make_shapes, make_small_set, real_photos
+from conftest import make_shapes, real_photos, running_app
 from otter.predict import Predictor
 from otter.service import ModelService
 from otter.train import TrainConfig, TrainJob
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tiny_trained, tmp_path_factory):
-    from otter.ui import build_app, launch
-
     base = tmp_path_factory.mktemp("load")
-    data = make_small_set(base / "data", per_class=3, size=48)
-    shutil.copytree(tiny_trained[0], base / "models" / "tiny")
-    demo = build_app(data, base / "models")
-    port = free_port()
-    launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/", base
-    demo.close()
+    with running_app(tiny_trained[0], base) as app:
+        yield app["url"], base
 
 
 def expected_label(model_dir, path) -> str:
