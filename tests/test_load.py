@@ -84,3 +84,18 @@ def test_bad_input_corpus_through_the_app_api(served, tmp_path):
             message = str(info.value)
             assert name in message and "Traceback" not in message, message
         assert client.predict(handle_file(str(real_photos("river", 1)[0])), api_name="/predict")["confidences"]
+
+
+def test_corrupt_model_gives_a_clear_error_not_a_crash(tiny_trained, tmp_path):
+    """The app starts with a broken model folder and says what is wrong; a repaired model then answers."""
+    base = tmp_path / "broken"
+    with running_app(tiny_trained[0], base) as app:
+        weights = app["models"] / "tiny" / "model.safetensors"
+        good = weights.read_bytes()
+        weights.write_bytes(b"\x00" * 64)
+        client = Client(app["url"], verbose=False)
+        with pytest.raises(Exception, match="safetensors") as info:
+            client.predict(handle_file(str(real_photos("sea", 1)[0])), api_name="/predict")
+        assert "Traceback" not in str(info.value)
+        weights.write_bytes(good)
+        assert client.predict(handle_file(str(real_photos("sea", 1)[0])), api_name="/predict")["confidences"]
