@@ -6,17 +6,14 @@ python bench/cold_start.py [--models models] [--image ../shared/otters/sea/00000
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port, record, wait_for_port  # noqa: E402
+from bench.common import free_port, record, start_app, wait_for_port  # noqa: E402
 
 
 def main() -> None:
@@ -27,16 +24,8 @@ def main() -> None:
     from gradio_client import Client, handle_file
 
     port = free_port()
-    env = dict(
-        os.environ,
-        GRADIO_SERVER_NAME="127.0.0.1",
-        GRADIO_SERVER_PORT=str(port),
-        OTTER_MODELS_DIR=args.models,
-        OTTER_DATA_DIR=tempfile.mkdtemp(prefix="otter-cold-"),
-        GRADIO_ANALYTICS_ENABLED="False",
-    )
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_app(ROOT, args.models, port)
     try:
         url = f"http://127.0.0.1:{port}/"
         wait_for_port(port, proc)

@@ -7,6 +7,8 @@ import os
 import socket
 import statistics
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,3 +53,16 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 180) -> No
         except OSError:
             time.sleep(0.1)
     raise SystemExit("app did not start")
+
+
+def start_app(root: Path, models: str, port: int) -> subprocess.Popen:
+    """`python app.py` on 127.0.0.1:port with the given models folder and an empty temporary data folder."""
+    env = dict(
+        os.environ,
+        GRADIO_SERVER_NAME="127.0.0.1",
+        GRADIO_SERVER_PORT=str(port),
+        OTTER_MODELS_DIR=models,
+        OTTER_DATA_DIR=tempfile.mkdtemp(prefix="otter-bench-"),
+        GRADIO_ANALYTICS_ENABLED="False",
+    )
+    return subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

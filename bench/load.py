@@ -9,11 +9,8 @@ that every answer matches the library's own prediction.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port, record, wait_for_port  # noqa: E402
+from bench.common import free_port, record, start_app, wait_for_port  # noqa: E402
 
 
 def fire(url: str, images: list[Path], n: int, workers: int) -> tuple[list[float], list[dict]]:
@@ -49,15 +46,7 @@ def main() -> None:
     args = ap.parse_args()
     images = sorted(Path(args.data).glob("*/*.jpg"))[:: max(1, 245 // 20)][:20]
     port = free_port()
-    env = dict(
-        os.environ,
-        GRADIO_SERVER_NAME="127.0.0.1",
-        GRADIO_SERVER_PORT=str(port),
-        OTTER_MODELS_DIR=args.models,
-        OTTER_DATA_DIR=tempfile.mkdtemp(prefix="otter-load-"),
-        GRADIO_ANALYTICS_ENABLED="False",
-    )
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_app(ROOT, args.models, port)
     try:
         wait_for_port(port, proc)
         url = f"http://127.0.0.1:{port}/"

@@ -262,24 +262,31 @@ def add_images(root: os.PathLike | str, cls: str, files: list[os.PathLike | str]
             tmp = folder / f".{uuid.uuid4().hex}.part"
             shutil.copyfile(f, tmp)
             os.rename(tmp, dest)
-            df = manifest.read(root)
-            with load_image(dest) as im:
-                w, h = im.size
-            df = manifest.add_row(
-                df,
-                file=rel(root, dest),
-                **{"class": cls},
-                source_url="upload",
-                query="",
-                sha256=_sha256(dest),
-                width=w,
-                height=h,
-                added=manifest.now(),
-                status="kept",
-            )
+            df = _with_row(manifest.read(root), root, dest, source="upload")
             manifest.write(root, df)
         added.append(rel(root, dest))
     return {"added": added, "rejected": rejected}
+
+
+def _with_row(df, root: Path, path: Path, source: str):
+    """`df` plus the manifest row of an image now in a class folder (size left blank if unreadable)."""
+    try:
+        with load_image(path) as im:
+            w, h = im.size
+    except InvalidImage:
+        w = h = ""
+    return manifest.add_row(
+        df,
+        file=rel(root, path),
+        **{"class": path.parent.name},
+        source_url=source,
+        query="",
+        sha256=_sha256(path),
+        width=w,
+        height=h,
+        added=manifest.now(),
+        status="kept",
+    )
 
 
 def rescan(root: os.PathLike | str) -> int:
@@ -293,23 +300,7 @@ def rescan(root: os.PathLike | str) -> int:
             r = rel(root, p)
             if r in known:
                 continue
-            try:
-                with load_image(p) as im:
-                    w, h = im.size
-            except InvalidImage:
-                w = h = ""
-            df = manifest.add_row(
-                df,
-                file=r,
-                **{"class": p.parent.name},
-                source_url="local",
-                query="",
-                sha256=_sha256(p),
-                width=w,
-                height=h,
-                added=manifest.now(),
-                status="kept",
-            )
+            df = _with_row(df, root, p, source="local")
             new += 1
         if new:
             manifest.write(root, df)
