@@ -23,20 +23,11 @@ def preprocess(im: Image.Image, size: int, mean: torch.Tensor, std: torch.Tensor
 
 
 def optimize_for_inference(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy of a fastai (body, head) model for inference: BatchNorm folded into the body's convolutions
-    (torch.fx) and channels-last memory. Same outputs to ~1e-7; measured on 2 CPU cores at 192 px, 1.2x
-    faster for one image and 1.8x for a batch of 32 (bench/predict_speed.py). The model passed in is not
-    changed (a learner may keep training it); anything unusual is used as it is."""
-    model = model.eval()
-    if isinstance(model, torch.nn.Sequential) and len(model) == 2:
-        try:
-            from torch.fx.experimental.optimization import fuse
+    """The model in eval mode with channels-last weights (faster convolutions on CPU; same outputs).
 
-            model = torch.nn.Sequential(fuse(model[0]), model[1])
-        except Exception:  # not traceable: keep the unfused body
-            model = torch.nn.Sequential(model[0], model[1])
-        return model.eval().to(memory_format=torch.channels_last)
-    return model
+    BatchNorm folding with torch.fx was tried and dropped: fx tracing patches `nn.Module.__call__`
+    process-wide while it runs, which broke a training job running in another thread of the app."""
+    return model.eval().to(memory_format=torch.channels_last)
 
 
 def as_input(batch: torch.Tensor, device: torch.device) -> torch.Tensor:

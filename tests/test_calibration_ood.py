@@ -125,8 +125,9 @@ def test_clearly_different_images_are_flagged_and_in_class_images_are_not(shapes
     assert [r["known"] for r in odd] == [False, False]
     assert "not sure (looks like none of: disc, square)" == odd[0]["message"]
     assert all(r["score"] > pred.detector.threshold for r in odd)
-    # classify and predict agree on the probabilities: one calibrated softmax
-    assert pred.predict(fresh[0]) == pytest.approx(results[0]["probs"])
+    # classify and predict agree on the probabilities: one calibrated softmax (batched and single
+    # forwards differ in float rounding)
+    assert pred.predict(fresh[0]) == pytest.approx(results[0]["probs"], abs=1e-5)
 
 
 def test_cli_predict_json_has_known_and_text_says_not_sure(shapes_model, tmp_path, capsys):
