@@ -211,3 +211,28 @@ def test_lr_find_with_too_few_batches_falls_back_to_default(tmp_path):
     if found["note"]:
         assert found["lr"] == DEFAULT_LR and "too few" in found["note"]
     assert result.meta["lr_find"]["suggestion"] == found["lr"] and result.meta["lr_find"]["lrs"]
+
+
+@pytest.mark.parametrize("arch", ["xresnet18", "resnet18"])
+def test_folding_batchnorm_keeps_outputs_and_leaves_the_original_model_alone(arch):
+    from otter.model_io import build_model
+    from otter.predict import optimize_for_inference
+
+    torch.manual_seed(0)
+    model = build_model({"arch": arch, "classes": ["a", "b"]})
+    for m in model.modules():  # non-trivial running statistics, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    model.eval()
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    fast = optimize_for_inference(model)
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        want, got = model(x), fast(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(got, want, atol=1e-4, rtol=1e-4)
+    # every convolution's BatchNorm is folded (the head's BatchNorm1d layers stay); the original keeps all of its own
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules()) == 0
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == n_bn > 0
