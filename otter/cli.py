@@ -182,7 +182,8 @@ def cmd_evaluate(args) -> int:
         print("confusion (rows true, columns predicted): " + json.dumps(report["confusion"]))
         if report.get("ece") is not None:
             print(
-                f"calibration error (ECE, 15 bins) {report['ece']:.3f} (before temperature scaling {report['ece_before']:.3f}); "
+                f"calibration error (ECE, 15 bins) {report['ece']:.3f} (before temperature scaling {report['ece_before']:.3f}; "
+                f"a perfectly calibrated model would measure about {report['ece_noise_floor']:.3f} on {report['n']} images); "
                 f"'not sure' for {100 * (report['unknown_rate'] or 0):.1f}% of the images"
             )
         for e in report["errors"]:
@@ -406,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--json",
         action="store_true",
-        help='print {"accuracy", "n", "classes", "confusion", "per_class", "ece", "ece_before", "unknown_rate"}',
+        help='print {"accuracy", "n", "classes", "confusion", "per_class", "ece", "ece_before", "ece_noise_floor", "unknown_rate"}',
     )
     ev.set_defaults(func=cmd_evaluate)
 

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from .calibrate import ece
+from .calibrate import ece, ece_noise_floor
 from .dataset import list_classes, list_images
 from .images import InvalidImage
 from .metrics import classification_report
@@ -19,7 +19,7 @@ class EvaluateError(ValueError):
 
 def evaluate(predictor: Predictor, data_dir: os.PathLike | str) -> dict:
     """Accuracy, confusion matrix and per-class figures, calibration error (15 bins) after and before
-    temperature scaling, and the share flagged "not sure"; images of classes the model does not know are
+    temperature scaling (with the ECE a perfectly calibrated model would measure on as many images), and the share flagged "not sure"; images of classes the model does not know are
     counted in "skipped", unreadable images in "errors"."""
     classes = predictor.classes
     known = [c for c in list_classes(data_dir) if c in classes]
@@ -44,6 +44,7 @@ def evaluate(predictor: Predictor, data_dir: os.PathLike | str) -> dict:
     honesty = {
         "ece": ece(p, y) if len(y) else None,
         "ece_before": ece(raw, y) if len(y) else None,
+        "ece_noise_floor": ece_noise_floor(p) if len(y) else None,
         "temperature": predictor.temperature,
         "unknown_rate": float(np.mean(flagged)) if flagged else None,
     }

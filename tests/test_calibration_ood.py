@@ -147,6 +147,20 @@ def test_evaluate_reports_ece_and_unknown_rate(shapes_model):
     report = evaluate(Predictor.load(model_dir), data)
     assert 0 <= report["ece"] <= 1 and 0 <= report["ece_before"] <= 1
     assert 0 <= report["unknown_rate"] <= 0.5  # the model's own classes: mostly known
+    assert 0 < report["ece_noise_floor"] < 1
+
+
+def test_ece_noise_floor_is_what_a_calibrated_model_measures_and_shrinks_with_more_images():
+    rng = np.random.default_rng(1)
+    conf = rng.uniform(0.5, 1.0, 100)
+    probs = np.stack([conf, 1 - conf], 1)
+    floor = calibrate.ece_noise_floor(probs)
+    # labels drawn from the model's own probabilities: perfectly calibrated, yet ECE is far from 0 on 100 images
+    measured = [calibrate.ece(probs, (rng.random(100) > conf).astype(int)) for _ in range(300)]
+    assert floor == pytest.approx(np.mean(measured), abs=0.015) and floor > 0.04
+    big = np.repeat(probs, 20, axis=0)
+    assert calibrate.ece_noise_floor(big) < floor / 3
+    assert calibrate.ece_noise_floor(np.array([[1.0, 0.0]] * 5)) == pytest.approx(0.0)  # certain and always right
 
 
 def test_model_without_validation_split_records_why_and_knows_everything(model_copy):
