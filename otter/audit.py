@@ -20,7 +20,6 @@ import json
 import os
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -30,7 +29,8 @@ import numpy as np
 
 from . import dataset
 from .config import models_dir as default_models_dir
-from .train import TrainConfig, TrainError, TrainingBusy, TrainingCancelled, TrainJob, collect_items, training_lock
+from .jobs import BackgroundJob
+from .train import TrainConfig, TrainError, collect_items, training_lock
 
 STATE_DIR = ".otter"
 AUDIT_CSV = "audit.csv"
@@ -396,12 +396,12 @@ def keep(data_dir: os.PathLike | str, image: os.PathLike | str) -> None:
 # ------------------------------------------------------------------------------------------------ job
 
 
-class AuditJob:
+class AuditJob(BackgroundJob):
     """An audit in a background thread, like TrainJob: `events` grows as it runs, `cancel()` stops it within
     one batch, and only one audit or training job runs at a time."""
 
-    _current: AuditJob | None = None
-    _guard = threading.Lock()
+    kind, noun = "audit", "an audit"
+    cancelled_message = "audit cancelled; the previous audit is unchanged"
 
     def __init__(
         self,
@@ -412,76 +412,18 @@ class AuditJob:
         models_dir: os.PathLike | str | None = None,
         on_done: Callable[[AuditJob], None] | None = None,
     ):
+        super().__init__(on_done)
         self.data_dir, self.folds, self.seed, self.config = Path(data_dir), folds, seed, config
         self.models_dir = models_dir
-        self.events: list[dict] = []
-        self.state = "pending"  # pending, running, done, cancelled, failed
-        self.error: str | None = None
         self.result: AuditResult | None = None
-        self._cancel = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._on_done = on_done
-        self.started = time.time()
 
-    @classmethod
-    def current(cls) -> AuditJob | None:
-        return cls._current
-
-    @property
-    def running(self) -> bool:
-        return self.state in ("pending", "running")
-
-    def start(self) -> AuditJob:
-        with AuditJob._guard:
-            cur = AuditJob._current
-            if cur is not None and cur.running:
-                raise TrainingBusy("an audit is already running; wait for it or cancel it")
-            train_job = TrainJob.current()
-            if train_job is not None and train_job.running:
-                raise TrainingBusy("a training job is running; audit when it has finished")
-            self.state = "running"
-            AuditJob._current = self
-            self._thread = threading.Thread(target=self._run, name="otter-audit", daemon=True)
-            self._thread.start()
-        return self
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    def wait(self, timeout: float | None = None) -> AuditJob:
-        if self._thread:
-            self._thread.join(timeout)
-        return self
-
-    def last(self, type_: str) -> dict | None:
-        for e in reversed(self.events):
-            if e["type"] == type_:
-                return e
-        return None
-
-    def _run(self) -> None:
-        try:
-            self.result = audit(
-                self.data_dir,
-                folds=self.folds,
-                seed=self.seed,
-                config=self.config,
-                progress=self.events.append,
-                cancel=self._cancel,
-                models_dir=self.models_dir,
-            )
-            self.state = "done"
-        except TrainingCancelled:
-            self.state, self.error = "cancelled", "audit cancelled; the previous audit is unchanged"
-        except TrainError as ex:
-            self.state, self.error = "failed", str(ex)
-        except Exception as ex:  # reported to the UI as one line; the traceback goes to the server log
-            traceback.print_exc()
-            self.state, self.error = "failed", f"audit failed: {type(ex).__name__}: {ex}"
-        finally:
-            self.events.append({"type": self.state, "error": self.error})
-            if self._on_done:
-                try:
-                    self._on_done(self)
-                except Exception:
-                    traceback.print_exc()
+    def work(self) -> AuditResult:
+        return audit(
+            self.data_dir,
+            folds=self.folds,
+            seed=self.seed,
+            config=self.config,
+            progress=self.events.append,
+            cancel=self._cancel,
+            models_dir=self.models_dir,
+        )

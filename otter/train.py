@@ -15,7 +15,6 @@ import os
 import tempfile
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -31,6 +30,7 @@ from .config import IMAGENET_MEAN, IMAGENET_STD
 from .config import models_dir as default_models_dir
 from .dataset import list_classes, list_images
 from .images import InvalidImage, load_image
+from .jobs import BackgroundJob, TrainError, TrainingBusy, TrainingCancelled
 from .metrics import classification_report
 from .model_io import ARCHS, arch_fn, save_model
 
@@ -42,18 +42,6 @@ DEFAULT_FROZEN_EPOCHS = 1
 DEFAULT_LR = 3e-3
 DEFAULT_BS = 32
 MIN_IMAGES_PER_CLASS = 2
-
-
-class TrainError(RuntimeError):
-    """Training cannot start or failed; the message says why and what to do."""
-
-
-class TrainingBusy(TrainError):
-    """Another training job holds the models folder."""
-
-
-class TrainingCancelled(TrainError):
-    """The job was cancelled; no model was written."""
 
 
 @dataclass
@@ -629,11 +617,10 @@ def train(
 # ----------------------------------------------------------------------------------------------- job
 
 
-class TrainJob:
+class TrainJob(BackgroundJob):
     """Training in a background thread. `events` grows as it runs; `cancel()` stops it within one batch."""
 
-    _current: TrainJob | None = None
-    _guard = threading.Lock()
+    kind, noun = "training", "a training job"
 
     def __init__(
         self,
@@ -642,66 +629,15 @@ class TrainJob:
         cfg: TrainConfig | None = None,
         on_done: Callable[[TrainJob], None] | None = None,
     ):
+        super().__init__(on_done)
         self.data_dir, self.model_dir, self.cfg = Path(data_dir), Path(model_dir), cfg or TrainConfig()
-        self.events: list[Event] = []
-        self.state = "pending"  # pending, running, done, cancelled, failed
-        self.error: str | None = None
         self.result: TrainResult | None = None
-        self._cancel = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._on_done = on_done
-        self.started = time.time()
 
-    @classmethod
-    def current(cls) -> TrainJob | None:
-        return cls._current
+    def check(self) -> None:
+        self.cfg.check()
 
-    def start(self) -> TrainJob:
-        with TrainJob._guard:
-            cur = TrainJob._current
-            if cur is not None and cur.running:
-                raise TrainingBusy("a training job is already running; wait for it or cancel it")
-            self.cfg.check()
-            self.state = "running"
-            TrainJob._current = self
-            self._thread = threading.Thread(target=self._run, name="otter-train", daemon=True)
-            self._thread.start()
-        return self
+    def work(self) -> TrainResult:
+        return train(self.data_dir, self.cfg, self.model_dir, on_event=self.events.append, cancel=self._cancel)
 
-    @property
-    def running(self) -> bool:
-        return self.state in ("pending", "running")
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    def wait(self, timeout: float | None = None) -> TrainJob:
-        if self._thread:
-            self._thread.join(timeout)
-        return self
-
-    def last(self, type_: str) -> Event | None:
-        for e in reversed(self.events):
-            if e["type"] == type_:
-                return e
-        return None
-
-    def _run(self) -> None:
-        try:
-            self.result = train(self.data_dir, self.cfg, self.model_dir, on_event=self.events.append, cancel=self._cancel)
-            self.state = "done"
-        except TrainingCancelled as ex:
-            self.state, self.error = "cancelled", str(ex)
-        except TrainError as ex:
-            self.state, self.error = "failed", str(ex)
-        except Exception as ex:  # reported to the UI as one line; the traceback goes to the server log
-            traceback.print_exc()
-            self.state, self.error = "failed", f"training failed: {type(ex).__name__}: {ex}"
-        finally:
-            clear_cache()
-            self.events.append({"type": self.state, "error": self.error})
-            if self._on_done:
-                try:
-                    self._on_done(self)
-                except Exception:
-                    traceback.print_exc()
+    def cleanup(self) -> None:
+        clear_cache()

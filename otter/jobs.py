@@ -1,0 +1,123 @@
+"""Long work (training, audits) in a background thread: events as it runs, cancel, one job at a time.
+
+The UI polls a job's `events` and `state`; the job's work function gets a `cancel` event it must check
+often (training checks once per batch) and reports progress by appending to `events`. Only one job of any
+kind runs at a time in a process, since each keeps both CPU cores busy; the training lock in the models
+folder (`otter.train.training_lock`) extends that to other processes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import ClassVar
+
+
+class TrainError(RuntimeError):
+    """Training cannot start or failed; the message says why and what to do."""
+
+
+class TrainingBusy(TrainError):
+    """Another training job holds the models folder."""
+
+
+class TrainingCancelled(TrainError):
+    """The job was cancelled; no model was written."""
+
+
+class BackgroundJob:
+    """One run of `work()` in a daemon thread. `events` grows as it runs; `state` is pending, running, done,
+    cancelled or failed, with `error` a one-line message; `cancel()` asks `work()` to stop.
+
+    Subclasses set `kind` and `noun` and implement `work()`, returning the job's result."""
+
+    kind: ClassVar[str] = "job"  # in failure messages and thread names: "training failed: ..."
+    noun: ClassVar[str] = "a job"  # in busy messages: "a training job is already running"
+    cancelled_message: ClassVar[str | None] = None  # None: the TrainingCancelled's own message
+    _current: ClassVar[BackgroundJob | None] = None  # per subclass: the last job of that kind started
+    _kinds: ClassVar[list[type[BackgroundJob]]] = []
+    _guard = threading.Lock()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._current = None
+        BackgroundJob._kinds.append(cls)
+
+    def __init__(self, on_done: Callable[[BackgroundJob], None] | None = None):
+        self.events: list[dict] = []
+        self.state = "pending"
+        self.error: str | None = None
+        self.result = None
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._on_done = on_done
+        self.started = time.time()
+
+    @classmethod
+    def current(cls):
+        """The last job of this kind that was started (running or finished), or None."""
+        return cls._current
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("pending", "running")
+
+    def check(self) -> None:
+        """Raise TrainError if the job cannot start (called before its thread starts)."""
+
+    def work(self):
+        raise NotImplementedError
+
+    def cleanup(self) -> None:
+        """Runs after `work()`, however it ended."""
+
+    def start(self):
+        with BackgroundJob._guard:
+            for kind in BackgroundJob._kinds:
+                cur = kind._current
+                if cur is not None and cur.running:
+                    if kind is type(self):
+                        raise TrainingBusy(f"{cur.noun} is already running; wait for it or cancel it")
+                    raise TrainingBusy(f"{cur.noun} is running; start {self.noun} when it has finished, or cancel it")
+            self.check()
+            self.state = "running"
+            type(self)._current = self
+            self._thread = threading.Thread(target=self._run, name=f"otter-{self.kind}", daemon=True)
+            self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None):
+        if self._thread:
+            self._thread.join(timeout)
+        return self
+
+    def last(self, type_: str) -> dict | None:
+        for e in reversed(self.events):
+            if e["type"] == type_:
+                return e
+        return None
+
+    def _run(self) -> None:
+        try:
+            self.result = self.work()
+            self.state = "done"
+        except TrainingCancelled as ex:
+            self.state, self.error = "cancelled", self.cancelled_message or str(ex)
+        except TrainError as ex:
+            self.state, self.error = "failed", str(ex)
+        except Exception as ex:  # reported to the UI as one line; the traceback goes to the server log
+            traceback.print_exc()
+            self.state, self.error = "failed", f"{self.kind} failed: {type(ex).__name__}: {ex}"
+        finally:
+            self.cleanup()
+            self.events.append({"type": self.state, "error": self.error})
+            if self._on_done:
+                try:
+                    self._on_done(self)
+                except Exception:
+                    traceback.print_exc()
