@@ -299,13 +299,13 @@ def cmd_download(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    from .audit import QUICK_RECIPE, audit, quick_config
+    from .audit import audit, quick_config, quick_recipe
 
-    overrides = {}
+    overrides = {"pretrained": args.pretrained}
     if args.sizes:
         overrides["sizes"] = args.sizes
         if not args.epochs:
-            overrides["epochs"] = QUICK_RECIPE["epochs"][0]
+            overrides["epochs"] = quick_recipe(args.pretrained)["epochs"][0]
     if args.epochs:
         overrides["epochs"] = args.epochs if len(args.epochs) > 1 else args.epochs[0]
     data = config.data_dir(args.data)
@@ -472,14 +472,21 @@ examples:
         epilog="""examples:
   python -m otter audit --data ../shared/otters
   python -m otter audit --folds 3 --json > suspects.json     # every image, most suspect first
+  python -m otter audit --pretrained                          # with ImageNet weights (needs internet once)
   python -m otter audit --sizes 32 --epochs 3 --folds 2      # a rough audit in seconds""",
     )
     au.add_argument("--data", help="data set folder (default: $OTTER_DATA_DIR or ./data)")
     au.add_argument("--models", help="models folder whose training lock the audit holds (default: $OTTER_MODELS_DIR or ./models)")
     au.add_argument("--folds", type=int, default=5, help="number of cross-validation folds (models trained)")
     au.add_argument("--seed", type=int, default=0, help="seed of the fold split and of training")
-    au.add_argument("--sizes", type=_ints, default=None, help="image sizes of the audit recipe (default 64,128)")
-    au.add_argument("--epochs", type=_ints, default=None, help="epochs per size of the audit recipe (default 10,8)")
+    au.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="audit with ImageNet-pretrained resnet34 models (downloads the weights once; far more accurate "
+        "models, so a better ranking); default: xresnet18 from scratch, which works offline",
+    )
+    au.add_argument("--sizes", type=_ints, default=None, help="image sizes of the audit recipe (default 64,128; pretrained 128)")
+    au.add_argument("--epochs", type=_ints, default=None, help="epochs per size of the audit recipe (default 10,8; pretrained 3)")
     au.add_argument(
         "--json",
         action="store_true",

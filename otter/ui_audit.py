@@ -33,6 +33,13 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> None:
     with gr.Row():
         run_btn = gr.Button("Run audit", variant="primary", elem_id="audit-run", scale=1)
         cancel_btn = gr.Button("Cancel", variant="stop", elem_id="audit-cancel", scale=1)
+        pretrained = gr.Checkbox(
+            False,
+            label="ImageNet weights",
+            info="needs internet once; far more accurate models, so a better ranking",
+            elem_id="audit-pretrained",
+            scale=1,
+        )
         cls = gr.Dropdown(label="Given class", choices=["all"], value="all", elem_id="audit-class", scale=2)
     title = gr.Markdown(elem_id="audit-title")
     grid = gr.Gallery(columns=6, height=360, allow_preview=False, label="Images (click one)", elem_id="audit-gallery")
@@ -113,9 +120,10 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> None:
         chosen = audit_view.cell_of(audit.load_audit(root), evt.index)
         return (*view(c, chosen), chosen)
 
-    def start(c, cl):
+    def start(c, cl, use_pretrained):
         try:
-            audit.AuditJob(root, folds=FOLDS, config=audit.quick_config(**CONFIG_OVERRIDES), models_dir=ctx.models_dir).start()
+            cfg = audit.quick_config(**({"pretrained": bool(use_pretrained)} | CONFIG_OVERRIDES))
+            audit.AuditJob(root, folds=FOLDS, config=cfg, models_dir=ctx.models_dir).start()
         except TrainError as ex:
             return (*view(c, cl, f"⚠️ {ex}"), gr.Timer(active=False))
         return (*view(c, cl, "Audit started."), gr.Timer(active=True))
@@ -140,7 +148,7 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> None:
     cls.change(wrap(lambda c: (*view(c, None), None)), [cls], [*outputs, cell], **private)
     back_btn.click(wrap(lambda c: (*view(c, None), None)), [cls], [*outputs, cell], **private)
     matrix.select(wrap(on_cell), [cls], [*outputs, cell], **private)
-    run_btn.click(wrap(start), [cls, cell], [*outputs, timer], **private)
+    run_btn.click(wrap(start), [cls, cell, pretrained], [*outputs, timer], **private)
     cancel_btn.click(wrap(cancel), None, [picked], **private)
     timer.tick(wrap(tick), [cls, cell], [*outputs, timer, cls], **private)
 

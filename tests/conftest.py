@@ -111,3 +111,18 @@ def running_app(tiny_model: Path, base: Path, per_class: int = 3, size: int = 48
         yield {"url": f"http://127.0.0.1:{port}/", "data": data, "models": base / "models"}
     finally:
         demo.close()
+
+
+@pytest.fixture
+def fake_imagenet_weights(tmp_path, monkeypatch):
+    """Local resnet18 and resnet34 'ImageNet' weights files (random, in torchvision's format and file names),
+    so the pretrained path runs offline: without them, training with pretrained=True tries to download."""
+    import torch
+    import torchvision
+
+    torch_home = tmp_path / "torch"
+    ckpt = torch_home / "hub" / "checkpoints"
+    ckpt.mkdir(parents=True)
+    for arch, weights in (("resnet18", torchvision.models.ResNet18_Weights), ("resnet34", torchvision.models.ResNet34_Weights)):
+        torch.save(getattr(torchvision.models, arch)().state_dict(), ckpt / Path(weights.DEFAULT.url).name)
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))

@@ -141,6 +141,16 @@ def test_cli_json_lists_every_image_most_suspect_first(data_copy, tmp_path, caps
     assert "error" in json.loads(capsys.readouterr().out)
 
 
+def test_cli_pretrained_audit_uses_the_transfer_learning_recipe(data_copy, tmp_path, capsys, fake_imagenet_weights):
+    argv = ["audit", "--pretrained", "--data", str(data_copy), "--models", str(tmp_path / "m"), "--folds", "2"]
+    # succeeds offline only because the (fake) ImageNet weights are found locally: nothing is downloaded
+    assert cli.main([*argv, "--sizes", "32", "--epochs", "1"]) == 0
+    assert "30 images" in capsys.readouterr().out
+    config = json.loads((data_copy / ".otter" / "audit.json").read_text())["config"]
+    assert (config["arch"], config["pretrained"], config["frozen_epochs"], config["sizes"]) == ("resnet34", True, 1, [32])
+    assert not au.quick_config().pretrained  # the default audit works offline
+
+
 def test_audit_refuses_to_start_while_training_holds_the_lock(data_copy, tmp_path):
     with training_lock(tmp_path / "models"), pytest.raises(TrainingBusy):
         au.audit(data_copy, folds=2, config=au.quick_config(**ROUGH), models_dir=tmp_path / "models")

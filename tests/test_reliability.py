@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from conftest import ROOT, make_shapes, real_photos
@@ -188,19 +187,6 @@ def test_sigkill_during_export_keeps_previous_model(model_copy, where):
     assert (model_copy / "model.json").read_text() == before
     Predictor.load(model_copy).predict(real_photos("sea", 1)[0])
     assert sorted(p.name for p in model_copy.parent.iterdir() if not p.name.startswith(".tmp-")) == ["tiny"]
-
-
-@pytest.fixture
-def fake_imagenet_weights(tmp_path, monkeypatch):
-    """A local resnet18 'ImageNet' weights file, so the pretrained path runs offline (no download)."""
-    import torchvision
-
-    torch_home = tmp_path / "torch"
-    ckpt = torch_home / "hub" / "checkpoints"
-    ckpt.mkdir(parents=True)
-    name = Path(torchvision.models.ResNet18_Weights.DEFAULT.url).name
-    torch.save(torchvision.models.resnet18().state_dict(), ckpt / name)
-    monkeypatch.setenv("TORCH_HOME", str(torch_home))
 
 
 @pytest.mark.parametrize("stage", ["finding learning rate", "head only", "all layers"])
