@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from .audit import AuditJob, AuditResult, images_in_cell, is_stale
+from .confusion import cell_at, confusion_frame
 from .jobview import _fmt_time
 
 GALLERY_LIMIT = 120  # suspects shown at once; the rest follow as the first are fixed
@@ -67,20 +68,13 @@ def gallery(data_dir: os.PathLike | str, rows: list[dict]) -> list[tuple[str, st
 def confusion_table(result: AuditResult | None) -> pd.DataFrame:
     """Rows: given label; columns: the out-of-fold prediction (first column names the row)."""
     if result is None:
-        return pd.DataFrame(columns=[LABEL_COLUMN])
-    df = pd.DataFrame(result.confusion(), columns=result.classes)
-    df.insert(0, LABEL_COLUMN, result.classes)
-    return df
+        return confusion_frame([], None, LABEL_COLUMN)
+    return confusion_frame(result.classes, result.confusion(), LABEL_COLUMN)
 
 
 def cell_of(result: AuditResult | None, index) -> tuple[str, str] | None:
     """(given, predicted) for a click at table index [row, col] (the row-name column is not a cell)."""
-    if result is None or not isinstance(index, (list, tuple)) or len(index) != 2:
-        return None
-    row, col = int(index[0]), int(index[1]) - 1
-    if not (0 <= row < len(result.classes) and 0 <= col < len(result.classes)):
-        return None
-    return result.classes[row], result.classes[col]
+    return cell_at(result.classes, index) if result is not None else None
 
 
 def cell_rows(result: AuditResult | None, cell: tuple[str, str] | None) -> list[dict]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import dataset
+from .confusion import cell_at, confusion_frame
 from .dataset import DatasetError
 from .images import InvalidImage
 from .safepath import UnsafePath
@@ -139,20 +140,41 @@ def upload(root: os.PathLike | str, cls: str | None, files: list[os.PathLike | s
 REVIEW_COLUMNS = ["image", "label", "predicted", "loss", "prob", "split"]
 
 
-def review_table(root: os.PathLike | str, meta: dict | None, cls: str | None = None, split: str | None = None) -> pd.DataFrame:
-    """The model's highest-loss images (model.json "review"), highest loss first, that are still in the data set
-    under the same class; filtered by true class and by split ("train"/"valid"; None or "all" for both)."""
+def review_table(
+    root: os.PathLike | str,
+    meta: dict | None,
+    cls: str | None = None,
+    split: str | None = None,
+    predicted: str | None = None,
+) -> pd.DataFrame:
+    """The model's reviewed images (model.json "review": every validation image and the hardest training
+    images), highest loss first, that are still in the data set under the same class; filtered by true class,
+    by split ("train"/"valid") and by predicted class (None or "all": no filter)."""
     rows = [r for r in (meta or {}).get("review") or [] if (Path(root) / r["image"]).is_file()]
-    if cls and cls != "all":
-        rows = [r for r in rows if r["label"] == cls]
-    if split and split != "all":
-        rows = [r for r in rows if r["split"] == split]
+    for key, want in (("label", cls), ("split", split), ("predicted", predicted)):
+        if want and want != "all":
+            rows = [r for r in rows if r[key] == want]
     df = pd.DataFrame(rows, columns=REVIEW_COLUMNS)
     if not df.empty:
         df = df.sort_values("loss", ascending=False, kind="stable").reset_index(drop=True)
         df["loss"] = df["loss"].round(3)
         df["prob"] = df["prob"].round(3)
     return df
+
+
+REVIEW_CORNER = "true \\ predicted"
+
+
+def review_confusion(meta: dict | None) -> pd.DataFrame:
+    """The model's validation confusion matrix (model.json "confusion") as a clickable table; empty for a
+    model trained without a validation split."""
+    meta = meta or {}
+    return confusion_frame(meta.get("classes") or [], meta.get("confusion"), REVIEW_CORNER)
+
+
+def review_cell(meta: dict | None, index) -> tuple[str, str] | None:
+    """(true, predicted) for a click on `review_confusion`'s table at [row, col]."""
+    return cell_at((meta or {}).get("classes") or [], index) if (meta or {}).get("confusion") else None
 
 
 # ---------------------------------------------------------------------------------------- duplicates

@@ -565,7 +565,11 @@ def train(
             if is_valid.any()
             else {"accuracy": None, "n": 0, "classes": vocab, "confusion": None, "per_class": None}
         )
-        order = np.argsort(-losses)
+        # Every validation image (so the validation confusion matrix can be opened cell by cell) and the
+        # 200 hardest training images, highest loss first.
+        order = [i for i in np.argsort(-losses, kind="stable") if is_valid[i]]
+        order += [i for i in np.argsort(-losses, kind="stable") if not is_valid[i]][:200]
+        order.sort(key=lambda i: -losses[i])
         review = [
             {
                 "image": f"{items[i].parent.name}/{items[i].name}",
@@ -575,7 +579,7 @@ def train(
                 "prob": float(probs[i].max()),
                 "split": "valid" if is_valid[i] else "train",
             }
-            for i in order[:200]
+            for i in order
         ]
         meta = {
             "classes": vocab,

@@ -275,12 +275,19 @@ def build_curate_tab(ctx: AppContext) -> dict:
         with gr.Tab("Review", id="review"):
             gr.Markdown(
                 "The images the model found hardest (highest loss) in its last training run. "
-                "Fix a wrong label or delete a bad image, then train again."
+                "Fix a wrong label or delete a bad image, then train again. Click a cell of the validation "
+                "confusion matrix to see exactly those images."
             )
             with gr.Row():
                 review_model = gr.Dropdown(label="Model", choices=[])
                 review_cls = gr.Dropdown(label="True class", choices=["all"], value="all")
+                review_pred = gr.Dropdown(label="Predicted", choices=["all"], value="all", elem_id="review-predicted")
                 review_split = gr.Radio(["all", "valid", "train"], value="all", label="Split", elem_id="review-split")
+            review_matrix = gr.Dataframe(
+                interactive=False,
+                label="Validation confusion matrix: rows are the true labels, columns the predictions. Click a cell.",
+                elem_id="review-confusion",
+            )
             review_table = gr.Dataframe(interactive=False, label="Highest loss first")
             review_grid = gr.Gallery(
                 columns=6, height=320, allow_preview=False, label="Images (click to select)", elem_id="review-gallery"
@@ -400,9 +407,9 @@ def build_curate_tab(ctx: AppContext) -> dict:
         except ModelError:
             return None
 
-    def review_view(name, c, split):
+    def review_view(name, c, split, pred="all"):
         meta = review_meta(name)
-        df = curate.review_table(root, meta, c, split)
+        df = curate.review_table(root, meta, c, split, pred)
         rels = list(df["image"]) if not df.empty else []
         captions = [
             f"{r['image'].split('/', 1)[1]}: {r['label']} → {r['predicted']} (loss {r['loss']})" for _, r in df.iterrows()
@@ -416,28 +423,42 @@ def build_curate_tab(ctx: AppContext) -> dict:
             gr.CheckboxGroup(choices=rels, value=[]),
             gr.Dropdown(choices=classes, value=c if c in classes else "all"),
             [],
+            gr.Dropdown(choices=classes, value=pred if pred in classes else "all"),
+            split,
+            curate.review_confusion(meta),
         )
+
+    def review_cell_view(evt: gr.SelectData, name, c, split, pred):
+        """A click on the confusion matrix: that cell's validation images."""
+        cell = curate.review_cell(review_meta(name), evt.index)
+        return review_view(name, cell[0], "valid", cell[1]) if cell else review_view(name, c, split, pred)
 
     review_shown = gr.State([])
     review_picked = gr.State([])
-    review_outputs = [review_table, review_grid, review_shown, review_pick, review_cls, review_picked]
-    for comp in (review_model, review_cls, review_split):
-        comp.change(friendly(review_view), [review_model, review_cls, review_split], review_outputs, api_visibility="private")
+    review_outputs = [
+        *(review_table, review_grid, review_shown, review_pick, review_cls, review_picked),
+        *(review_pred, review_split, review_matrix),
+    ]
+    review_filters = [review_model, review_cls, review_split, review_pred]
+    review_model.change(friendly(review_view), review_filters, review_outputs, api_visibility="private")
+    for comp in (review_cls, review_split, review_pred):  # user changes only: review_view sets them too
+        comp.input(friendly(review_view), review_filters, review_outputs, api_visibility="private")
+    review_matrix.select(friendly(review_cell_view), review_filters, review_outputs, api_visibility="private")
     review_grid.select(toggle, [review_shown, review_picked], [review_picked, review_pick], **one_at_a_time)
     review_pick.input(lambda v: v, [review_pick], [review_picked], **one_at_a_time)
     connect_review_explain(review_grid, review_shown)
 
     def review_act(action):
-        def run(c, name, rc, split, *args):
+        def run(c, name, rc, split, pred, *args):
             try:
                 msg = action(*args)
             except EXPECTED_ERRORS as ex:
                 msg = f"⚠️ {one_line(ex)}"
-            return (*everything(c, msg), *review_view(name, rc, split))
+            return (*everything(c, msg), *review_view(name, rc, split, pred))
 
         return friendly(run)
 
-    review_inputs = [cls, review_model, review_cls, review_split]
+    review_inputs = [cls, *review_filters]
     review_move.click(
         review_act(lambda sel, t: curate.move(root, sel, t)),
         [*review_inputs, review_pick, review_target],

@@ -151,6 +151,24 @@ def test_review_lists_the_hardest_images_and_relabels_one(page, app):
     moved.rename(app["data"] / rel)  # put it back for the other tests
 
 
+def test_review_confusion_matrix_cell_shows_exactly_its_images(page, app):
+    import json
+
+    meta = json.loads((app["models"] / "tiny" / "model.json").read_text())
+    classes, confusion = meta["classes"], meta["confusion"]
+    row, col = max(((r, c) for r in range(len(classes)) for c in range(len(classes))), key=lambda rc: confusion[rc[0]][rc[1]])
+    page.get_by_role("tab", name="Curate").click()
+    page.get_by_role("tab", name="Review").click()
+    cell = page.locator(f'#review-confusion [data-testid="cell-{row}-{col + 1}"]')
+    expect(cell).to_have_text(str(confusion[row][col]))
+    cell.click()
+    captions = page.locator("#review-gallery .caption-label")
+    expect(captions).to_have_count(confusion[row][col])
+    for text in captions.all_inner_texts():
+        assert f": {classes[row]} → {classes[col]} (loss" in text
+    expect(page.locator("#review-split input[value=valid]")).to_be_checked()
+
+
 def test_train_a_tiny_model_and_predict_with_it(page, app, tmp_path):
     page.get_by_role("tab", name="Train").click()
     page.locator("#train-pretrained input[type=checkbox]").uncheck()

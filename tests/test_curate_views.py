@@ -63,6 +63,27 @@ def test_review_table_filters_by_class_and_split(tiny_trained, tmp_path):
     assert curate.review_table(data, None).empty
 
 
+def test_review_confusion_cells_list_exactly_their_validation_images(tiny_trained, tmp_path):
+    model_dir, result = tiny_trained
+    data = tmp_path / "data"
+    shutil.copytree(result.meta["dataset"]["path"], data)
+    meta = result.meta
+    classes, confusion = meta["classes"], meta["confusion"]
+    table = curate.review_confusion(meta)
+    assert list(table.columns) == [curate.REVIEW_CORNER, *classes] and list(table[curate.REVIEW_CORNER]) == classes
+    for r, true in enumerate(classes):
+        for c, pred in enumerate(classes):
+            assert int(table.iloc[r, c + 1]) == confusion[r][c]
+            assert curate.review_cell(meta, [r, c + 1]) == (true, pred)
+            cell = curate.review_table(data, meta, cls=true, split="valid", predicted=pred)
+            assert len(cell) == confusion[r][c]  # every validation image is in the review
+            assert set(cell["label"]) <= {true} and set(cell["predicted"]) <= {pred}
+    assert curate.review_cell(meta, [0, 0]) is None  # the row-name column is not a cell
+    assert curate.review_cell(meta, [len(classes), 1]) is None
+    no_valid = meta | {"confusion": None}
+    assert curate.review_confusion(no_valid).empty and curate.review_cell(no_valid, [0, 1]) is None
+
+
 def test_duplicates_found_and_extras_trashed(small_data):
     src = dataset.list_images(small_data, "sea")[0]
     shutil.copyfile(src, small_data / "river" / "copy.jpg")
