@@ -272,7 +272,7 @@ def fit_shipped(args) -> dict:
         "temperature": temperature,
         "threshold_over_train_q95": ratio,
         "source": f"cross-validation: temperature from {cal['source']}; threshold ratio, median of {len(rows)} "
-        f"held-out halves of bench/ood.py (proxy recipe {args.arch} {args.sizes} px {args.epochs} epochs)",
+        f"held-out halves of bench/ood.py ({Path(args.fit_from).name}: {args.arch} {args.sizes} px {args.epochs} epochs)",
     }
     fallback["calibration"] = {k: cal[k] for k in ("ece_before", "ece_after", "nll_before", "nll_after", "n")}
     meta = refit_model_folder(args.model, args.data, fallback, method=args.method)
