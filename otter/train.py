@@ -567,9 +567,9 @@ def train(
         )
         # Every validation image (so the validation confusion matrix can be opened cell by cell) and the
         # 200 hardest training images, highest loss first.
-        order = [i for i in np.argsort(-losses, kind="stable") if is_valid[i]]
-        order += [i for i in np.argsort(-losses, kind="stable") if not is_valid[i]][:200]
-        order.sort(key=lambda i: -losses[i])
+        ranked = np.argsort(-losses, kind="stable")
+        keep = set(ranked[is_valid[ranked]]) | set(ranked[~is_valid[ranked]][:200])
+        order = [i for i in ranked if i in keep]
         review = [
             {
                 "image": f"{items[i].parent.name}/{items[i].name}",
