@@ -499,20 +499,31 @@ examples:
 EXTRA_COMMANDS = []  # (module, function) pairs that add their own sub-commands; see register()
 
 
+# Failures that end a command with a one-line message, by module. Looked up when one is raised, from the
+# modules already imported: a command that never loads the model code (download, scrape) never imports torch.
+EXPECTED_ERRORS = {
+    "otter.dataset": "DatasetError",
+    "otter.evaluate": "EvaluateError",
+    "otter.images": "InvalidImage",
+    "otter.model_io": "ModelError",
+    "otter.safepath": "UnsafePath",
+    "otter.jobs": "TrainError",
+}
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    found = [getattr(sys.modules[m], name) for m, name in EXPECTED_ERRORS.items() if m in sys.modules]
+    return (CliError, FileNotFoundError, *found)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .dataset import DatasetError
-    from .evaluate import EvaluateError
-    from .images import InvalidImage
-    from .model_io import ModelError
-    from .safepath import UnsafePath
-    from .train import TrainError
-
-    expected = (CliError, DatasetError, EvaluateError, InvalidImage, ModelError, UnsafePath, TrainError, FileNotFoundError)
     try:
         return args.func(args)
-    except expected as ex:
+    except Exception as ex:
+        if not isinstance(ex, _expected_errors()):
+            raise
         if getattr(args, "json", False):
             print(json.dumps({"error": str(ex)}))
         print(f"error: {ex}", file=sys.stderr)

@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
@@ -405,3 +406,22 @@ def test_cli_scrape_search_only_prints_a_url_file(tmp_path, monkeypatch, capsys)
     rc = cli.main(["scrape", "sea", "sea otter", "--variants", "--search-only", "--data", str(tmp_path / "data")])
     assert rc == 0 and capsys.readouterr().out.splitlines() == ["http://x/a.jpg", "http://x/b.jpg"]
     assert not (tmp_path / "data").exists()  # nothing downloaded, no folder made
+
+
+def test_cli_download_and_its_errors_never_import_torch(tmp_path):
+    # Collecting images needs no model code: the command starts in a fraction of a second, not ~2 s.
+    import subprocess
+    import sys
+
+    urls = tmp_path / "urls.txt"
+    urls.write_text("# nothing yet\n")
+    code = (
+        "import sys; from otter import cli; "
+        f"a = cli.main(['download', 'sea', {str(urls)!r}, '--data', {str(tmp_path / 'data')!r}]); "
+        f"b = cli.main(['download', 'sea', {str(tmp_path / 'missing.txt')!r}, '--data', {str(tmp_path / 'data')!r}]); "
+        "print(a, b, 'torch' in sys.modules)"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=str(repo))
+    assert out.stdout.split()[-3:] == ["0", "1", "False"], out.stderr
+    assert "error: no URL file" in out.stderr
