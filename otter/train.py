@@ -325,7 +325,8 @@ def _pretrained_message(arch: str, ex: BaseException) -> str:
 
     return (
         f"cannot download the ImageNet weights for {arch} ({type(ex).__name__}: {str(ex)[:120]}); "
-        f"train without them with --no-pretrained (Pretrained off in the app), or put the weights file in "
+        f"go without them (in the app, untick the ImageNet weights box; on the command line, train with "
+        f"--no-pretrained or audit without --pretrained), or put the weights file in "
         f"{Path(torch.hub.get_dir()) / 'checkpoints'}/"
     )
 
