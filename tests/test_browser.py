@@ -169,14 +169,19 @@ def test_review_confusion_matrix_cell_shows_exactly_its_images(page, app):
     expect(page.locator("#review-split input[value=valid]")).to_be_checked()
 
 
-def test_train_a_tiny_model_and_predict_with_it(page, app, tmp_path):
+def start_training(page, epochs: int, name: str) -> None:
+    """Train tab: from scratch, 32 px, batch 8, `epochs` epochs into model `name`, then Start."""
     page.get_by_role("tab", name="Train").click()
     page.locator("#train-pretrained input[type=checkbox]").uncheck()
     page.locator("#train-sizes textarea, #train-sizes input").first.fill("32")
-    page.locator("#train-epochs textarea, #train-epochs input").first.fill("1")
+    page.locator("#train-epochs textarea, #train-epochs input").first.fill(str(epochs))
     page.locator("#train-bs input").first.fill("8")
-    page.locator("#train-model-name textarea, #train-model-name input").first.fill("browser")
+    page.locator("#train-model-name textarea, #train-model-name input").first.fill(name)
     page.locator("#train-start").click()
+
+
+def test_train_a_tiny_model_and_predict_with_it(page, app, tmp_path):
+    start_training(page, epochs=1, name="browser")
     page.locator("#train-message").filter(has_text="Started training").wait_for()
     status = page.locator("#train-status")
     status.filter(has_text="Training").or_(status.filter(has_text="Done")).first.wait_for(timeout=TIMEOUT_MS)
@@ -194,13 +199,7 @@ def test_train_a_tiny_model_and_predict_with_it(page, app, tmp_path):
 def test_running_job_survives_a_reload_and_cancel_keeps_the_model(page, app):
     weights = app["models"] / "tiny" / "model.safetensors"
     before = weights.read_bytes()
-    page.get_by_role("tab", name="Train").click()
-    page.locator("#train-pretrained input[type=checkbox]").uncheck()
-    page.locator("#train-sizes textarea, #train-sizes input").first.fill("32")
-    page.locator("#train-epochs textarea, #train-epochs input").first.fill("500")
-    page.locator("#train-bs input").first.fill("8")
-    page.locator("#train-model-name textarea, #train-model-name input").first.fill("tiny")
-    page.locator("#train-start").click()
+    start_training(page, epochs=500, name="tiny")
     page.locator("#train-message").filter(has_text="replaces the model of that name").wait_for()
     page.reload()  # as if the browser was closed and the page opened again
     page.get_by_role("tab", name="Train").click()
