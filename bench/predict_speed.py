@@ -30,11 +30,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="models/otters")
     ap.add_argument("--data", default="../shared/otters")
-    ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--repeat", type=int, default=60)
     args = ap.parse_args()
     import fastai.vision.all as fv
 
-    pred = Predictor.load(args.model)
+    pred = Predictor.load(args.model)  # precision "auto": bf16 on CPUs with native bf16, else fp32
+    pred32 = pred if pred.precision == "fp32" else Predictor.load(args.model, precision="fp32")
     plain, _ = load_model(args.model)  # the model as saved: what fastai and the bare forward run
     size = pred.size
     items, labels, classes = collect_items(args.data)
@@ -60,11 +61,14 @@ def main() -> None:
             "image_size": size,
             "arch": pred.meta["arch"],
             "threads": torch.get_num_threads(),
+            "precision": pred.precision,
             "one_ours_ms": 1e3 * median_time(lambda: pred.predict(one), args.repeat),
+            "one_ours_fp32_ms": 1e3 * median_time(lambda: pred32.predict(one), args.repeat),
             "one_fastai_ms": 1e3 * median_time(lambda: learn.predict(one), args.repeat),
             "one_bare_forward_ms": 1e3 * median_time(lambda: bare(x1), args.repeat),
             "one_decode_ms": 1e3 * median_time(lambda: decode_resize(one), args.repeat),
             "batch32_ours_ms": 1e3 * median_time(lambda: pred.predict_batch(batch), max(3, args.repeat // 6)),
+            "batch32_ours_fp32_ms": 1e3 * median_time(lambda: pred32.predict_batch(batch), max(3, args.repeat // 6)),
             "batch32_fastai_ms": 1e3
             * median_time(lambda: learn.get_preds(dl=learn.dls.test_dl(batch, bs=32)), max(3, args.repeat // 6)),
             "batch32_bare_forward_ms": 1e3 * median_time(lambda: bare(x32), max(3, args.repeat // 6)),
@@ -75,7 +79,7 @@ def main() -> None:
         r[f"{n}_speedup_vs_fastai"] = r[f"{n}_fastai_ms"] / r[f"{n}_ours_ms"]
         r[f"{n}_vs_floor"] = r[f"{n}_ours_ms"] / floor
         print(
-            f"{n:>8}: ours {r[f'{n}_ours_ms']:.1f} ms, learn.predict/get_preds {r[f'{n}_fastai_ms']:.1f} ms, "
+            f"{n:>8}: ours {r[f'{n}_ours_ms']:.1f} ms ({pred.precision}; fp32 {r[f'{n}_ours_fp32_ms']:.1f} ms), learn.predict/get_preds {r[f'{n}_fastai_ms']:.1f} ms, "
             f"bare forward {r[f'{n}_bare_forward_ms']:.1f} ms + decode {r[f'{n}_decode_ms']:.1f} ms"
         )
         print(

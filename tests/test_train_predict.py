@@ -8,7 +8,7 @@ import torch
 from conftest import make_shapes, real_photos
 from otter import model_io
 from otter.images import InvalidImage
-from otter.predict import Predictor
+from otter.predict import PRECISIONS, Predictor
 from otter.train import TrainConfig, TrainError, TrainingBusy, TrainJob, train, training_lock
 
 
@@ -27,16 +27,39 @@ def test_model_folder_has_weights_and_metadata(tiny_trained):
     assert "fastai" in meta["versions"] and meta["train_config"]["sizes"] == [32]
 
 
-def test_predictor_matches_fastai_learn_predict(tiny_trained):
+@pytest.mark.parametrize("precision, tolerance", [("fp32", 1e-3), ("bf16", 0.03)])
+def test_predictor_matches_fastai_learn_predict(tiny_trained, precision, tolerance):
     model_dir, result = tiny_trained
-    predictor = Predictor.load(model_dir)
+    predictor = Predictor.load(model_dir, precision=precision)
+    assert predictor.precision == precision and next(predictor.model.parameters()).dtype == PRECISIONS[precision]
     predictor.temperature = 1.0  # fastai's softmax knows nothing of the fitted temperature (otter.calibrate)
     for path in real_photos("sea", 3) + real_photos("river", 3):
         ours = predictor.predict(path)
         _, _, theirs = result.learn.predict(Path(path))
         assert abs(sum(ours.values()) - 1) < 1e-5
         for i, cls in enumerate(predictor.classes):
-            assert abs(ours[cls] - float(theirs[i])) < 1e-3
+            assert abs(ours[cls] - float(theirs[i])) < tolerance
+
+
+def test_precision_follows_the_cpu_unless_told(monkeypatch):
+    from otter import predict
+
+    cpu = torch.device("cpu")
+    monkeypatch.delenv(predict.PRECISION_ENV, raising=False)
+    assert predict.pick_precision(cpu) == ("bf16" if predict.native_bf16(cpu) else "fp32")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert predict.pick_precision(cpu) == "bf16" and predict.pick_precision(cpu, "fp32") == "fp32"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert predict.pick_precision(cpu) == "fp32"
+    assert predict.pick_precision(torch.device("cuda")) == "fp32"  # GPUs: float32 (bf16 there is unmeasured)
+    monkeypatch.setenv(predict.PRECISION_ENV, "BF16")
+    assert predict.pick_precision(cpu) == "bf16"
+    monkeypatch.setenv(predict.PRECISION_ENV, "fp8")
+    with pytest.warns(UserWarning, match="fp8"):
+        assert predict.pick_precision(cpu) == "fp32"  # a bad setting falls back to auto, with a warning
+    with pytest.raises(ValueError, match="fp8"):
+        predict.pick_precision(cpu, "fp8")
 
 
 def test_predict_accepts_path_bytes_and_pil_and_batches(tiny_trained):
