@@ -51,10 +51,7 @@ def run_fold(job):
 
     pred = Predictor(learn.model, {"classes": list(learn.dls.vocab), "input_size": cfg.sizes[-1]})
     x = torch.stack([pred.tensor(p) for p in v_items])
-    with torch.inference_mode():
-        lp = torch.softmax(pred.model(x.to(pred.device)).float(), 1) + torch.softmax(
-            pred.model(x.flip(-1).to(pred.device)).float(), 1
-        )
+    lp = torch.softmax(pred.logits(x), 1) + torch.softmax(pred.logits(x.flip(-1)), 1)
     probs_tta = (lp / 2).cpu().numpy()
     vocab = list(learn.dls.vocab)
     y = np.array([vocab.index(lbl) for lbl in v_labels])

@@ -1,10 +1,11 @@
 """Training speed: images/second of `otter train` (fastai, our data pipeline, augmentation, MixUp) against a
 bare PyTorch loop on pre-made tensors with the same model, data, size, batch size and optimiser.
 
-    python bench/train_speed.py [--size 128] [--epochs 4] [--arch xresnet18]
+    python bench/train_speed.py [--size 128] [--epochs 4] [--arch xresnet18] [--precision auto]
 
-Both train the same 80% split and validate on the other 20% every epoch; the first epoch of each is
-warm-up and not counted. Printed as a ratio measured in this run.
+Both train the same 80% split and validate on the other 20% every epoch, in the same precision (float32,
+or bfloat16 autocast where `--precision` resolves to bf16); the first epoch of each is warm-up and not
+counted. Printed as a ratio measured in this run.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ warnings.filterwarnings("ignore")
 import torch  # noqa: E402
 
 from bench.common import record  # noqa: E402
+from otter.device import autocast  # noqa: E402
 from otter.model_io import build_model  # noqa: E402
 from otter.predict import Predictor  # noqa: E402
-from otter.train import TrainConfig, _Run, collect_items, fit_recipe, split_valid  # noqa: E402
+from otter.train import TrainConfig, _Run, collect_items, fit_recipe, split_valid, training_precision  # noqa: E402
 
 
 def otter_speed(items, labels, classes, valid_idx, cfg) -> float:
@@ -54,6 +56,12 @@ def bare_speed(items, labels, classes, valid_idx, cfg) -> float:
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     marks = []
+    with autocast(torch.device("cpu"), training_precision(cfg)):
+        _bare_epochs(model, opt, sched, loss_fn, xt, yt, xv, yv, cfg, marks)
+    return len(xt) * (len(marks) - 1) / (marks[-1] - marks[0])
+
+
+def _bare_epochs(model, opt, sched, loss_fn, xt, yt, xv, yv, cfg, marks):
     for _ in range(cfg.epochs_per_size()[0]):
         model.train()
         for idx in torch.randperm(len(xt)).split(cfg.bs):
@@ -69,7 +77,6 @@ def bare_speed(items, labels, classes, valid_idx, cfg) -> float:
             )
         assert 0 <= correct <= len(yv)
         marks.append(time.perf_counter())
-    return len(xt) * (len(marks) - 1) / (marks[-1] - marks[0])
 
 
 def main() -> None:
@@ -78,20 +85,23 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--arch", default="xresnet18")
+    ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     args = ap.parse_args()
     items, labels, classes = collect_items(args.data)
-    cfg = TrainConfig(pretrained=False, arch=args.arch, sizes=(args.size,), epochs=args.epochs)
+    cfg = TrainConfig(pretrained=False, arch=args.arch, sizes=(args.size,), epochs=args.epochs, precision=args.precision)
+    precision = training_precision(cfg)
     valid_idx = split_valid(len(items), cfg.valid_pct, cfg.seed)
     bare = bare_speed(items, labels, classes, valid_idx, cfg)
     ours = otter_speed(items, labels, classes, valid_idx, cfg)
     ratio = ours / bare
     print(
-        f"{args.arch} {args.size}px bs {cfg.bs}: otter train {ours:.1f} img/s, bare PyTorch loop {bare:.1f} img/s, ratio {ratio:.2f}"
+        f"{args.arch} {args.size}px bs {cfg.bs} {precision}: otter train {ours:.1f} img/s, bare PyTorch loop {bare:.1f} img/s, ratio {ratio:.2f}"
     )
     record(
-        f"train_speed_{args.size}",
+        f"train_speed_{args.size}_{precision}",
         {
             "arch": args.arch,
+            "precision": precision,
             "size": args.size,
             "otter_img_s": ours,
             "bare_img_s": bare,

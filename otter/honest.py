@@ -25,12 +25,13 @@ def features_logits(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Penultimate features and logits of `images` (paths or PIL images), preprocessed as for prediction."""
     mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    device = device or next(model.parameters()).device
+    param = next(model.parameters())
+    device = device or param.device
     model.eval()
     fs, ls = [], []
     for start in range(0, len(images), batch_size):
         x = torch.stack([preprocess(load_image(im), size, mean, std) for im in images[start : start + batch_size]])
-        f, lg = ood.features_and_logits(model, x.to(device))
+        f, lg = ood.features_and_logits(model, x.to(device, param.dtype))  # the model's own dtype (a bf16 Predictor's too)
         fs.append(f.cpu().numpy())
         ls.append(lg.cpu().numpy())
     if not fs:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import copy
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from .device import pick_device
+from .device import PRECISIONS, pick_device, pick_precision
 from .images import ImageInput, InvalidImage, load_image
 from .model_io import load_model
 from .ood import Detector, detector_from_meta, features_and_logits
@@ -52,35 +51,6 @@ def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
                 kids[a] = fuse_conv_bn_eval(kids[a].eval(), kids[b].eval())
                 kids[b] = torch.nn.Identity()
     return model
-
-
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
-PRECISION_ENV = "OTTER_PRECISION"
-
-
-def native_bf16(device: torch.device) -> bool:
-    """True on a CPU that computes in bfloat16 natively (AVX512-BF16 or AMX): there a bf16 forward pass is
-    about 2x faster than float32 (measured: bench/RESULTS.md); without them bf16 is emulated and ~2x slower."""
-    if device.type != "cpu":
-        return False
-    checks = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-    return any(check() for check in checks if check is not None)
-
-
-def pick_precision(device: torch.device, wanted: str | None = None) -> str:
-    """The precision for inference on `device`, "fp32" or "bf16": `wanted`, else $OTTER_PRECISION, else "auto" (bf16 where the
-    CPU has native bf16, fp32 everywhere else, GPUs included). bf16 keeps the predicted class; probabilities
-    move by ~0.01 at most (measured on the 245 real photos)."""
-    if wanted is None:
-        wanted = os.environ.get(PRECISION_ENV, "").strip().lower() or "auto"
-        if wanted != "auto" and wanted not in PRECISIONS:
-            warnings.warn(f"${PRECISION_ENV}={wanted!r} is not auto, fp32 or bf16; using auto", stacklevel=2)
-            wanted = "auto"
-    if wanted == "auto":
-        return "bf16" if native_bf16(device) else "fp32"
-    if wanted not in PRECISIONS:
-        raise ValueError(f"unknown precision {wanted!r}: use auto, fp32 or bf16")
-    return wanted
 
 
 def optimize_for_inference(model: torch.nn.Module, dtype: torch.dtype = torch.float32) -> torch.nn.Module:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_shapes, shape_image
+from conftest import make_shapes, real_photos, shape_image
 from otter import calibrate, ood
 from otter.cli import main as cli_main
 from otter.evaluate import evaluate
@@ -230,3 +230,16 @@ def test_none_output_is_moved_after_the_real_classes():
     before = last.weight.detach().clone(), last.bias.detach().clone()
     _none_last(SimpleNamespace(dls=SimpleNamespace(vocab=[NONE_CLASS, "disc", "square"]), model=model))
     assert torch.equal(last.weight, before[0][[1, 2, 0]]) and torch.equal(last.bias, before[1][[1, 2, 0]])
+
+
+def test_features_for_the_not_sure_test_work_in_either_precision(tiny_trained):
+    from otter.honest import features_logits
+
+    photos = real_photos("sea", 2) + real_photos("river", 1)
+    out = {}
+    for precision in ("fp32", "bf16"):
+        pred = Predictor.load(tiny_trained[0], precision=precision)
+        out[precision] = features_logits(pred.model, photos, pred.size)
+        assert out[precision][0].shape[0] == 3 and out[precision][1].shape == (3, 2)
+        assert np.isfinite(out[precision][0]).all()
+    assert np.allclose(out["bf16"][1], out["fp32"][1], atol=0.1)

@@ -7,8 +7,9 @@ import torch
 
 from conftest import make_shapes, real_photos
 from otter import model_io
+from otter.device import PRECISIONS
 from otter.images import InvalidImage
-from otter.predict import PRECISIONS, Predictor
+from otter.predict import Predictor
 from otter.train import TrainConfig, TrainError, TrainingBusy, TrainJob, train, training_lock
 
 
@@ -42,24 +43,24 @@ def test_predictor_matches_fastai_learn_predict(tiny_trained, precision, toleran
 
 
 def test_precision_follows_the_cpu_unless_told(monkeypatch):
-    from otter import predict
+    from otter import device
 
     cpu = torch.device("cpu")
-    monkeypatch.delenv(predict.PRECISION_ENV, raising=False)
-    assert predict.pick_precision(cpu) == ("bf16" if predict.native_bf16(cpu) else "fp32")
+    monkeypatch.delenv(device.PRECISION_ENV, raising=False)
+    assert device.pick_precision(cpu) == ("bf16" if device.native_bf16(cpu) else "fp32")
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
-    assert predict.pick_precision(cpu) == "bf16" and predict.pick_precision(cpu, "fp32") == "fp32"
+    assert device.pick_precision(cpu) == "bf16" and device.pick_precision(cpu, "fp32") == "fp32"
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    assert predict.pick_precision(cpu) == "fp32"
-    assert predict.pick_precision(torch.device("cuda")) == "fp32"  # GPUs: float32 (bf16 there is unmeasured)
-    monkeypatch.setenv(predict.PRECISION_ENV, "BF16")
-    assert predict.pick_precision(cpu) == "bf16"
-    monkeypatch.setenv(predict.PRECISION_ENV, "fp8")
+    assert device.pick_precision(cpu) == "fp32"
+    assert device.pick_precision(torch.device("cuda")) == "fp32"  # GPUs: float32 (bf16 there is unmeasured)
+    monkeypatch.setenv(device.PRECISION_ENV, "BF16")
+    assert device.pick_precision(cpu) == "bf16"
+    monkeypatch.setenv(device.PRECISION_ENV, "fp8")
     with pytest.warns(UserWarning, match="fp8"):
-        assert predict.pick_precision(cpu) == "fp32"  # a bad setting falls back to auto, with a warning
+        assert device.pick_precision(cpu) == "fp32"  # a bad setting falls back to auto, with a warning
     with pytest.raises(ValueError, match="fp8"):
-        predict.pick_precision(cpu, "fp8")
+        device.pick_precision(cpu, "fp8")
 
 
 def test_predict_accepts_path_bytes_and_pil_and_batches(tiny_trained):
@@ -215,11 +216,40 @@ def test_unusable_data_sets_give_clear_errors(tmp_path, layout, needle):
         train(tmp_path / "nope", TrainConfig(pretrained=False), None)
 
 
-def test_tiny_model_learns_synthetic_shapes(tmp_path):
+@pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_training_runs_in_the_precision_asked_for(tmp_path, monkeypatch, precision, dtype):
+    from otter import train as train_module
+
+    seen, make_learner = [], train_module.make_learner
+
+    def spy(*args, **kwargs):  # the dtype of every training forward pass's output
+        learn = make_learner(*args, **kwargs)
+        learn.model.register_forward_hook(lambda m, i, out: seen.append(out.dtype) if m.training else None)
+        return learn
+
+    monkeypatch.setattr(train_module, "make_learner", spy)
+    data = make_shapes(tmp_path / "shapes", per_class=6)
+    cfg = TrainConfig(pretrained=False, arch="resnet18", sizes=(32,), epochs=1, bs=4, mixup=0.0, precision=precision)
+    result = train(data, cfg, tmp_path / "models" / "x")
+    assert seen and set(seen) == {dtype}
+    assert result.meta["train_precision"] == precision and result.meta["train_config"]["precision"] == precision
+    weights = model_io.load_model(result.model_dir)[0]
+    assert {p.dtype for p in weights.parameters()} == {torch.float32}  # autocast keeps float32 master weights
+    with pytest.raises(TrainError, match="precision"):
+        TrainConfig(pretrained=False, precision="fp16").check()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_tiny_model_learns_synthetic_shapes(tmp_path, precision):
+    # bf16: the weights trained under autocast are the ones saved (a stale autocast weight cache once broke this)
     data = make_shapes(tmp_path / "shapes", per_class=20)
-    cfg = TrainConfig(pretrained=False, arch="resnet18", sizes=(32,), epochs=6, bs=8, lr=5e-3, mixup=0.0, valid_pct=0.25)
+    cfg = TrainConfig(
+        pretrained=False, arch="resnet18", sizes=(32,), epochs=6, bs=8, lr=5e-3, mixup=0.0, valid_pct=0.25, precision=precision
+    )
     result = train(data, cfg, tmp_path / "models" / "shapes")
     assert result.meta["metrics"]["accuracy"] >= 0.8
+    # the saved model scores what the last epoch measured while training (within one of the 10 validation images)
+    assert result.meta["history"][-1]["accuracy"] == pytest.approx(result.meta["metrics"]["accuracy"], abs=0.11)
 
 
 def test_lr_find_with_too_few_batches_falls_back_to_default(tmp_path):
