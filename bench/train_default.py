@@ -25,13 +25,16 @@ warnings.filterwarnings("ignore")
 from otter.model_io import META  # noqa: E402
 from otter.train import TrainConfig, train  # noqa: E402
 
-# 5-fold stratified CV of this exact recipe (bench/recipe_search.py, recipe "xr18_norrc_mixup0.2").
+# 5-fold stratified CV of this exact recipe (bench/recipe_search.py, recipe "xr18_norrc_mixup0.2"), run three
+# times on the same folds (run 2 on a GPU; run 4 on the CPU in float32 and in bfloat16): pooled over the 15 folds.
 CV = {
     "folds": 5,
-    "accuracy_mean": 0.845,
-    "accuracy_std": 0.049,
-    "accuracy_tta_mean": 0.849,
-    "source": "bench/RESULTS.md (recipe search, run 2)",
+    "runs": 3,
+    "accuracy_mean": 0.819,
+    "accuracy_std": 0.059,
+    "accuracy_run_means": [0.845, 0.796, 0.816],
+    "accuracy_tta_mean": 0.820,
+    "source": "bench/RESULTS.md (recipe search, runs 2 and 4)",
 }
 
 
@@ -62,7 +65,7 @@ def main() -> None:
     meta = json.loads(meta_path.read_text())
     meta["cv"] = CV
     meta["metrics"]["accuracy"] = CV["accuracy_mean"]
-    meta["metrics"]["accuracy_source"] = "5-fold cross-validation of this recipe"
+    meta["metrics"]["accuracy_source"] = "5-fold cross-validation of this recipe, three runs pooled"
     meta["train_peak_memory_mb"] = round(peak_mb)
     meta_path.write_text(json.dumps(meta, indent=1))
     size_mb = sum(f.stat().st_size for f in Path(result.model_dir).iterdir()) / 1e6
