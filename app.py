@@ -1,10 +1,15 @@
 """Start the Otter Classifier app: `python app.py` (the app_file of the Hugging Face Space).
 
 Settings come from the environment: GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (where to listen),
-OTTER_DATA_DIR / OTTER_MODELS_DIR (where the data set and the models live).
+OTTER_DATA_DIR / OTTER_MODELS_DIR (where the data set and the models live), OTTER_PRECISION (auto, fp32 or
+bf16: see the README) and OTTER_DEVICE (cpu to ignore a GPU).
 """
 
-from otter.ui import build_app, launch
+from otter.config import quiet_dependency_warnings
+
+quiet_dependency_warnings()
+
+from otter.ui import build_app, launch  # noqa: E402
 
 demo = build_app()
 

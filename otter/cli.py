@@ -524,6 +524,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    config.quiet_dependency_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 DATA_DIR_ENV = "OTTER_DATA_DIR"
@@ -27,3 +28,10 @@ def data_dir(override: str | os.PathLike | None = None) -> Path:
 def models_dir(override: str | os.PathLike | None = None) -> Path:
     """The models root: `override`, else $OTTER_MODELS_DIR, else ./models."""
     return Path(override or os.environ.get(MODELS_DIR_ENV) or "models")
+
+
+def quiet_dependency_warnings() -> None:
+    """For the entry points (app, CLI), not the library: hide torch's deprecation note that fastai triggers
+    by calling `torch.jit.script` when it is imported; it is addressed to fastai, and users saw it on
+    every `python -m otter predict`."""
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
