@@ -42,9 +42,10 @@ def native_bf16(device: torch.device) -> bool:
 
 
 def pick_precision(device: torch.device, wanted: str | None = None) -> str:
-    """The precision for inference on `device`, "fp32" or "bf16": `wanted`, else $OTTER_PRECISION, else "auto" (bf16 where the
-    CPU has native bf16, fp32 everywhere else, GPUs included). bf16 keeps the predicted class; probabilities
-    move by ~0.01 at most (measured on the 245 real photos)."""
+    """The precision to predict or train in on `device`, "fp32" or "bf16": `wanted`, else $OTTER_PRECISION,
+    else "auto" (bf16 where the CPU has native bf16, fp32 everywhere else, GPUs included). bf16 prediction
+    keeps the predicted class and moves probabilities by ~0.01 at most (measured on the 245 real photos);
+    bf16 training (autocast) scored the same in cross-validation (bench/RESULTS.md)."""
     if wanted is None:
         wanted = os.environ.get(PRECISION_ENV, "").strip().lower() or "auto"
         if wanted != "auto" and wanted not in PRECISIONS:

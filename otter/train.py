@@ -441,8 +441,8 @@ def _device():
 
 
 def training_precision(cfg: TrainConfig) -> str:
-    """The precision training runs in, "fp32" or "bf16" (autocast): what `cfg.precision` means on this machine (`otter.device.pick_precision`).
-    bf16 trains the default recipe ~1.7x faster on a CPU with native bf16 (bench/RESULTS.md)."""
+    """The precision training runs in, "fp32" or "bf16" (autocast): what `cfg.precision` means on this machine
+    (`otter.device.pick_precision`). bf16 trains the default recipe ~1.5x faster on a CPU with native bf16."""
     from .device import pick_precision
 
     return pick_precision(_device(), None if cfg.precision == "auto" else cfg.precision)
