@@ -34,6 +34,7 @@ class Prediction:
     seconds: float
     known: bool = True  # False: the photo looks like none of the classes ("not sure", otter.ood)
     classes: list[str] = field(default_factory=list)
+    accuracy_name: str = "validation accuracy"  # or "cross-validated accuracy" (the shipped model's, from bench/)
 
     @property
     def label(self) -> str:
@@ -55,7 +56,7 @@ class Prediction:
 
     def summary(self) -> str:
         """One line for the UI: which model answered, how good it was on its validation set, how long it took."""
-        acc = f", validation accuracy {self.accuracy:.1%}" if self.accuracy is not None else ""
+        acc = f", {self.accuracy_name} {self.accuracy:.1%}" if self.accuracy is not None else ""
         return f"Model **{self.model}**{acc} · {self.seconds * 1000:.0f} ms"
 
 
@@ -118,8 +119,10 @@ class ModelService:
         predictor = self.predictor(name)
         t0 = time.perf_counter()
         res = predictor.classify(image)
+        meta = predictor.meta
+        seconds = time.perf_counter() - t0
         return Prediction(
-            res["probs"], predictor.name, _accuracy(predictor.meta), time.perf_counter() - t0, res["known"], predictor.classes
+            res["probs"], predictor.name, _accuracy(meta), seconds, res["known"], predictor.classes, _accuracy_name(meta)
         )
 
     def predict_files(self, files: list[os.PathLike | str], name: str | None = None) -> pd.DataFrame:
@@ -157,6 +160,12 @@ def shared_model_service(models_dir: os.PathLike | str) -> ModelService:
 
 def _accuracy(meta: dict) -> float | None:
     return (meta.get("metrics") or {}).get("accuracy")
+
+
+def _accuracy_name(meta: dict) -> str:
+    """What the model's accuracy figure is: its validation split's, or (no split) the recipe's cross-validation."""
+    source = (meta.get("metrics") or {}).get("accuracy_source") or ""
+    return "cross-validated accuracy" if "cross-validation" in source else "validation accuracy"
 
 
 def _rounded(probs: dict[str, float]) -> dict[str, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 
@@ -30,7 +31,17 @@ def test_predict_reports_model_accuracy_and_time(model_copy):
     assert set(pred.probs) == set(meta["classes"]) and abs(sum(pred.probs.values()) - 1) < 1e-5
     assert pred.model == "tiny" and pred.accuracy == meta["metrics"]["accuracy"]
     assert pred.seconds > 0 and "tiny" in pred.summary() and "ms" in pred.summary()
+    assert f"validation accuracy {meta['metrics']['accuracy']:.1%}" in pred.summary()
     assert service.choices()[0][1] == "tiny"
+
+
+def test_a_cross_validated_accuracy_is_called_so(model_copy):
+    # the shipped model has no validation split: its figure is its recipe's cross-validated accuracy
+    meta = read_meta(model_copy)
+    meta["metrics"].update(accuracy=0.819, accuracy_source="5-fold cross-validation of this recipe")
+    (model_copy / "model.json").write_text(json.dumps(meta))
+    summary = ModelService(model_copy.parent).predict(real_photos("sea", 1)[0]).summary()
+    assert "cross-validated accuracy 81.9%" in summary
 
 
 def test_predictor_is_cached_until_the_folder_is_replaced(model_copy, tiny_trained):
