@@ -5,11 +5,7 @@ OTTER_DATA_DIR / OTTER_MODELS_DIR (where the data set and the models live), OTTE
 bf16: see the README) and OTTER_DEVICE (cpu to ignore a GPU).
 """
 
-from otter.config import quiet_dependency_warnings
-
-quiet_dependency_warnings()
-
-from otter.ui import build_app, launch  # noqa: E402
+from otter.ui import build_app, launch
 
 demo = build_app()
 

@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 warnings.filterwarnings("ignore")
 
+from otter.config import PRECISION_CHOICES  # noqa: E402
 from otter.model_io import META  # noqa: E402
 from otter.train import TrainConfig, train  # noqa: E402
 
@@ -42,7 +43,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="../shared/otters")
     ap.add_argument("--out", default="models/otters")
-    ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    ap.add_argument("--precision", choices=PRECISION_CHOICES, default="auto")
     args = ap.parse_args()
     cfg = TrainConfig(pretrained=False, valid_pct=0.0, precision=args.precision)
     t = time.time()

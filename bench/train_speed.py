@@ -23,6 +23,7 @@ warnings.filterwarnings("ignore")
 import torch  # noqa: E402
 
 from bench.common import record  # noqa: E402
+from otter.config import PRECISION_CHOICES  # noqa: E402
 from otter.device import autocast  # noqa: E402
 from otter.model_io import build_model  # noqa: E402
 from otter.predict import Predictor  # noqa: E402
@@ -57,26 +58,22 @@ def bare_speed(items, labels, classes, valid_idx, cfg) -> float:
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     marks = []
     with autocast(torch.device("cpu"), training_precision(cfg)):
-        _bare_epochs(model, opt, sched, loss_fn, xt, yt, xv, yv, cfg, marks)
+        for _ in range(cfg.epochs_per_size()[0]):
+            model.train()
+            for idx in torch.randperm(len(xt)).split(cfg.bs):
+                loss = loss_fn(model(xt[idx]), yt[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+            model.eval()
+            with torch.no_grad():
+                correct = sum(
+                    int((model(xv[i : i + cfg.bs]).argmax(1) == yv[i : i + cfg.bs]).sum()) for i in range(0, len(xv), cfg.bs)
+                )
+            assert 0 <= correct <= len(yv)
+            marks.append(time.perf_counter())
     return len(xt) * (len(marks) - 1) / (marks[-1] - marks[0])
-
-
-def _bare_epochs(model, opt, sched, loss_fn, xt, yt, xv, yv, cfg, marks):
-    for _ in range(cfg.epochs_per_size()[0]):
-        model.train()
-        for idx in torch.randperm(len(xt)).split(cfg.bs):
-            loss = loss_fn(model(xt[idx]), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-        model.eval()
-        with torch.no_grad():
-            correct = sum(
-                int((model(xv[i : i + cfg.bs]).argmax(1) == yv[i : i + cfg.bs]).sum()) for i in range(0, len(xv), cfg.bs)
-            )
-        assert 0 <= correct <= len(yv)
-        marks.append(time.perf_counter())
 
 
 def main() -> None:
@@ -85,7 +82,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--arch", default="xresnet18")
-    ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    ap.add_argument("--precision", choices=PRECISION_CHOICES, default="auto")
     args = ap.parse_args()
     items, labels, classes = collect_items(args.data)
     cfg = TrainConfig(pretrained=False, arch=args.arch, sizes=(args.size,), epochs=args.epochs, precision=args.precision)

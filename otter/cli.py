@@ -372,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=42)
     t.add_argument(
         "--precision",
-        choices=("auto", "fp32", "bf16"),
+        choices=config.PRECISION_CHOICES,
         default="auto",
         help="auto (default): bfloat16 autocast on CPUs with native bf16 (~1.7x faster), else float32",
     )

@@ -9,6 +9,8 @@ import warnings
 
 import torch
 
+from .config import PRECISION_CHOICES
+
 
 def pick_device() -> torch.device:
     """CUDA when present (and not disabled with OTTER_DEVICE=cpu), else the CPU."""
@@ -48,13 +50,13 @@ def pick_precision(device: torch.device, wanted: str | None = None) -> str:
     bf16 training (autocast) scored the same in cross-validation (bench/RESULTS.md)."""
     if wanted is None:
         wanted = os.environ.get(PRECISION_ENV, "").strip().lower() or "auto"
-        if wanted != "auto" and wanted not in PRECISIONS:
-            warnings.warn(f"${PRECISION_ENV}={wanted!r} is not auto, fp32 or bf16; using auto", stacklevel=2)
+        if wanted not in PRECISION_CHOICES:
+            warnings.warn(f"${PRECISION_ENV}={wanted!r} is not one of {', '.join(PRECISION_CHOICES)}; using auto", stacklevel=2)
             wanted = "auto"
     if wanted == "auto":
         return "bf16" if native_bf16(device) else "fp32"
-    if wanted not in PRECISIONS:
-        raise ValueError(f"unknown precision {wanted!r}: use auto, fp32 or bf16")
+    if wanted not in PRECISION_CHOICES:
+        raise ValueError(f"unknown precision {wanted!r}: use one of {', '.join(PRECISION_CHOICES)}")
     return wanted
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from . import __version__
-from .config import IMAGENET_MEAN, IMAGENET_STD
+from .config import IMAGENET_MEAN, IMAGENET_STD, PRECISION_CHOICES
 from .config import models_dir as default_models_dir
 from .dataset import list_classes, list_images
 from .images import InvalidImage, load_image
@@ -101,8 +101,8 @@ class TrainConfig:
             raise TrainError(f"unknown 'not sure' method {self.ood_method!r}; choose one of {', '.join(METHODS)}")
         if not 0 <= self.negatives <= 10:
             raise TrainError("negatives (synthetic 'none of these' images per training image) must be between 0 and 10")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise TrainError(f"unknown precision {self.precision!r}; choose auto, fp32 or bf16")
+        if self.precision not in PRECISION_CHOICES:
+            raise TrainError(f"unknown precision {self.precision!r}; choose {', '.join(PRECISION_CHOICES)}")
         if self.ood_method == "none_class" and not self.negatives:
             raise TrainError("the none_class 'not sure' method needs synthetic negatives (e.g. negatives=0.5)")
 
@@ -363,23 +363,23 @@ def make_learner(dls, classes: list[str], cfg: TrainConfig, workdir: str):
 
 
 def fit_recipe(items, labels, classes, valid_idx, cfg: TrainConfig, run: _Run, workdir: str):
-    """Run the whole schedule; returns (learner, lr_find data or None)."""
-    fv = _fastai()
+    """Run the whole schedule, in `training_precision(cfg)`; returns (learner, lr_find data or None)."""
+    from .device import autocast
+
     cfg.check()
+    # Autocast state is per thread: predictions served from other threads meanwhile are not affected.
+    with autocast(_device(), training_precision(cfg)):
+        return _fit_schedule(items, labels, classes, valid_idx, cfg, run, workdir)
+
+
+def _fit_schedule(items, labels, classes, valid_idx, cfg: TrainConfig, run: _Run, workdir: str):
+    fv = _fastai()
     fv.set_seed(cfg.seed, reproducible=True)
     epochs = cfg.epochs_per_size()
     n_train = len(items) - len(valid_idx)
     frozen = cfg.frozen_epochs if cfg.pretrained else 0
     steps = [math.ceil(n_train / cfg.bs) * (e + frozen) * (s / 64) ** 2 for s, e in zip(cfg.sizes, epochs)]
     run.total_work = sum(steps) or 1.0
-    from .device import autocast
-
-    # Autocast state is per thread: predictions served from other threads meanwhile are not affected.
-    with autocast(_device(), training_precision(cfg)):
-        return _fit_sizes(items, labels, classes, valid_idx, cfg, run, workdir, epochs, frozen)
-
-
-def _fit_sizes(items, labels, classes, valid_idx, cfg, run, workdir, epochs, frozen):
     learn, lr_data, lr = None, None, cfg.lr
     progress_cb = _callback_cls()(run)
     for size, n_epochs in zip(cfg.sizes, epochs):

@@ -614,6 +614,7 @@ def build_train_tab(ctx: AppContext) -> dict:
 
 def build_app(data_dir: os.PathLike | str | None = None, models_dir: os.PathLike | str | None = None) -> gr.Blocks:
     """The whole app; folders default to $OTTER_DATA_DIR / $OTTER_MODELS_DIR (see `otter.config`)."""
+    config.quiet_dependency_warnings()
     data = config.data_dir(data_dir)
     models = config.models_dir(models_dir)
     data.mkdir(parents=True, exist_ok=True)
