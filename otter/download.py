@@ -104,20 +104,49 @@ def read_url_file(path: os.PathLike | str) -> list[str]:
     return urls
 
 
+def _non_public(ip_text: str) -> bool:
+    ip = ipaddress.ip_address(str(ip_text).split("%")[0])
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
 def _refuse_private(request: httpx.Request) -> None:
     """Refuse requests (redirects included) to loopback, private, link-local and other non-public addresses,
-    so a public app cannot be steered at its own network or a cloud metadata service."""
+    so a public app cannot be steered at its own network or a cloud metadata service.
+
+    Checked twice: the host's addresses before connecting, and the address actually connected to, before a
+    byte is sent (httpx's documented `trace` extension reports each new connection). The second check
+    defeats DNS rebinding, where a host resolves to a public address for the check and a private one for
+    the connection. A connection to a proxy (another host than the URL's) is not checked: the proxy
+    resolves the URL's host, which the first check has already vetted."""
     host = request.url.host
+    request.extensions["trace"] = _PeerCheck(request.url.raw_host.decode("ascii"))
     try:
         infos = socket.getaddrinfo(host, request.url.port or 443, type=socket.SOCK_STREAM)
     except socket.gaierror:
-        return  # the request itself fails as a connection error
-    for *_, sockaddr in infos:
-        ip = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
-        if ip.version == 6 and ip.ipv4_mapped:
-            ip = ip.ipv4_mapped
-        if not ip.is_global or ip.is_multicast:
-            raise _Failed("blocked address", f"{host} is a private or local address")
+        return  # the request itself fails as a connection error (or reaches the second check)
+    if any(_non_public(sockaddr[0]) for *_, sockaddr in infos):
+        raise _Failed("blocked address", f"{host} is a private or local address")
+
+
+class _PeerCheck:
+    """`trace` callback for one request: close and refuse a new connection to `host` that reached a
+    non-public address."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host  # as it goes on the wire (IDNA-encoded), which is what the connection reports
+        self.connecting = ""
+
+    def __call__(self, event: str, info: dict) -> None:
+        if event == "connection.connect_tcp.started":
+            self.connecting = info.get("host", "")
+        elif event == "connection.connect_tcp.complete" and self.connecting == self.host:
+            stream = info["return_value"]
+            peer = stream.get_extra_info("server_addr")
+            if peer and _non_public(peer[0]):
+                stream.close()
+                raise _Failed("blocked address", f"{self.host} connected to the private or local address {peer[0]}")
 
 
 def make_client(max_workers: int = MAX_WORKERS, timeout: float = TIMEOUT, allow_private: bool = True) -> httpx.Client:

@@ -362,13 +362,14 @@ def make_learner(dls, classes: list[str], cfg: TrainConfig, workdir: str):
     return learn
 
 
-def fit_recipe(items, labels, classes, valid_idx, cfg: TrainConfig, run: _Run, workdir: str):
-    """Run the whole schedule, in `training_precision(cfg)`; returns (learner, lr_find data or None)."""
+def fit_recipe(items, labels, classes, valid_idx, cfg: TrainConfig, run: _Run, workdir: str, precision: str | None = None):
+    """Run the whole schedule in `precision` ("fp32" or "bf16"; by default `training_precision(cfg)`);
+    returns (learner, lr_find data or None)."""
     from .device import autocast
 
     cfg.check()
     # Autocast state is per thread: predictions served from other threads meanwhile are not affected.
-    with autocast(_device(), training_precision(cfg)):
+    with autocast(_device(), precision or training_precision(cfg)):
         return _fit_schedule(items, labels, classes, valid_idx, cfg, run, workdir)
 
 
@@ -568,7 +569,8 @@ def train(
     with training_lock(models_root), tempfile.TemporaryDirectory(prefix="otter-train-") as workdir:
         run.emit("start", n_train=len(items) - len(valid_idx), n_valid=len(valid_idx), classes=classes)
         fit_items, fit_labels, fit_classes = _with_negatives(items, labels, classes, valid_idx, cfg, workdir)
-        learn, lr_data = fit_recipe(fit_items, fit_labels, fit_classes, valid_idx, cfg, run, workdir)
+        precision = training_precision(cfg)  # once: what runs is what model.json records
+        learn, lr_data = fit_recipe(fit_items, fit_labels, fit_classes, valid_idx, cfg, run, workdir, precision)
         learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, _callback_cls())])
         run.stage = "evaluating"
         run.emit("stage")
@@ -611,7 +613,7 @@ def train(
             "metrics": {k: report[k] for k in ("accuracy", "n", "per_class")},
             "confusion": report["confusion"],
             "train_config": asdict(cfg),
-            "train_precision": training_precision(cfg),
+            "train_precision": precision,
             "history": run.history,
             "lr_find": lr_data,
             "dataset": {

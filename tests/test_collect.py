@@ -381,6 +381,50 @@ def test_download_refuses_a_redirect_to_a_local_address(tmp_path, site, monkeypa
     assert dict(result.failed) == {"blocked address": 1}
 
 
+def test_download_refuses_a_host_that_rebinds_to_a_local_address(tmp_path, site, monkeypatch):
+    import socket
+
+    # DNS rebinding: "rebind.example" answers with a public address when checked, then with 127.0.0.1
+    # (where the test site listens) when the connection is made.
+    real, answers = socket.getaddrinfo, iter(["93.184.216.34"])
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, port, *a, **k: (
+            [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers, "127.0.0.1"), port))]
+            if host == "rebind.example"
+            else real(host, port, *a, **k)
+        ),
+    )
+    port = httpx.URL(site.add("/rebound.jpg", real_photos("river", 1)[0].read_bytes())).port
+    result = download_images([f"http://rebind.example:{port}/rebound.jpg"], tmp_path / "data" / "river", allow_private=False)
+    assert dict(result.failed) == {"blocked address": 1} and result.kept == []
+    assert "connected to the private or local address 127.0.0.1" in result.outcomes[0].detail
+    assert not list((tmp_path / "data" / "river").glob("*.jpg"))
+
+
+def test_the_connection_check_lets_a_proxy_through():
+    from otter.download import _PeerCheck
+
+    class Stream:
+        closed = False
+
+        def get_extra_info(self, name):
+            return ("10.0.0.8", 3128) if name == "server_addr" else None
+
+        def close(self):
+            self.closed = True
+
+    check, stream = _PeerCheck("images.example"), Stream()
+    check("connection.connect_tcp.started", {"host": "proxy.internal", "port": 3128})
+    check("connection.connect_tcp.complete", {"return_value": stream})  # a proxy: the proxy resolves
+    assert not stream.closed
+    check("connection.connect_tcp.started", {"host": "images.example", "port": 80})
+    with pytest.raises(Exception, match="private or local address 10.0.0.8"):
+        check("connection.connect_tcp.complete", {"return_value": stream})
+    assert stream.closed
+
+
 def test_download_view_downloads_hits_into_a_new_class(tmp_path, site, monkeypatch):
     from otter import ui_collect
     from otter.ui_collect import download_view
