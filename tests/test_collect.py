@@ -403,19 +403,25 @@ def test_download_refuses_a_host_that_rebinds_to_a_local_address(tmp_path, site,
     assert not list((tmp_path / "data" / "river").glob("*.jpg"))
 
 
-def test_the_connection_check_lets_a_proxy_through():
+def test_the_connection_check_passes_public_peers_and_proxies():
     from otter.download import _PeerCheck
 
     class Stream:
         closed = False
 
+        def __init__(self, addr):
+            self.addr = addr
+
         def get_extra_info(self, name):
-            return ("10.0.0.8", 3128) if name == "server_addr" else None
+            return self.addr if name == "server_addr" else None
 
         def close(self):
             self.closed = True
 
-    check, stream = _PeerCheck("images.example"), Stream()
+    check, public, stream = _PeerCheck("images.example"), Stream(("93.184.216.34", 443)), Stream(("10.0.0.8", 3128))
+    check("connection.connect_tcp.started", {"host": "images.example", "port": 443})
+    check("connection.connect_tcp.complete", {"return_value": public})
+    assert not public.closed
     check("connection.connect_tcp.started", {"host": "proxy.internal", "port": 3128})
     check("connection.connect_tcp.complete", {"return_value": stream})  # a proxy: the proxy resolves
     assert not stream.closed
