@@ -23,14 +23,15 @@ warnings.filterwarnings("ignore")
 import torch  # noqa: E402
 
 from bench.common import record  # noqa: E402
-from otter.config import PRECISION_CHOICES  # noqa: E402
+from otter.config import IMAGENET_MEAN, IMAGENET_STD, PRECISION_CHOICES  # noqa: E402
 from otter.device import autocast  # noqa: E402
+from otter.images import load_image  # noqa: E402
 from otter.model_io import build_model  # noqa: E402
-from otter.predict import Predictor  # noqa: E402
+from otter.predict import preprocess  # noqa: E402
 from otter.train import TrainConfig, _Run, collect_items, fit_recipe, split_valid, training_precision  # noqa: E402
 
 
-def otter_speed(items, labels, classes, valid_idx, cfg) -> float:
+def otter_speed(items, labels, classes, valid_idx, cfg, precision: str) -> float:
     marks = []
 
     def on_event(e):
@@ -38,15 +39,15 @@ def otter_speed(items, labels, classes, valid_idx, cfg) -> float:
             marks.append(time.perf_counter())
 
     with tempfile.TemporaryDirectory() as wd:
-        fit_recipe(items, labels, classes, valid_idx, cfg, _Run(on_event, None), wd)
+        fit_recipe(items, labels, classes, valid_idx, cfg, _Run(on_event, None), wd, precision)
     n_train = len(items) - len(valid_idx)
     return n_train * (len(marks) - 1) / (marks[-1] - marks[0])
 
 
-def bare_speed(items, labels, classes, valid_idx, cfg) -> float:
+def bare_speed(items, labels, classes, valid_idx, cfg, precision: str) -> float:
     size = cfg.sizes[0]
-    pred = Predictor(build_model({"arch": cfg.arch, "classes": classes}), {"classes": classes, "input_size": size})
-    x = torch.stack([pred.tensor(p) for p in items])  # pre-made tensors: decoded, resized, normalised once
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    x = torch.stack([preprocess(load_image(p), size, mean, std) for p in items])  # pre-made: decoded, resized, normalised once
     y = torch.tensor([classes.index(lbl) for lbl in labels])
     valid = torch.zeros(len(items), dtype=torch.bool)
     valid[valid_idx] = True
@@ -57,7 +58,7 @@ def bare_speed(items, labels, classes, valid_idx, cfg) -> float:
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     marks = []
-    with autocast(torch.device("cpu"), training_precision(cfg)):
+    with autocast(torch.device("cpu"), precision):
         for _ in range(cfg.epochs_per_size()[0]):
             model.train()
             for idx in torch.randperm(len(xt)).split(cfg.bs):
@@ -88,8 +89,8 @@ def main() -> None:
     cfg = TrainConfig(pretrained=False, arch=args.arch, sizes=(args.size,), epochs=args.epochs, precision=args.precision)
     precision = training_precision(cfg)
     valid_idx = split_valid(len(items), cfg.valid_pct, cfg.seed)
-    bare = bare_speed(items, labels, classes, valid_idx, cfg)
-    ours = otter_speed(items, labels, classes, valid_idx, cfg)
+    bare = bare_speed(items, labels, classes, valid_idx, cfg, precision)
+    ours = otter_speed(items, labels, classes, valid_idx, cfg, precision)
     ratio = ours / bare
     print(
         f"{args.arch} {args.size}px bs {cfg.bs} {precision}: otter train {ours:.1f} img/s, bare PyTorch loop {bare:.1f} img/s, ratio {ratio:.2f}"
