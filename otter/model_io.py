@@ -1,5 +1,9 @@
 """Model folders: `model.safetensors` (weights) + `model.json` (everything else). Written atomically, loaded without pickle.
 
+Weights bigger than `MAX_SHARD` are split the way the Hugging Face Hub splits them (`huggingface_hub.save_torch_state_dict`):
+`model-00001-of-0000N.safetensors` files plus `model.safetensors.index.json`, so that no file is over the 10 MB a
+Hugging Face Space takes without Git LFS.
+
 A model folder is replaced by building the new one under a temporary name and renaming it into place;
 `recover(models_dir)` finishes or rolls back a swap that a crash interrupted, so the previous model
 always stays loadable and a half-written folder is never picked up (hidden names are ignored).
@@ -21,6 +25,8 @@ from safetensors.torch import load_file, save_file
 from .safepath import check_name
 
 WEIGHTS = "model.safetensors"
+WEIGHTS_INDEX = "model.safetensors.index.json"  # with sharded weights: which tensor is in which shard file
+MAX_SHARD = "9MB"  # under the 10 MB a Space accepts without Git LFS
 META = "model.json"
 FORMAT = "otter-model"
 FORMAT_VERSION = 1
@@ -75,7 +81,7 @@ def save_model(
         state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
         if half:
             state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-        save_file(state, str(tmp / WEIGHTS))
+        _save_weights(state, tmp)
         meta = dict(
             meta, format=FORMAT, format_version=FORMAT_VERSION, name=dest.name, weights_dtype="float16" if half else "float32"
         )
@@ -86,7 +92,7 @@ def save_model(
             check_name(fname, "model file name")
             save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp / fname))
             extra.append(tmp / fname)
-        for f in (tmp / WEIGHTS, tmp / META, *extra):
+        for f in (*weight_files(tmp), tmp / META, *extra):
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
         old = dest.parent / f".old-{dest.name}-{tag}"
@@ -99,6 +105,19 @@ def save_model(
         recover(dest.parent)
         raise
     return dest
+
+
+def _save_weights(state: dict[str, torch.Tensor], folder: Path) -> None:
+    """`WEIGHTS`, or shards of at most `MAX_SHARD` and `WEIGHTS_INDEX`: the Hub's split and file names
+    (`huggingface_hub.split_torch_state_dict_into_shards`), written with safetensors' `save_file`."""
+    from huggingface_hub import split_torch_state_dict_into_shards  # only when saving: not on the predict path
+
+    split = split_torch_state_dict_into_shards(state, max_shard_size=MAX_SHARD)
+    for fname, names in split.filename_to_tensors.items():
+        save_file({n: state[n] for n in names}, str(folder / fname), metadata={"format": "pt"})
+    if split.is_sharded:
+        index = {"metadata": split.metadata, "weight_map": split.tensor_to_filename}
+        (folder / WEIGHTS_INDEX).write_text(json.dumps(index, indent=1))
 
 
 def recover(models_dir: os.PathLike | str) -> None:
@@ -132,22 +151,43 @@ def read_meta(model_dir: os.PathLike | str) -> dict:
     return meta
 
 
+def weight_files(model_dir: os.PathLike | str) -> list[Path]:
+    """The files that hold a model folder's weights: `model.safetensors`, or the shard index and the shards it
+    names; [] when there are none. Raises `ModelError` for an unreadable index or one naming other files."""
+    model_dir = Path(model_dir)
+    if (model_dir / WEIGHTS).is_file() or not (model_dir / WEIGHTS_INDEX).is_file():
+        return [model_dir / WEIGHTS] if (model_dir / WEIGHTS).is_file() else []
+    try:
+        names = sorted(set(json.loads((model_dir / WEIGHTS_INDEX).read_text())["weight_map"].values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as ex:
+        raise ModelError(f"{model_dir / WEIGHTS_INDEX} is not a valid shard index ({ex})") from ex
+    for name in names:
+        if not isinstance(name, str) or Path(name).name != name or not name.endswith(".safetensors"):
+            raise ModelError(f"{model_dir / WEIGHTS_INDEX} names {name!r}, not a .safetensors file in the folder")
+    return [model_dir / WEIGHTS_INDEX, *(model_dir / name for name in names)]
+
+
 def load_model(model_dir: os.PathLike | str) -> tuple[torch.nn.Module, dict]:
-    """Rebuild the network from model.json and load model.safetensors (float32, eval mode). No pickle."""
+    """Rebuild the network from model.json and load its safetensors weights (float32, eval mode). No pickle."""
     model_dir = Path(model_dir)
     meta = read_meta(model_dir)
     model = build_model(meta)
-    try:
-        state = load_file(str(model_dir / WEIGHTS))
-    except FileNotFoundError as ex:
-        raise ModelError(f"{model_dir} has no {WEIGHTS}") from ex
-    except (SafetensorError, OSError, ValueError) as ex:
-        raise ModelError(f"{model_dir / WEIGHTS} is not a valid safetensors file ({ex})") from ex
+    files = [f for f in weight_files(model_dir) if f.name != WEIGHTS_INDEX]
+    if not files:
+        raise ModelError(f"{model_dir} has no {WEIGHTS}")
+    state = {}
+    for f in files:
+        try:
+            state.update(load_file(str(f)))
+        except FileNotFoundError as ex:
+            raise ModelError(f"{model_dir} has no {f.name} (named in {WEIGHTS_INDEX})") from ex
+        except (SafetensorError, OSError, ValueError) as ex:
+            raise ModelError(f"{f} is not a valid safetensors file ({ex})") from ex
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     try:
         model.load_state_dict(state)
     except RuntimeError as ex:
-        raise ModelError(f"{model_dir / WEIGHTS} does not fit architecture {meta['arch']} ({str(ex).splitlines()[0]})") from ex
+        raise ModelError(f"the weights in {model_dir} do not fit architecture {meta['arch']} ({str(ex).splitlines()[0]})") from ex
     return model.eval(), meta
 
 

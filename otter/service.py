@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from .images import ImageInput, InvalidImage
-from .model_io import META, WEIGHTS, ModelError, list_models
+from .model_io import META, ModelError, list_models, weight_files
 from .predict import Predictor, top_label
 from .safepath import check_name, inside
 from .train import TrainConfig, TrainError, TrainingBusy, TrainJob, collect_items
@@ -63,8 +63,10 @@ class Prediction:
 def _stamp(path: Path) -> tuple[int, ...]:
     """Changes whenever a model folder is replaced (save_model renames a new folder into place: new inodes)."""
     try:
-        return tuple(x for f in (META, WEIGHTS) for st in [os.stat(path / f)] for x in (st.st_ino, st.st_mtime_ns, st.st_size))
-    except OSError:
+        return tuple(
+            x for f in (path / META, *weight_files(path)) for st in [os.stat(f)] for x in (st.st_ino, st.st_mtime_ns, st.st_size)
+        )
+    except (OSError, ModelError):
         return ()
 
 

@@ -21,6 +21,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 
+def weights_bytes(model_dir: Path) -> bytes:
+    """All of a model folder's weights (one file, or shards and their index), to compare before and after."""
+    from otter.model_io import weight_files
+
+    files = weight_files(model_dir)
+    assert files, f"{model_dir} has no weights"
+    return b"".join(f.read_bytes() for f in files)
+
+
 def real_photos(cls: str, n: int) -> list[Path]:
     return sorted((OTTERS / cls).glob("*.jpg"))[:n]
 

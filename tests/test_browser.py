@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from conftest import real_photos, running_app
+from conftest import real_photos, running_app, weights_bytes
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
@@ -190,15 +190,14 @@ def test_train_a_tiny_model_and_predict_with_it(page, app, tmp_path):
         page.locator("#train-message").filter(has_text="Started training")
     ).first.wait_for()
     status.filter(has_text="Done").wait_for(timeout=TIMEOUT_MS)
-    assert (app["models"] / "browser" / "model.safetensors").is_file()
+    assert weights_bytes(app["models"] / "browser")
     page.locator("#train-epochs-table").filter(has_text="1").wait_for()
     screenshot(page, "train", tmp_path)
     assert "browser" in predict_in_browser(page, real_photos("sea", 2)[1])
 
 
 def test_running_job_survives_a_reload_and_cancel_keeps_the_model(page, app):
-    weights = app["models"] / "tiny" / "model.safetensors"
-    before = weights.read_bytes()
+    before = weights_bytes(app["models"] / "tiny")
     start_training(page, epochs=500, name="tiny")
     page.locator("#train-message").filter(has_text="replaces the model of that name").wait_for()
     page.reload()  # as if the browser was closed and the page opened again
@@ -206,7 +205,7 @@ def test_running_job_survives_a_reload_and_cancel_keeps_the_model(page, app):
     page.locator("#train-status").filter(has_text="Stage:").wait_for(timeout=TIMEOUT_MS)
     page.locator("#train-cancel").click()
     page.locator("#train-status").filter(has_text="Cancelled").wait_for(timeout=TIMEOUT_MS)
-    assert weights.read_bytes() == before
+    assert weights_bytes(app["models"] / "tiny") == before
 
 
 def test_photo_unlike_the_classes_shows_not_sure(page, app):

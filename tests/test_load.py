@@ -9,6 +9,7 @@ from gradio_client import Client, handle_file
 
 from bench.load import fire
 from conftest import make_shapes, real_photos, running_app
+from otter.model_io import weight_files
 from otter.predict import Predictor
 from otter.service import ModelService
 from otter.train import TrainConfig, TrainJob
@@ -90,7 +91,7 @@ def test_corrupt_model_gives_a_clear_error_not_a_crash(tiny_trained, tmp_path):
     """The app starts with a broken model folder and says what is wrong; a repaired model then answers."""
     base = tmp_path / "broken"
     with running_app(tiny_trained[0], base) as app:
-        weights = app["models"] / "tiny" / "model.safetensors"
+        weights = weight_files(app["models"] / "tiny")[-1]
         good = weights.read_bytes()
         weights.write_bytes(b"\x00" * 64)
         client = Client(app["url"], verbose=False)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import make_shapes, real_photos
+from conftest import make_shapes, real_photos, weights_bytes
 from otter.jobview import epoch_table, loss_frame, parse_settings, status_markdown
 from otter.model_io import read_meta
 from otter.safepath import UnsafePath
@@ -96,7 +96,7 @@ def test_start_refuses_bad_data_and_names_at_once(tmp_path):
 def test_job_runs_in_background_refuses_a_second_start_and_cancel_keeps_old_model(tmp_path, model_copy):
     data = make_shapes(tmp_path / "shapes", per_class=12)
     models = model_copy.parent
-    before = (model_copy / "model.safetensors").read_bytes()
+    before = weights_bytes(model_copy)
     trainer = TrainService(data, models)
     cfg = parse_settings("resnet18", False, "32", "30", "0.003", 4, 20)
     job = trainer.start(cfg, "tiny")
@@ -110,7 +110,7 @@ def test_job_runs_in_background_refuses_a_second_start_and_cancel_keeps_old_mode
     assert "Cancelling" in trainer.cancel()
     job.wait(120)
     assert job.state == "cancelled"
-    assert (model_copy / "model.safetensors").read_bytes() == before
+    assert weights_bytes(model_copy) == before
     assert "Cancelled" in status_markdown(job.state, job.events, job.error)
     assert not loss_frame(job.events).empty and list(epoch_table(job.events).columns)[:2] == ["stage", "epoch"]
     assert trainer.cancel() == "No training is running."

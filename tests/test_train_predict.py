@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_shapes, real_photos
+from conftest import make_shapes, real_photos, weights_bytes
 from otter import model_io
 from otter.device import PRECISIONS
 from otter.images import InvalidImage
@@ -15,7 +15,8 @@ from otter.train import TrainConfig, TrainError, TrainingBusy, TrainJob, train, 
 
 def test_model_folder_has_weights_and_metadata(tiny_trained):
     model_dir, result = tiny_trained
-    assert (model_dir / "model.safetensors").is_file()
+    files = model_io.weight_files(model_dir)  # a resnet18 in float32 (45 MB): shards and their index
+    assert len(files) > 2 and all(f.stat().st_size <= 10 * 2**20 for f in files), "no file over the 10 MiB a Space takes"
     meta = json.loads((model_dir / "model.json").read_text())
     assert meta["classes"] == ["river", "sea"] and meta["arch"] == "resnet18" and meta["input_size"] == 32
     assert meta["normalize"]["mean"] == [0.485, 0.456, 0.406]
@@ -92,7 +93,7 @@ def test_predict_is_thread_safe(tiny_trained):
 
 
 def test_corrupt_model_files_give_clear_errors(model_copy):
-    (model_copy / "model.safetensors").write_bytes(b"\x00" * 100)
+    model_io.weight_files(model_copy)[-1].write_bytes(b"\x00" * 100)
     with pytest.raises(model_io.ModelError, match="safetensors"):
         Predictor.load(model_copy)
     (model_copy / "model.json").write_text("{not json")
@@ -101,6 +102,46 @@ def test_corrupt_model_files_give_clear_errors(model_copy):
     (model_copy / "model.json").unlink()
     with pytest.raises(model_io.ModelError, match="model.json"):
         Predictor.load(model_copy)
+
+
+def test_a_shard_index_naming_other_files_or_missing_shards_is_refused(model_copy):
+    index = model_copy / model_io.WEIGHTS_INDEX
+    good = index.read_text()
+    weight_map = json.loads(good)["weight_map"]
+    name = next(iter(weight_map.values()))
+    for bad, message in ((f"../{name}", "not a .safetensors file in the folder"), ("model.json", "not a .safetensors file")):
+        index.write_text(json.dumps({"weight_map": {k: bad if v == name else v for k, v in weight_map.items()}}))
+        with pytest.raises(model_io.ModelError, match=message):
+            Predictor.load(model_copy)
+    index.write_text("{not json")
+    with pytest.raises(model_io.ModelError, match="not a valid shard index"):
+        Predictor.load(model_copy)
+    index.write_text(good)
+    (model_copy / name).unlink()
+    with pytest.raises(model_io.ModelError, match=f"has no {name}"):
+        Predictor.load(model_copy)
+
+
+def test_a_single_file_model_from_before_sharding_still_loads(model_copy):
+    from safetensors.torch import load_file, save_file
+
+    expected = Predictor.load(model_copy).predict(real_photos("sea", 1)[0])
+    files = model_io.weight_files(model_copy)
+    state = {k: v for f in files[1:] for k, v in load_file(str(f)).items()}
+    for f in files:
+        f.unlink()
+    save_file(state, str(model_copy / model_io.WEIGHTS))
+    assert model_io.weight_files(model_copy) == [model_copy / model_io.WEIGHTS]
+    assert Predictor.load(model_copy).predict(real_photos("sea", 1)[0]) == pytest.approx(expected, abs=1e-6)
+
+
+def test_the_shipped_model_fits_a_space_and_knows_its_photos():
+    shipped = Path(__file__).resolve().parents[1] / "models" / "otters"
+    assert all(f.stat().st_size <= 10 * 2**20 for f in shipped.iterdir()), "a Space takes no file over 10 MiB without LFS"
+    predictor = Predictor.load(shipped)
+    photos = real_photos("sea", 5) + real_photos("river", 5)  # photos it was trained on
+    right = sum(max(predictor.predict(p).items(), key=lambda kv: kv[1])[0] == p.parent.name for p in photos)
+    assert right >= 9, f"{right} of 10 training photos right: are all its shards loaded?"
 
 
 def test_pickle_in_model_folder_is_never_loaded(model_copy, monkeypatch):
@@ -138,7 +179,7 @@ def test_interrupted_swap_is_recovered(model_copy):
 
 
 def test_cancel_stops_within_a_batch_and_keeps_previous_model(model_copy, shapes_data):
-    before = (model_copy / "model.safetensors").read_bytes()
+    before = weights_bytes(model_copy)
     cfg = TrainConfig(pretrained=False, arch="resnet18", sizes=(32,), epochs=50, bs=4, mixup=0.0)
     job = TrainJob(shapes_data, model_copy, cfg)
     seen = threading.Event()
@@ -150,7 +191,7 @@ def test_cancel_stops_within_a_batch_and_keeps_previous_model(model_copy, shapes
     assert job.state == "cancelled"
     batches_after_cancel = [e for e in job.events[job.events.cancel_at :] if e["type"] == "batch"]
     assert len(batches_after_cancel) <= 1
-    assert (model_copy / "model.safetensors").read_bytes() == before
+    assert weights_bytes(model_copy) == before
 
 
 class _Notify(list):
