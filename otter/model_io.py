@@ -114,7 +114,7 @@ def _save_weights(state: dict[str, torch.Tensor], folder: Path) -> None:
 
     split = split_torch_state_dict_into_shards(state, max_shard_size=MAX_SHARD)
     for fname, names in split.filename_to_tensors.items():
-        save_file({n: state[n] for n in names}, str(folder / fname), metadata={"format": "pt"})
+        save_file({n: state[n] for n in names}, str(folder / fname))
     if split.is_sharded:
         index = {"metadata": split.metadata, "weight_map": split.tensor_to_filename}
         (folder / WEIGHTS_INDEX).write_text(json.dumps(index, indent=1))
