@@ -154,17 +154,19 @@ def read_meta(model_dir: os.PathLike | str) -> dict:
 def weight_files(model_dir: os.PathLike | str) -> list[Path]:
     """The files that hold a model folder's weights: `model.safetensors`, or the shard index and the shards it
     names; [] when there are none. Raises `ModelError` for an unreadable index or one naming other files."""
-    model_dir = Path(model_dir)
-    if (model_dir / WEIGHTS).is_file() or not (model_dir / WEIGHTS_INDEX).is_file():
-        return [model_dir / WEIGHTS] if (model_dir / WEIGHTS).is_file() else []
+    single, index = Path(model_dir) / WEIGHTS, Path(model_dir) / WEIGHTS_INDEX
+    if single.is_file():
+        return [single]
+    if not index.is_file():
+        return []
     try:
-        names = sorted(set(json.loads((model_dir / WEIGHTS_INDEX).read_text())["weight_map"].values()))
+        names = sorted(set(json.loads(index.read_text())["weight_map"].values()))  # mixed types: TypeError
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as ex:
-        raise ModelError(f"{model_dir / WEIGHTS_INDEX} is not a valid shard index ({ex})") from ex
+        raise ModelError(f"{index} is not a valid shard index ({ex})") from ex
     for name in names:
         if not isinstance(name, str) or Path(name).name != name or not name.endswith(".safetensors"):
-            raise ModelError(f"{model_dir / WEIGHTS_INDEX} names {name!r}, not a .safetensors file in the folder")
-    return [model_dir / WEIGHTS_INDEX, *(model_dir / name for name in names)]
+            raise ModelError(f"{index} names {name!r}, not a .safetensors file in the folder")
+    return [index, *(index.parent / name for name in names)]
 
 
 def load_model(model_dir: os.PathLike | str) -> tuple[torch.nn.Module, dict]:
