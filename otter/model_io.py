@@ -210,6 +210,35 @@ def list_models(models_dir: os.PathLike | str) -> list[dict]:
     return sorted(found, key=lambda m: m.get("created", ""), reverse=True)
 
 
+def seed_models(models_dir: os.PathLike | str, source: os.PathLike | str) -> list[str]:
+    """When `models_dir` holds no model, copy in the models of `source` (the ones shipped beside app.py),
+    each under a hidden name first and then renamed into place. Returns the names copied.
+
+    For a models folder elsewhere (a Storage Bucket on a Space, `$OTTER_MODELS_DIR`): the app predicts
+    at once on its first start. A folder that has a model already is left alone, so a user's models are
+    never overwritten and a model they replaced does not come back."""
+    models_dir, source = Path(models_dir), Path(source)
+    if not source.is_dir() or (models_dir.is_dir() and source.resolve() == models_dir.resolve()):
+        return []
+    if list_models(models_dir):
+        return []
+    models_dir.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for meta in reversed(list_models(source)):  # oldest first: copies keep their "created" order
+        src = Path(meta["path"])
+        dest = models_dir / src.name
+        if dest.exists():
+            continue
+        tmp = models_dir / f".tmp-{src.name}-{uuid.uuid4().hex[:8]}"
+        try:
+            shutil.copytree(src, tmp, symlinks=False)
+            os.rename(tmp, dest)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        copied.append(src.name)
+    return copied
+
+
 def newest_model(models_dir: os.PathLike | str) -> Path:
     models = list_models(models_dir)
     if not models:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import tempfile
 import threading
 import traceback
@@ -26,7 +27,7 @@ from . import config, curate, jobview
 from .dataset import list_classes, list_images
 from .device import gpu_task
 from .images import InvalidImage
-from .model_io import ARCHS, ModelError, read_meta
+from .model_io import ARCHS, ModelError, read_meta, seed_models
 from .safepath import UnsafePath
 from .service import (
     NO_MODEL,
@@ -612,13 +613,23 @@ def build_train_tab(ctx: AppContext) -> dict:
 # ------------------------------------------------------------------------------------------------ app
 
 
-def build_app(data_dir: os.PathLike | str | None = None, models_dir: os.PathLike | str | None = None) -> gr.Blocks:
-    """The whole app; folders default to $OTTER_DATA_DIR / $OTTER_MODELS_DIR (see `otter.config`)."""
+def build_app(
+    data_dir: os.PathLike | str | None = None,
+    models_dir: os.PathLike | str | None = None,
+    shipped_models: os.PathLike | str | None = None,
+) -> gr.Blocks:
+    """The whole app; folders default to $OTTER_DATA_DIR / $OTTER_MODELS_DIR (see `otter.config`). When the
+    models folder has no model yet, the models in `shipped_models` are copied into it (`seed_models`)."""
     config.quiet_dependency_warnings()
     data = config.data_dir(data_dir)
     models = config.models_dir(models_dir)
     data.mkdir(parents=True, exist_ok=True)
     models.mkdir(parents=True, exist_ok=True)
+    if shipped_models is not None:
+        try:
+            seed_models(models, shipped_models)
+        except OSError as ex:  # a read-only or full models folder: the app still starts, Predict points to Train
+            print(f"otter: could not copy the shipped models into {models}: {ex}", file=sys.stderr)
     ctx = AppContext(data, models, shared_model_service(models), TrainService(data, models))
     with gr.Blocks(title="Otter Classifier") as demo:
         gr.Markdown("# Otter Classifier\nCurate an image data set, train a classifier, and use it.")

@@ -1,4 +1,5 @@
 import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -142,6 +143,25 @@ def test_the_shipped_model_fits_a_space_and_knows_its_photos():
     photos = real_photos("sea", 5) + real_photos("river", 5)  # photos it was trained on
     right = sum(max(predictor.predict(p).items(), key=lambda kv: kv[1])[0] == p.parent.name for p in photos)
     assert right >= 9, f"{right} of 10 training photos right: are all its shards loaded?"
+
+
+def test_shipped_models_are_copied_into_an_empty_models_folder_only(tiny_trained, tmp_path):
+    shipped = tmp_path / "repo" / "models"
+    shutil.copytree(tiny_trained[0], shipped / "tiny")
+    bucket = tmp_path / "bucket" / "models"
+    assert model_io.seed_models(bucket, shipped) == ["tiny"]
+    assert not [p for p in bucket.iterdir() if p.name.startswith(".")], "no temporary folder left behind"
+    photo = real_photos("sea", 1)[0]
+    assert Predictor.load(bucket / "tiny").predict(photo) == pytest.approx(Predictor.load(tiny_trained[0]).predict(photo))
+    # a folder with a model is left alone: a user's model is never overwritten, a replaced one does not come back
+    shutil.rmtree(bucket / "tiny")
+    shutil.copytree(tiny_trained[0], bucket / "mine")
+    assert model_io.seed_models(bucket, shipped) == []
+    assert [p.name for p in bucket.iterdir()] == ["mine"]
+    # nothing to copy from, or the shipped folder itself: nothing happens
+    assert model_io.seed_models(tmp_path / "empty", tmp_path / "no-such-folder") == []
+    assert not (tmp_path / "empty").exists()
+    assert model_io.seed_models(shipped, shipped) == []
 
 
 def test_pickle_in_model_folder_is_never_loaded(model_copy, monkeypatch):
