@@ -224,7 +224,7 @@ def seed_models(models_dir: os.PathLike | str, source: os.PathLike | str) -> lis
         return []
     models_dir.mkdir(parents=True, exist_ok=True)
     copied = []
-    for meta in reversed(list_models(source)):  # oldest first: copies keep their "created" order
+    for meta in list_models(source):
         src = Path(meta["path"])
         dest = models_dir / src.name
         if dest.exists():
