@@ -55,14 +55,16 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 180) -> No
     raise SystemExit("app did not start")
 
 
-def start_app(root: Path, models: str, port: int) -> subprocess.Popen:
-    """`python app.py` on 127.0.0.1:port with the given models folder and an empty temporary data folder."""
+def start_app(root: Path, models: str, port: int, data: str | None = None, log=None) -> subprocess.Popen:
+    """`python app.py` on 127.0.0.1:port with the given models folder and data folder (default: an empty
+    temporary one); its output goes to the open file `log`, or nowhere."""
     env = dict(
         os.environ,
         GRADIO_SERVER_NAME="127.0.0.1",
         GRADIO_SERVER_PORT=str(port),
         OTTER_MODELS_DIR=models,
-        OTTER_DATA_DIR=tempfile.mkdtemp(prefix="otter-bench-"),
+        OTTER_DATA_DIR=data or tempfile.mkdtemp(prefix="otter-bench-"),
         GRADIO_ANALYTICS_ENABLED="False",
     )
-    return subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = log or subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=out, stderr=out)

@@ -218,9 +218,7 @@ def seed_models(models_dir: os.PathLike | str, source: os.PathLike | str) -> lis
     at once on its first start. A folder that has a model already is left alone, so a user's models are
     never overwritten and a model they replaced does not come back."""
     models_dir, source = Path(models_dir), Path(source)
-    if not source.is_dir() or (models_dir.is_dir() and source.resolve() == models_dir.resolve()):
-        return []
-    if list_models(models_dir):
+    if not source.is_dir() or source.resolve() == models_dir.resolve() or list_models(models_dir):
         return []
     models_dir.mkdir(parents=True, exist_ok=True)
     copied = []

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from .images import ImageInput, InvalidImage
-from .model_io import META, ModelError, list_models, weight_files
+from .model_io import ModelError, list_models
 from .predict import Predictor, top_label
 from .safepath import check_name, inside
 from .train import TrainConfig, TrainError, TrainingBusy, TrainJob, collect_items
@@ -60,13 +60,13 @@ class Prediction:
         return f"Model **{self.model}**{acc} · {self.seconds * 1000:.0f} ms"
 
 
-def _stamp(path: Path) -> tuple[int, ...]:
-    """Changes whenever a model folder is replaced (save_model renames a new folder into place: new inodes)."""
+def _stamp(path: Path) -> tuple:
+    """Changes whenever a model folder is replaced (save_model renames a new folder into place: new inodes) or
+    any of its files changes: one directory listing, no file read, since it runs before every prediction."""
     try:
-        return tuple(
-            x for f in (path / META, *weight_files(path)) for st in [os.stat(f)] for x in (st.st_ino, st.st_mtime_ns, st.st_size)
-        )
-    except (OSError, ModelError):
+        with os.scandir(path) as entries:
+            return tuple(sorted((e.name, e.inode(), e.stat().st_mtime_ns, e.stat().st_size) for e in entries))
+    except OSError:
         return ()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+
+from bench.common import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 OTTERS = (ROOT / ".." / "shared" / "otters").resolve()
@@ -112,9 +113,7 @@ def running_app(tiny_model: Path, base: Path, per_class: int = 3, size: int = 48
     data = make_small_set(base / "data", per_class=per_class, size=size)
     shutil.copytree(tiny_model, base / "models" / "tiny")
     demo = build_app(data, base / "models")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs)
     try:
         yield {"url": f"http://127.0.0.1:{port}/", "data": data, "models": base / "models"}

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-
-import httpx
 import pytest
 from gradio_client import Client, handle_file
 
+from bench.common import free_port, start_app, wait_for_port
 from conftest import ROOT, real_photos, running_app
 
 
@@ -63,32 +57,14 @@ def test_upload_over_max_file_size_is_refused(client, tmp_path):
 def test_app_py_on_an_empty_models_folder_predicts_with_the_shipped_model(tmp_path):
     """`python app.py` as a Space runs it, with its folders in an empty Storage Bucket: the shipped model is
     copied in, and the first photo gets an answer."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    bucket = tmp_path / "bucket"
-    env = dict(
-        os.environ,
-        OTTER_DATA_DIR=str(bucket / "data"),
-        OTTER_MODELS_DIR=str(bucket / "models"),
-        GRADIO_SERVER_NAME="127.0.0.1",
-        GRADIO_SERVER_PORT=str(port),
-        GRADIO_ANALYTICS_ENABLED="False",
-    )
-    log = tmp_path / "app.log"
+    port, bucket, log = free_port(), tmp_path / "bucket", tmp_path / "app.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=tmp_path, env=env, stdout=out, stderr=out)
+        proc = start_app(ROOT, str(bucket / "models"), port, data=str(bucket / "data"), log=out)
     try:
-        url = f"http://127.0.0.1:{port}/"
-        for _ in range(240):
-            assert proc.poll() is None, log.read_text()[-2000:]
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        out = Client(url, verbose=False).predict(handle_file(str(real_photos("sea", 1)[0])), api_name="/predict")
+        wait_for_port(port, proc)
+        out = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
+            handle_file(str(real_photos("sea", 1)[0])), api_name="/predict"
+        )
         assert {c["label"] for c in out["confidences"]} == {"river", "sea"}
         assert out["label"] == "sea"  # a photo the shipped model was trained on
         assert [p.name for p in (bucket / "models").iterdir()] == ["otters"]

@@ -4,12 +4,12 @@ new class, and find the images in the class gallery."""
 from __future__ import annotations
 
 import shutil
-import socket
 import time
 
 import pytest
 from test_collect import FakeSearch, site  # noqa: F401 - `site` is the local image server fixture
 
+from bench.common import free_port
 from conftest import real_photos
 from otter import manifest, scrape, ui_collect
 from otter.dataset import list_classes
@@ -17,18 +17,12 @@ from otter.dataset import list_classes
 pytestmark = pytest.mark.browser
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def app_url(tmp_path):
     from otter.ui import build_app
 
     demo = build_app(tmp_path / "data", tmp_path / "models")
-    demo.queue().launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
+    demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     yield demo.local_url, tmp_path / "data"
     demo.close()
 

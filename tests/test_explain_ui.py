@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
+from bench.common import free_port
 from conftest import make_small_set, real_photos
 from otter.predict import Predictor
 from otter.safepath import UnsafePath
@@ -55,12 +55,6 @@ def test_review_item_path_stays_inside_the_data_folder(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- browser
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.browser
