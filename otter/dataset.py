@@ -73,15 +73,14 @@ def add_class(root: os.PathLike | str, name: str) -> Path:
 
 
 def resolve_image(root: os.PathLike | str, image: os.PathLike | str) -> Path:
-    """Accept `class/name` (relative to root) or a full path to an image directly inside a class folder."""
+    """Accept `class/name` (relative to root) or a file-system path (absolute, or relative to the working folder)
+    to an image directly inside a class folder."""
     root = _root(root)
     p = Path(image)
-    if not p.is_absolute():
-        parts = p.parts
-        if len(parts) != 2:
-            raise UnsafePath(f"{str(image)!r} is not of the form class/file")
-        p = inside(root, *parts)
-    else:
+    if not p.is_absolute() and len(p.parts) == 2:
+        p = inside(root, *p.parts)
+    else:  # a file-system path (absolute, or relative to the working folder like `data/river/x.jpg`)
+        p = Path(os.path.abspath(p))
         real_root = Path(os.path.realpath(root))
         real_parent = Path(os.path.realpath(p.parent))
         if real_parent.parent != real_root or p.name.startswith(".") or real_parent.name.startswith("."):
@@ -100,7 +99,8 @@ def rel(root: os.PathLike | str, path: os.PathLike | str) -> str:
     return f"{p.parent.name}/{p.name}"
 
 
-def _free_name(folder: Path, name: str) -> Path:
+def free_name(folder: Path, name: str) -> Path:
+    """`folder/name`, or `folder/stem-1.ext`, `-2`… when taken."""
     target = folder / name
     stem, suffix = Path(name).stem, Path(name).suffix
     i = 1
@@ -118,7 +118,7 @@ def relabel(root: os.PathLike | str, image: os.PathLike | str, new_class: str) -
         dest_dir = add_class(root, new_class)
         if src.parent == dest_dir:
             return src
-        dest = _free_name(dest_dir, src.name)
+        dest = free_name(dest_dir, src.name)
         os.rename(src, dest)
         manifest.set_status(root, rel(root, src), "relabelled", new_file=rel(root, dest), new_class=new_class)
         return dest
@@ -172,7 +172,7 @@ def restore(root: os.PathLike | str, trash_id: str) -> Path:
             raise DatasetError(f"nothing in the trash with id {trash_id!r} (already restored?)") from ex
         src = inside(item_dir, check_name(meta["name"], "file name"))
         dest_dir = add_class(root, meta["class"])
-        dest = _free_name(dest_dir, meta["name"])
+        dest = free_name(dest_dir, meta["name"])
         os.rename(src, dest)
         shutil.rmtree(item_dir, ignore_errors=True)
         old = f"{meta['class']}/{meta['name']}"
@@ -191,7 +191,7 @@ def verify_folder(root: os.PathLike | str, min_side: int = 16) -> dict:
             load_image(path, min_side=min_side)
         except InvalidImage as ex:
             reason = str(ex).split(": ", 1)[-1]
-            trash_id = move_to_trash(root, path, reason=reason)
+            trash_id = move_to_trash(root, rel(root, path), reason=reason)
             trashed.append({"file": rel(root, path), "reason": reason, "trash_id": trash_id})
     return {"checked": len(images), "ok": len(images) - len(trashed), "trashed": trashed}
 
@@ -240,32 +240,6 @@ def find_duplicates(root: os.PathLike | str, near_distance: int = 4) -> dict[str
             groups[find(i)].append(name)
         near = sorted(sorted(g) for g in groups.values() if len(g) > 1)
     return {"exact": exact, "near": near}
-
-
-def add_images(root: os.PathLike | str, cls: str, files: list[os.PathLike | str], min_side: int = 16) -> dict:
-    """Copy image files (e.g. browser uploads) into a class, verifying each; returns {"added", "rejected"}."""
-    root = Path(root)
-    folder = add_class(root, cls)
-    added, rejected = [], []
-    for f in files:
-        f = Path(f)
-        try:
-            load_image(f, min_side=min_side)
-            name = check_name(f.name, "file name")
-            if Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
-                name = f"{Path(name).stem}.jpg" if Path(name).suffix else f"{name}.jpg"
-        except (InvalidImage, UnsafePath) as ex:
-            rejected.append({"file": f.name, "reason": str(ex)})
-            continue
-        with manifest.locked(root):
-            dest = _free_name(folder, name)
-            tmp = folder / f".{uuid.uuid4().hex}.part"
-            shutil.copyfile(f, tmp)
-            os.rename(tmp, dest)
-            df = _with_row(manifest.read(root), root, dest, source="upload")
-            manifest.write(root, df)
-        added.append(rel(root, dest))
-    return {"added": added, "rejected": rejected}
 
 
 def _with_row(df, root: Path, path: Path, source: str):

@@ -14,7 +14,6 @@ import io
 import ipaddress
 import os
 import socket
-import threading
 import time
 import uuid
 from collections import Counter
@@ -27,8 +26,9 @@ import httpx
 from PIL import Image
 
 from . import manifest
-from .dataset import add_class, list_images, rel
+from .dataset import add_class, rel
 from .images import InvalidImage, load_image
+from .intake import DUPLICATE, TRASHED_BEFORE, Ledger
 from .safepath import check_name
 
 # Defaults, in one place.
@@ -218,85 +218,6 @@ def _prepare(data: bytes, tmp: Path, max_side: int, min_side: int) -> tuple[byte
     return out.getvalue(), im.width, im.height
 
 
-class _Ledger:
-    """Which images the data set already holds (by SHA-256), and the manifest rows still to be written.
-
-    Rows are written in batches (`FLUSH_EVERY`) because rewriting index.csv per image made the
-    manifest the bottleneck; the manifest is re-read only when another writer has changed it."""
-
-    FLUSH_EVERY = 16
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.path = root / manifest.MANIFEST_NAME
-        self.known: dict[str, str] = {}  # sha256 -> class/name, images in any class
-        self.trashed: set[str] = set()
-        self.pending: list[dict] = []
-        self.stat: tuple | None = None
-        self.lock = threading.Lock()  # between our workers; `manifest.locked` is for other processes
-        with manifest.locked(root):
-            self._refresh(files_too=True)
-
-    def _file_stat(self) -> tuple | None:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-    def _refresh(self, files_too: bool = False) -> None:
-        """Re-read the manifest if someone else changed it (call holding `manifest.locked`); at start also hash
-        the images on disk that the manifest does not list (put there by hand)."""
-        stat = self._file_stat()
-        if stat == self.stat and not files_too:
-            return
-        df = manifest.read(self.root)
-        listed = set()
-        for f, sha, status in zip(df["file"], df["sha256"], df["status"]):
-            if sha and status == "trashed":
-                self.trashed.add(sha)
-            elif sha:
-                self.known[sha] = f
-                listed.add(f)
-        if files_too:
-            for p in list_images(self.root):
-                r = rel(self.root, p)
-                if r not in listed:
-                    self.known[hashlib.sha256(p.read_bytes()).hexdigest()] = r
-        self.trashed -= set(self.known)
-        self.stat = stat
-
-    def claim(self, hashes: tuple[str, ...]) -> Outcome | None:
-        """None if the image is new (and now reserved); else the duplicate / trashed-before outcome.
-        Call holding `self.lock`."""
-        with manifest.locked(self.root):
-            self._refresh()
-        for h in hashes:
-            if h in self.known:
-                return Outcome("", "duplicate", "duplicate", file=self.known[h])
-        if any(h in self.trashed for h in hashes):
-            return Outcome("", "failed", "trashed before", "this image was moved to the trash before")
-        return None
-
-    def add(self, sha: str, row: dict) -> None:
-        """Record a kept image (call holding `self.lock`); writes the manifest every `FLUSH_EVERY` rows."""
-        self.known[sha] = row["file"]
-        self.pending.append(row)
-        if len(self.pending) >= self.FLUSH_EVERY:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        with manifest.locked(self.root):
-            df = manifest.read(self.root)
-            for row in self.pending:
-                df = manifest.add_row(df, **row)
-            manifest.write(self.root, df)
-            self.stat = self._file_stat()
-        self.pending.clear()
-
-
 ProgressFn = Callable[[int, int, Outcome], None]
 
 
@@ -336,7 +257,7 @@ def download_images(
 
     tmp_dir = root / TMP_DIR
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    ledger = _Ledger(root)
+    ledger = Ledger(root)
 
     def keep(url: str, q: str, data: bytes, final: bytes, w: int, h: int) -> Outcome:
         sha = hashlib.sha256(final).hexdigest()
@@ -344,9 +265,10 @@ def download_images(
         hashes = (sha, hashlib.sha256(data).hexdigest())
         with ledger.lock:
             seen = ledger.claim(hashes)
+            if seen is not None and seen[0] == DUPLICATE:
+                return Outcome(url, "duplicate", "duplicate", file=seen[1])
             if seen is not None:
-                seen.url = url
-                return seen
+                return Outcome(url, "failed", TRASHED_BEFORE, "this image was moved to the trash before")
             dest = class_dir / f"{sha[:16]}.jpg"
             tmp = tmp_dir / f"{uuid.uuid4().hex}.jpg"
             tmp.write_bytes(final)

@@ -265,8 +265,8 @@ def build_curate_tab(ctx: AppContext) -> dict:
                 target = gr.Dropdown(label="Move selected to", choices=[], allow_custom_value=True)
                 move_btn = gr.Button("Move")
             with gr.Accordion("Upload images into this class", open=False):
-                uploads = gr.File(file_count="multiple", file_types=["image"], label="Images")
-                upload_btn = gr.Button("Add to class")
+                uploads = gr.File(file_count="multiple", file_types=["image"], label="Images", elem_id="curate-uploads")
+                upload_btn = gr.Button("Add to class", elem_id="curate-upload")
         with gr.Tab("Trash", id="trash"):
             trash_grid = gr.Gallery(
                 label="Trash (newest first)", columns=6, height=320, allow_preview=False, elem_id="trash-gallery"
@@ -390,13 +390,17 @@ def build_curate_tab(ctx: AppContext) -> dict:
         all_outputs,
         api_visibility="private",
     )
-    upload_btn.click(
-        act(lambda files, c: curate.upload(root, c, [_path(f) for f in files or []])),
-        [cls, uploads, cls],
-        all_outputs,
-        preprocess=False,
-        api_visibility="private",
-    )
+
+    def on_upload(c, files):
+        try:
+            msg = curate.upload(root, c, [_path(f) for f in files or []])
+        except EXPECTED_ERRORS as ex:
+            msg = f"⚠️ {one_line(ex)}"
+        # Once filed (or refused), the photos leave the box: a next drop for another class must not re-add them.
+        # Without a class nothing was filed, so they stay for the user to pick one.
+        return (*everything(c, msg), None if c else gr.skip())
+
+    upload_btn.click(friendly(on_upload), [cls, uploads], [*all_outputs, uploads], preprocess=False, api_visibility="private")
     restore_btn.click(act(lambda ids: curate.restore(root, ids)), [cls, trash_pick], all_outputs, api_visibility="private")
 
     # ---- review

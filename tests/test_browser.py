@@ -235,3 +235,43 @@ def test_photo_unlike_the_classes_shows_not_sure(page, app):
                 expect(label).to_contain_text("sea")
     finally:
         meta_file.write_text(original)
+
+
+def test_upload_box_is_emptied_after_each_add_so_the_next_class_gets_only_its_photos(page, app):
+    """A user adds river photos, picks sea and drops sea photos: nothing of the first drop may be filed again."""
+    river, sea = real_photos("river", 12)[10:12], real_photos("sea", 12)[10:12]  # not in the app's small set
+    before = {c: {p.name for p in (app["data"] / c).iterdir()} for c in ("river", "sea")}
+    page.get_by_role("tab", name="Curate").click()
+    page.get_by_text("Upload images into this class").click()
+    box = page.locator("#curate-uploads")
+    status = page.locator("#curate-status")
+    try:
+        expect(page.locator("#curate-class input")).to_have_value("river")
+        box.locator("input[type=file]").set_input_files([str(p) for p in river])
+        expect(box).to_contain_text(river[0].name)
+        page.locator("#curate-upload").click()
+        status.filter(has_text="Added 2 images to river").wait_for()
+        for p in river:
+            expect(box).not_to_contain_text(p.name)  # the box is empty again
+
+        page.locator("#curate-class input").click()
+        page.get_by_role("option", name="sea", exact=True).click()
+        expect(page.locator("#curate-class input")).to_have_value("sea")
+        box.locator("input[type=file]").set_input_files([str(p) for p in sea])
+        page.locator("#curate-upload").click()
+        status.filter(has_text="Added 2 images to sea").wait_for()
+        expect(status).not_to_contain_text("skipped")
+        added = {c: {p.name for p in (app["data"] / c).iterdir()} - before[c] for c in ("river", "sea")}
+        assert added == {"river": {p.name for p in river}, "sea": {p.name for p in sea}}
+
+        page.locator("#curate-class input").click()
+        page.get_by_role("option", name="river", exact=True).click()
+        box.locator("input[type=file]").set_input_files([str(river[0])])
+        page.locator("#curate-upload").click()  # the same photo again: said, not copied
+        status.filter(has_text="skipped 1 already in the data set: 1 in river").wait_for()
+        assert {p.name for p in (app["data"] / "river").iterdir()} - before["river"] == {p.name for p in river}
+    finally:
+        for c in ("river", "sea"):  # leave the shared app's data set as the other tests expect it
+            for p in (app["data"] / c).iterdir():
+                if p.name not in before[c]:
+                    p.unlink()

@@ -154,9 +154,9 @@ def test_download_keeps_exactly_the_good_images_and_counts_each_failure(tmp_path
 
 
 def test_a_second_download_finds_only_duplicates_even_in_another_class(tmp_path, mixed_urls, monkeypatch):
-    from otter.download import _Ledger
+    from otter.intake import Ledger
 
-    monkeypatch.setattr(_Ledger, "FLUSH_EVERY", 2)  # manifest rows are written in batches: cover a partial one
+    monkeypatch.setattr(Ledger, "FLUSH_EVERY", 2)  # manifest rows are written in batches: cover a partial one
     good, _, _ = mixed_urls
     data = tmp_path / "data"
     first = _download(good, data / "sea")

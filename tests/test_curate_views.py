@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+from conftest import real_photos
 from otter import curate, dataset
 
 
@@ -40,7 +41,8 @@ def test_move_and_add_class_and_upload(small_data, tmp_path):
     assert "→ unsure/" in msg and (small_data / "unsure" / r.split("/")[1]).is_file()
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"")
-    msg = curate.upload(small_data, "unsure", [small_data / "sea" / dataset.list_images(small_data, "sea")[0].name, bad])
+    photo = real_photos("sea", 9)[8]  # not in the small set
+    msg = curate.upload(small_data, "unsure", [photo, bad])
     assert msg.startswith("Added 1 image to **unsure**") and "refused 1" in msg and "empty" in msg
     assert len(curate.class_images(small_data, "unsure")) == 2
     assert curate.gallery(small_data, [r])[0][1] == r.split("/")[1]

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from otter import dataset
+from otter import curate, dataset, intake, manifest
 from otter.dataset import DatasetError
 from otter.safepath import UnsafePath
 
@@ -118,9 +118,39 @@ def test_upload_into_class_verifies(small_data, tmp_path):
     Image.new("RGB", (40, 40), "green").save(good)
     bad = tmp_path / "bad.jpg"
     bad.write_text("nope")
-    report = dataset.add_images(small_data, "river", [good, bad])
+    report = intake.add_images(small_data, "river", [good, bad])
     assert report["added"] == ["river/photo.jpg"] and report["rejected"][0]["file"] == "bad.jpg"
     assert (small_data / "river" / "photo.jpg").read_bytes() == good.read_bytes()
+    row = manifest.read(small_data).set_index("file").loc["river/photo.jpg"]
+    assert row["source_url"] == "upload" and row["sha256"] == manifest.sha256_file(good)
+
+
+def test_uploading_images_already_in_any_class_skips_them_and_says_where(tmp_path):
+    data = tmp_path / "data"
+    for cls, colours in (("river", ("red", "green", "blue")), ("sea", ("white",))):
+        (data / cls).mkdir(parents=True)
+        for colour in colours:
+            Image.new("RGB", (40, 40), colour).save(data / cls / f"{colour}.png")
+    again = []
+    for p in dataset.list_images(data):
+        again.append(tmp_path / f"again-{p.name}")
+        again[-1].write_bytes(p.read_bytes())  # same bytes, other names: still the same photos
+    new = tmp_path / "new.png"
+    Image.new("RGB", (40, 40), "purple").save(new)
+    msg = curate.upload(data, "sea", [*again, new, new])  # `new` twice in one drop: added once
+    assert msg == "Added 1 image to **sea**; skipped 5 already in the data set: 3 in river, 2 in sea."
+    assert dataset.class_counts(data) == {"river": 3, "sea": 2}
+    assert curate.upload(data, "river", [new]) == "Added 0 images to **river**; skipped 1 already in the data set: 1 in sea."
+
+
+def test_an_upload_of_a_trashed_image_is_refused_with_where_to_find_it(small_data, tmp_path):
+    photo = dataset.list_images(small_data, "sea")[0]
+    copy = tmp_path / "copy.jpg"
+    copy.write_bytes(photo.read_bytes())
+    dataset.rescan(small_data)
+    dataset.move_to_trash(small_data, dataset.rel(small_data, photo))
+    report = intake.add_images(small_data, "sea", [copy])
+    assert report["added"] == [] and "trash" in report["rejected"][0]["reason"]
 
 
 def test_rescan_picks_up_files_added_by_hand(small_data):
