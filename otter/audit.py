@@ -40,9 +40,9 @@ KEEP_JSON = "keep.json"
 # The quick recipe: the default from-scratch architecture on a shorter schedule, so that 5 folds of ~250
 # images take about 5 minutes on 2 CPU cores (bench/audit.py, bench/RESULTS.md).
 QUICK_RECIPE = {"arch": "xresnet18", "pretrained": False, "sizes": (64, 128), "epochs": (10, 8), "mixup": 0.2}
-# With ImageNet weights (users online): transfer learning is far more accurate, and an audit's ranking is only
-# as good as its models (bench/RESULTS.md). Not measured here: this machine cannot download the weights.
-QUICK_PRETRAINED_RECIPE = {"arch": "resnet34", "pretrained": True, "sizes": (128,), "epochs": (3,), "frozen_epochs": 1}
+# The default: with ImageNet weights (efficientnet_lite0's ship in a package, so this works offline) transfer
+# learning is far more accurate, and an audit's ranking is only as good as its models (bench/RESULTS.md).
+QUICK_PRETRAINED_RECIPE = {"arch": "efficientnet_lite0", "pretrained": True, "sizes": (128,), "epochs": (3,), "frozen_epochs": 1}
 DEFAULT_FOLDS = 5
 SCORE_METHOD = "self_confidence"  # cleanlab's score: the out-of-fold probability of the given label
 NEAR_DISTANCE = 4  # pHash bits; dataset.find_duplicates' default
@@ -57,12 +57,12 @@ class AuditError(TrainError):
 
 
 def quick_config(**overrides) -> TrainConfig:
-    """The audit's training recipe (QUICK_RECIPE, or QUICK_PRETRAINED_RECIPE when `pretrained=True`), with any
-    TrainConfig field overridden."""
-    return TrainConfig(**(quick_recipe(overrides.get("pretrained", False)) | overrides))
+    """The audit's training recipe (QUICK_PRETRAINED_RECIPE, or QUICK_RECIPE from scratch when `pretrained=False`),
+    with any TrainConfig field overridden."""
+    return TrainConfig(**(quick_recipe(overrides.get("pretrained", True)) | overrides))
 
 
-def quick_recipe(pretrained: bool = False) -> dict:
+def quick_recipe(pretrained: bool = True) -> dict:
     return dict(QUICK_PRETRAINED_RECIPE if pretrained else QUICK_RECIPE)
 
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from . import config
+from .backbones import NAMES as ARCH_NAMES
 
 
 class CliError(Exception):
@@ -352,15 +353,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a model on a folder-per-class data set",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="""examples:
-  python -m otter train --data ../shared/otters --no-pretrained --model models/otters
-  python -m otter train --sizes 64,128 --epochs 5 --lr find        # with ImageNet weights (needs internet once)
+  python -m otter train --data ../shared/otters --model models/otters   # EfficientNet-Lite0, ImageNet weights, offline
+  python -m otter train --sizes 128 --epochs 3 --lr find
+  python -m otter train --no-pretrained --sizes 64,128,192          # xresnet18 from scratch
   python -m otter train --no-pretrained --sizes 32 --epochs 1 --quiet --json""",
     )
     t.add_argument("--data", help="data set folder (default: $OTTER_DATA_DIR or ./data)")
     t.add_argument("--models", help="models folder (default: $OTTER_MODELS_DIR or ./models)")
     t.add_argument("--model", help="model folder to write (default: MODELS/model)")
     t.add_argument(
-        "--arch", default=None, help="resnet18/34/50 or xresnet18/34/50 (default: xresnet18 from scratch, resnet34 pretrained)"
+        "--arch",
+        default=None,
+        choices=ARCH_NAMES,
+        help="default: efficientnet_lite0 with ImageNet weights (shipped, offline), xresnet18 from scratch; "
+        "resnet18/34/50 download their ImageNet weights once",
     )
     t.add_argument("--sizes", type=_ints, default=None, help="progressive resizing, e.g. 64,128,192")
     t.add_argument("--epochs", type=_ints, default=None, help="epochs per size: one number, or one per size (e.g. 20,25,20)")
@@ -376,7 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="auto (default): bfloat16 autocast on CPUs with native bf16 (~1.7x faster), else float32",
     )
-    t.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="train from scratch (no download)")
+    t.add_argument(
+        "--no-pretrained", dest="pretrained", action="store_false", help="train from scratch (xresnet18 unless --arch)"
+    )
     t.add_argument("--half", action="store_true", help="store float16 weights (half the file size)")
     t.add_argument("--json", action="store_true", help="print the result as JSON")
     t.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -479,7 +487,7 @@ examples:
         epilog="""examples:
   python -m otter audit --data ../shared/otters
   python -m otter audit --folds 3 --json > suspects.json     # every image, most suspect first
-  python -m otter audit --pretrained                          # with ImageNet weights (needs internet once)
+  python -m otter audit --no-pretrained                       # from-scratch xresnet18 models (slower, rougher)
   python -m otter audit --sizes 32 --epochs 3 --folds 2      # a rough audit in seconds""",
     )
     au.add_argument("--data", help="data set folder (default: $OTTER_DATA_DIR or ./data)")
@@ -488,12 +496,17 @@ examples:
     au.add_argument("--seed", type=int, default=0, help="seed of the fold split and of training")
     au.add_argument(
         "--pretrained",
-        action="store_true",
-        help="audit with ImageNet-pretrained resnet34 models (downloads the weights once; far more accurate "
-        "models, so a better ranking); default: xresnet18 from scratch, which works offline",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="audit with EfficientNet-Lite0 models fine-tuned from ImageNet weights (the default; shipped, works offline; "
+        "far more accurate models, so a better ranking); --no-pretrained: xresnet18 from scratch",
     )
-    au.add_argument("--sizes", type=_ints, default=None, help="image sizes of the audit recipe (default 64,128; pretrained 128)")
-    au.add_argument("--epochs", type=_ints, default=None, help="epochs per size of the audit recipe (default 10,8; pretrained 3)")
+    au.add_argument(
+        "--sizes", type=_ints, default=None, help="image sizes of the audit recipe (default 128; from scratch 64,128)"
+    )
+    au.add_argument(
+        "--epochs", type=_ints, default=None, help="epochs per size of the audit recipe (default 3; from scratch 10,8)"
+    )
     au.add_argument(
         "--json",
         action="store_true",

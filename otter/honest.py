@@ -21,10 +21,17 @@ DEFAULT_METHOD = "mahalanobis"  # chosen by bench/ood.py, see bench/RESULTS.md
 
 
 def features_logits(
-    model: torch.nn.Module, images: Sequence[ImageInput], size: int, batch_size: int = 32, device=None
+    model: torch.nn.Module,
+    images: Sequence[ImageInput],
+    size: int,
+    batch_size: int = 32,
+    device=None,
+    normalize: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Penultimate features and logits of `images` (paths or PIL images), preprocessed as for prediction."""
-    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    """Penultimate features and logits of `images` (paths or PIL images), preprocessed as for prediction
+    (`normalize`: the model's {"mean", "std"}, model.json's; default ImageNet's)."""
+    normalize = normalize or {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+    mean, std = torch.tensor(normalize["mean"]).view(3, 1, 1), torch.tensor(normalize["std"]).view(3, 1, 1)
     param = next(model.parameters())
     device = device or param.device
     model.eval()
@@ -49,6 +56,7 @@ def fit_honesty(
     valid_y: Sequence[int],
     method: str = DEFAULT_METHOD,
     fallback: dict | None = None,
+    normalize: dict | None = None,
 ) -> tuple[dict, dict, dict[str, torch.Tensor]]:
     """(meta["calibration"], meta["ood"], tensors for ood.safetensors).
 
@@ -60,15 +68,15 @@ def fit_honesty(
     """
     if len(valid_images) == 0:
         if fallback is not None:
-            return _fit_from_cross_validation(model, n_classes, size, train_images, train_y, method, fallback)
+            return _fit_from_cross_validation(model, n_classes, size, train_images, train_y, method, fallback, normalize)
         reason = "no validation split (trained on every image); see otter.honest.refit_model_folder"
         return {"temperature": 1.0, "skipped": reason}, {"method": None, "skipped": reason}, {}
-    v_feats, v_logits = features_logits(model, valid_images, size)
+    v_feats, v_logits = features_logits(model, valid_images, size, normalize=normalize)
     v_y = np.asarray(valid_y)
     cal = calibrate.calibration_record(v_logits[:, :n_classes], v_y)
     t_feats, t_y = None, None
     if method in ("mahalanobis", "knn"):
-        t_feats, _ = features_logits(model, train_images, size)
+        t_feats, _ = features_logits(model, train_images, size, normalize=normalize)
         t_y = np.asarray(train_y)
     det = ood.fit_detector(method, n_classes, t_feats, t_y, v_feats, v_logits, temperature=cal["temperature"])
     rec = det.record() | {"n_valid": int(len(v_y)), "fitted_on": "validation split"}
@@ -81,14 +89,14 @@ def unknown_rate(results: Sequence[dict]) -> float | None:
     return float(np.mean([not r["known"] for r in ok])) if ok else None
 
 
-def _fit_from_cross_validation(model, n_classes, size, train_images, train_y, method, fallback: dict):
+def _fit_from_cross_validation(model, n_classes, size, train_images, train_y, method, fallback: dict, normalize=None):
     """For a model trained on every image. `fallback` = {"temperature", "threshold_over_train_q95", "source"}:
     the temperature fitted on held-out images and how far the 95%-accept threshold on held-out images lay
     above the training images' own 95th-percentile score, both measured by cross-validating the same recipe
     (bench/ood.py). Distance scores only (Mahalanobis, k-NN): they are positive, so a ratio transfers."""
     if method not in ("mahalanobis", "knn"):
         raise ValueError(f"only mahalanobis or knn thresholds can be transferred from cross-validation, not {method!r}")
-    t_feats, t_logits = features_logits(model, train_images, size)
+    t_feats, t_logits = features_logits(model, train_images, size, normalize=normalize)
     t_y = np.asarray(train_y)
     temperature = float(fallback["temperature"])
     cal = {"bins": calibrate.ECE_BINS} | fallback.get("calibration", {})  # e.g. the ECE measured there
@@ -112,7 +120,9 @@ def refit_model_folder(model_dir, data_dir, fallback: dict | None = None, method
     classes = list(meta["classes"])
     items = [p for p in list_images(data_dir) if p.parent.name in classes]
     y = [classes.index(p.parent.name) for p in items]
-    cal, rec, extra = fit_honesty(model, len(classes), int(meta["input_size"]), items, y, [], [], method, fallback)
+    cal, rec, extra = fit_honesty(
+        model, len(classes), int(meta["input_size"]), items, y, [], [], method, fallback, normalize=meta.get("normalize")
+    )
     meta = dict(meta, calibration=cal, ood=rec)
     save_model(model, meta, Path(model_dir), half=meta.get("weights_dtype") == "float16", extra_tensors=extra)
     return meta

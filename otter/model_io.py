@@ -22,6 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .backbones import NAMES, BackboneError, build
 from .safepath import check_name
 
 WEIGHTS = "model.safetensors"
@@ -30,34 +31,20 @@ MAX_SHARD = "9MB"  # under the 10 MB a Space accepts without Git LFS
 META = "model.json"
 FORMAT = "otter-model"
 FORMAT_VERSION = 1
-ARCHS = ("resnet18", "resnet34", "resnet50", "xresnet18", "xresnet34", "xresnet50")
+ARCHS = NAMES  # every architecture a model can be built on (otter.backbones)
 
 
 class ModelError(ValueError):
     """A folder that is not a usable model; the message says what is wrong."""
 
 
-def arch_fn(name: str):
-    """The model constructor for an architecture name (torchvision ResNets, fastai xResNets)."""
-    if name.startswith("xresnet"):
-        from fastai.vision.models import xresnet
-
-        fns = {"xresnet18": xresnet.xresnet18, "xresnet34": xresnet.xresnet34, "xresnet50": xresnet.xresnet50}
-    else:
-        import torchvision.models as tvm
-
-        fns = {"resnet18": tvm.resnet18, "resnet34": tvm.resnet34, "resnet50": tvm.resnet50}
-    if name not in fns:
-        raise ModelError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHS)}")
-    return fns[name]
-
-
 def build_model(meta: dict) -> torch.nn.Module:
     """An untrained network with the architecture recorded in `meta` (never downloads weights)."""
-    from fastai.vision.learner import create_vision_model
-
     n_out = len(meta["classes"]) + int(meta.get("extra_outputs", 0))
-    return create_vision_model(arch_fn(meta["arch"]), n_out, pretrained=False)
+    try:
+        return build(meta["arch"], n_out)
+    except BackboneError as ex:
+        raise ModelError(str(ex)) from ex
 
 
 def save_model(

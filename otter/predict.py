@@ -25,31 +25,53 @@ def preprocess(im: Image.Image, size: int, mean: torch.Tensor, std: torch.Tensor
 
 def _foldable(conv, bn) -> bool:
     return (
-        type(conv) is torch.nn.Conv2d
-        and type(bn) is torch.nn.BatchNorm2d
+        isinstance(conv, torch.nn.Conv2d)  # timm's TF-padding Conv2dSame too: folding only changes weight and bias
+        and type(bn) in _BATCHNORMS
         and bn.track_running_stats
         and bn.num_features == conv.out_channels
     )
 
 
+def _batchnorm_types() -> tuple[type, ...]:
+    """BatchNorm2d, and timm's BatchNormAct2d (a BatchNorm followed by its activation) when timm is installed."""
+    try:
+        from timm.layers import BatchNormAct2d
+    except ImportError:
+        return (torch.nn.BatchNorm2d,)
+    return (torch.nn.BatchNorm2d, BatchNormAct2d)
+
+
+_BATCHNORMS = _batchnorm_types()
+
+
+def _what_remains(bn: torch.nn.Module) -> torch.nn.Module:
+    """What is left of a BatchNorm once folded into its convolution: nothing, or timm's dropout and activation."""
+    if type(bn) is torch.nn.BatchNorm2d:
+        return torch.nn.Identity()
+    return torch.nn.Sequential(bn.drop, bn.act)
+
+
 def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
     """Fold each BatchNorm that directly follows a convolution into that convolution's weights (eval-mode
     arithmetic, same outputs to float rounding), in place: pairs inside a `Sequential` (fastai's ConvLayer,
-    torchvision's stem and downsample) and torchvision's `convN`/`bnN` block attributes. Written by hand
-    because torch's own folding (torch.fx `fuse`) traces the model, and fx tracing patches
-    `nn.Module.__call__` process-wide while it runs, which broke a training job in another thread."""
+    torchvision's stem and downsample), torchvision's `convN`/`bnN` block attributes, and timm's
+    convolution + BatchNormAct2d pairs (EfficientNet's `conv_stem`/`bn1`, `conv_pw`/`bn1`, …, registered one
+    after the other). Written by hand because torch's own folding (torch.fx `fuse`) traces the model, and fx
+    tracing patches `nn.Module.__call__` process-wide while it runs, which broke a training job in another thread."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     for parent in list(model.modules()):
         kids = parent._modules
+        names = list(kids)
         if isinstance(parent, torch.nn.Sequential):
-            pairs = list(zip(kids, list(kids)[1:]))
+            pairs = list(zip(names, names[1:]))
         else:
             pairs = [(f"conv{i}", f"bn{i}") for i in range(1, 4) if f"conv{i}" in kids and f"bn{i}" in kids]
+            pairs += [(a, b) for a, b in zip(names, names[1:]) if type(kids[b]) in _BATCHNORMS[1:]]
         for a, b in pairs:
             if _foldable(kids[a], kids[b]):
                 kids[a] = fuse_conv_bn_eval(kids[a].eval(), kids[b].eval())
-                kids[b] = torch.nn.Identity()
+                kids[b] = _what_remains(kids[b])
     return model
 
 

@@ -25,19 +25,19 @@ from urllib.error import URLError
 import numpy as np
 from PIL import Image
 
-from . import __version__
-from .config import IMAGENET_MEAN, IMAGENET_STD, PRECISION_CHOICES
+from . import __version__, backbones
+from .config import PRECISION_CHOICES
 from .config import models_dir as default_models_dir
 from .dataset import list_classes, list_images
 from .images import InvalidImage, load_image
 from .jobs import BackgroundJob, TrainError, TrainingBusy, TrainingCancelled
 from .metrics import classification_report
-from .model_io import ARCHS, arch_fn, save_model
+from .model_io import ARCHS, save_model
 
 # The default recipes, chosen by measurement (bench/RESULTS.md). Fields left as None in a TrainConfig
 # take these values, depending on whether ImageNet weights are used.
 SCRATCH_RECIPE = {"arch": "xresnet18", "sizes": (64, 128, 192), "epochs": (20, 25, 20), "mixup": 0.2}
-PRETRAINED_RECIPE = {"arch": "resnet34", "sizes": (128, 192), "epochs": (4, 4), "mixup": 0.0}
+PRETRAINED_RECIPE = {"arch": "efficientnet_lite0", "sizes": (128, 224), "epochs": (4, 4), "mixup": 0.0}
 DEFAULT_FROZEN_EPOCHS = 1
 DEFAULT_LR = 3e-3
 DEFAULT_BS = 32
@@ -46,7 +46,7 @@ MIN_IMAGES_PER_CLASS = 2
 
 @dataclass
 class TrainConfig:
-    arch: str | None = None  # None: the recipe's (xresnet18 from scratch, resnet34 pretrained)
+    arch: str | None = None  # None: the recipe's (efficientnet_lite0 pretrained, xresnet18 from scratch)
     pretrained: bool = True
     sizes: tuple[int, ...] | None = None  # progressive resizing, e.g. (64, 128, 192)
     epochs: int | tuple[int, ...] | None = None  # per size (one number for all sizes, or one per size)
@@ -85,6 +85,10 @@ class TrainConfig:
     def check(self) -> None:
         if self.arch not in ARCHS:
             raise TrainError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        if self.pretrained and backbones.get(self.arch).library == "fastai":
+            raise TrainError(
+                f"{self.arch} has no ImageNet weights: train it from scratch (--no-pretrained), or use efficientnet_lite0"
+            )
         if not self.sizes or any(int(s) < 16 or int(s) > 1024 for s in self.sizes):
             raise TrainError("sizes must be between 16 and 1024 pixels, e.g. 64,128")
         if any(n < 0 for n in self.epochs_per_size()) or sum(self.epochs_per_size()) + self.frozen_epochs < 1:
@@ -207,7 +211,8 @@ def make_dataloaders(
         batch_tfms.append(fv.RandomResizedCropGPU(size, min_scale=cfg.min_scale, ratio=(3 / 4, 4 / 3)))
     if cfg.aug > 0:
         batch_tfms += fv.aug_transforms(mult=cfg.aug, max_zoom=1.0)
-    batch_tfms.append(fv.Normalize.from_stats(IMAGENET_MEAN, IMAGENET_STD))
+    bb = backbones.get(cfg.arch)
+    batch_tfms.append(fv.Normalize.from_stats(bb.mean, bb.std))
     dblock = fv.DataBlock(
         blocks=(_image_block(int(size)), fv.CategoryBlock(vocab=classes)),
         get_items=lambda _: list(items),
@@ -328,21 +333,24 @@ def _pretrained_message(arch: str, ex: BaseException) -> str:
 
     return (
         f"cannot download the ImageNet weights for {arch} ({type(ex).__name__}: {str(ex)[:120]}); "
-        f"go without them (in the app, untick the ImageNet weights box; on the command line, train with "
-        f"--no-pretrained or audit without --pretrained), or put the weights file in "
+        f"use efficientnet_lite0 (the default: its weights are installed with the app), go without them (in the "
+        f"app, untick the ImageNet weights box; on the command line, --no-pretrained), or put the weights file in "
         f"{Path(torch.hub.get_dir()) / 'checkpoints'}/"
     )
 
 
 def make_learner(dls, classes: list[str], cfg: TrainConfig, workdir: str):
+    """fastai's `vision_learner` for `cfg.arch`. Weights that ship in a package (efficientnet_lite0) are loaded
+    here, with no network; torchvision's are downloaded by fastai, and offline that fails with one clear line."""
     fv = _fastai()
     loss = fv.LabelSmoothingCrossEntropyFlat(eps=cfg.label_smoothing) if cfg.label_smoothing else fv.CrossEntropyLossFlat()
     cbs = [fv.MixUp(cfg.mixup)] if cfg.mixup else []
+    bb = backbones.get(cfg.arch)
     try:
         learn = fv.vision_learner(
             dls,
-            arch_fn(cfg.arch),
-            pretrained=cfg.pretrained,
+            backbones.learner_arch(cfg.arch),
+            pretrained=cfg.pretrained and not bb.offline_weights,
             normalize=False,
             loss_func=loss,
             metrics=fv.accuracy,
@@ -355,6 +363,12 @@ def make_learner(dls, classes: list[str], cfg: TrainConfig, workdir: str):
         if cfg.pretrained and ("download" in str(ex).lower() or isinstance(ex, (URLError, OSError))):
             raise TrainError(_pretrained_message(cfg.arch, ex)) from ex
         raise
+    if cfg.pretrained and bb.offline_weights:
+        try:
+            backbones.load_imagenet_weights(learn.model, cfg.arch)
+        except backbones.BackboneError as ex:
+            raise TrainError(str(ex)) from ex
+        learn.freeze()  # as vision_learner does for weights it loaded itself
     learn.remove_cb(fv.ProgressCallback)
     learn.logger = fv.noop
     # Channels-last convolutions: ~1.2x faster training on CPU at 128-192 px (bench/train_speed.py).
@@ -521,6 +535,7 @@ def _fit_honesty(model, items: list[Path], y: np.ndarray, is_valid: np.ndarray, 
         [load_training_image(items[i], size) for i in valid_idx],
         y[valid_idx],
         method=cfg.ood_method,
+        normalize=backbones.get(cfg.arch).normalize,
     )
 
 
@@ -533,6 +548,7 @@ class TrainResult:
 
 def _versions() -> dict:
     import fastai
+    import timm
     import torch
     import torchvision
 
@@ -541,6 +557,7 @@ def _versions() -> dict:
         "fastai": fastai.__version__,
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
+        "timm": timm.__version__,
     }
 
 
@@ -609,7 +626,7 @@ def train(
             "arch": cfg.arch,
             "input_size": int(cfg.sizes[-1]),
             "resize_method": "squish",
-            "normalize": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+            "normalize": backbones.get(cfg.arch).normalize,
             "metrics": {k: report[k] for k in ("accuracy", "n", "per_class")},
             "confusion": report["confusion"],
             "train_config": asdict(cfg),

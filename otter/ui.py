@@ -538,13 +538,15 @@ def build_train_tab(ctx: AppContext) -> dict:
         arch = gr.Dropdown([jobview.ARCH_DEFAULT, *ARCHS], value=jobview.ARCH_DEFAULT, label="Architecture")
         pretrained = gr.Checkbox(
             value=True,
-            label="Start from ImageNet weights (downloaded once; turn off when offline)",
+            label="Start from ImageNet weights (efficientnet_lite0's ship with the app; ResNets download them once)",
             elem_id="train-pretrained",
         )
         model_name = gr.Textbox(value=default_model_name(ctx.data_dir), label="Model name", elem_id="train-model-name")
     with gr.Row():
         sizes = gr.Textbox(
-            label="Image sizes (progressive resizing)", placeholder="recipe default, e.g. 128,192", elem_id="train-sizes"
+            label="Image sizes (progressive resizing)",
+            placeholder="recipe default: 128,224 (from scratch 64,128,192)",
+            elem_id="train-sizes",
         )
         epochs = gr.Textbox(label="Epochs per size", placeholder="recipe default, e.g. 4,4", elem_id="train-epochs")
         lr = gr.Textbox(value=str(DEFAULT_LR), label="Learning rate (blank: find it)", elem_id="train-lr")

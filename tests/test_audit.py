@@ -17,8 +17,8 @@ from otter import cli, dataset, manifest
 from otter.train import TrainingBusy, training_lock
 
 # Small but real training: shapes are told apart by colour, which a from-scratch net learns in a few epochs.
-TINY = {"arch": "xresnet18", "sizes": (32,), "epochs": 10, "bs": 4, "lr": 1e-2, "mixup": 0.0, "aug": 0.0}
-ROUGH = {"sizes": (16,), "epochs": 1, "bs": 8}  # for tests about plumbing, not about ranking
+TINY = {"arch": "xresnet18", "pretrained": False, "sizes": (32,), "epochs": 10, "bs": 4, "lr": 1e-2, "mixup": 0.0, "aug": 0.0}
+ROUGH = {"pretrained": False, "sizes": (16,), "epochs": 1, "bs": 8}  # for tests about plumbing, not about ranking
 
 FLIPPED = {"square/disc003.png": "disc", "disc/square005.png": "square"}  # planted error: its true class
 EXACT = {"disc/disc007.png", "square/copy-disc007.png"}
@@ -141,14 +141,20 @@ def test_cli_json_lists_every_image_most_suspect_first(data_copy, tmp_path, caps
     assert "error" in json.loads(capsys.readouterr().out)
 
 
-def test_cli_pretrained_audit_uses_the_transfer_learning_recipe(data_copy, tmp_path, capsys, fake_imagenet_weights):
-    argv = ["audit", "--pretrained", "--data", str(data_copy), "--models", str(tmp_path / "m"), "--folds", "2"]
-    # succeeds offline only because the (fake) ImageNet weights are found locally: nothing is downloaded
-    assert cli.main([*argv, "--sizes", "32", "--epochs", "1"]) == 0
+def test_cli_audit_fine_tunes_the_shipped_imagenet_network_by_default(data_copy, tmp_path, capsys):
+    argv = ["audit", "--data", str(data_copy), "--models", str(tmp_path / "m"), "--folds", "2"]
+    assert cli.main([*argv, "--sizes", "32", "--epochs", "1"]) == 0  # offline: the weights ship with the app
     assert "30 images" in capsys.readouterr().out
     config = json.loads((data_copy / ".otter" / "audit.json").read_text())["config"]
-    assert (config["arch"], config["pretrained"], config["frozen_epochs"], config["sizes"]) == ("resnet34", True, 1, [32])
-    assert not au.quick_config().pretrained  # the default audit works offline
+    assert (config["arch"], config["pretrained"], config["frozen_epochs"], config["sizes"]) == (
+        "efficientnet_lite0",
+        True,
+        1,
+        [32],
+    )
+    assert cli.main([*argv, "--sizes", "16", "--epochs", "1", "--no-pretrained"]) == 0
+    config = json.loads((data_copy / ".otter" / "audit.json").read_text())["config"]
+    assert (config["arch"], config["pretrained"]) == ("xresnet18", False)
 
 
 def test_audit_refuses_to_start_while_training_holds_the_lock(data_copy, tmp_path):

