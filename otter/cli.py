@@ -21,11 +21,11 @@ def _models_root(args) -> Path:
 
 
 def _resolve_model(args) -> Path:
-    from .model_io import newest_model
+    from .model_io import default_model
 
     if args.model:
         return Path(args.model)
-    return newest_model(_models_root(args))
+    return default_model(_models_root(args))
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -63,6 +63,8 @@ def cmd_train(args) -> int:
         precision=args.precision,
         **({"mixup": args.mixup} if args.mixup is not None else {}),
     )
+    from .default_model import keep_default
+
     model_dir = Path(args.model) if args.model else _models_root(args) / "model"
     data = config.data_dir(args.data)
     last_line = [0.0]
@@ -96,6 +98,7 @@ def cmd_train(args) -> int:
                 file=sys.stderr,
             )
 
+    keep_default(model_dir.parent)  # the new model does not become the default by being the newest
     result = train(data, cfg, model_dir, on_event=show, half=args.half)
     m = result.meta
     acc = m["metrics"]["accuracy"]
@@ -341,6 +344,42 @@ def cmd_audit(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------- models
+
+
+def cmd_models(args) -> int:
+    from .default_model import delete_model, model_rows, set_default
+    from .model_io import default_name
+
+    root = _models_root(args)
+    if args.action == "default":
+        name = set_default(root, args.name)
+        print(json.dumps({"default": name}) if args.json else f"default model: {name} (Predict, /predict, predict)")
+        return 0
+    if args.action == "delete":
+        dest = delete_model(root, args.name)
+        default = default_name(root)
+        if args.json:
+            print(json.dumps({"deleted": args.name, "trash": str(dest), "default": default}))
+        else:
+            print(f"moved {args.name} to {dest} (move it back to restore it); default model: {default or 'none left'}")
+        return 0
+    rows = model_rows(root)
+    if args.json:
+        print(json.dumps(rows))
+    elif not rows:
+        print(f"no model in {root} yet; train one: python -m otter train")
+    else:
+        width = max(len(r["name"]) for r in rows)
+        for r in rows:
+            acc = f"{r['accuracy']:.1%}" if r["accuracy"] is not None else "–"
+            created = (r["created"] or "")[:16].replace("T", " ")
+            mark = "*" if r["default"] else " "
+            print(f"{mark} {r['name']:<{width}}  {acc:>6}  {r['size_mb']:>6.1f} MB  {created}")
+        print("* the default model (Predict, /predict, predict and evaluate without --model)")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------- parser
 
 
@@ -400,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
   python -m otter predict --explain overlays photo.jpg     # writes overlays/photo.png""",
     )
     pr.add_argument("images", nargs="+", metavar="IMAGE")
-    pr.add_argument("--model", help="model folder (default: newest in the models folder)")
+    pr.add_argument("--model", help="model folder (default: the default model, see `python -m otter models`)")
     pr.add_argument("--models", help="models folder (default: $OTTER_MODELS_DIR or ./models)")
     pr.add_argument("--json", action="store_true", help='print [{"image", "label", "probs", "known"} | {"image", "error"}]')
     pr.add_argument(
@@ -417,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  python -m otter evaluate --model models/otters --json ../shared/otters",
     )
     ev.add_argument("data_dir", metavar="DATA_DIR")
-    ev.add_argument("--model", help="model folder (default: newest in the models folder)")
+    ev.add_argument("--model", help="model folder (default: the default model, see `python -m otter models`)")
     ev.add_argument("--models", help="models folder (default: $OTTER_MODELS_DIR or ./models)")
     ev.add_argument(
         "--json",
@@ -425,6 +464,28 @@ def build_parser() -> argparse.ArgumentParser:
         help='print {"accuracy", "n", "classes", "confusion", "per_class", "ece", "ece_before", "ece_noise_floor", "unknown_rate"}',
     )
     ev.set_defaults(func=cmd_evaluate)
+
+    mo = sub.add_parser(
+        "models",
+        help="list the models, choose the default one, delete one",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""The default model answers when none is named: the Predict tab, the /predict API, and predict and
+evaluate without --model. A new training does not replace it; choose it here or in the Train tab.
+examples:
+  python -m otter models                       # name, accuracy, size and date; * marks the default
+  python -m otter models --json                # [{"name", "accuracy", "size_mb", "created", "default"}]
+  python -m otter models default otters        # make otters the default model
+  python -m otter models delete river-sea-2026-11-29   # to MODELS/.trash/<id>/<name>/; move it back to restore""",
+    )
+    mo.add_argument("--models", help="models folder (default: $OTTER_MODELS_DIR or ./models)")
+    mo.add_argument("--json", action="store_true", help="print JSON")
+    mo.set_defaults(func=cmd_models, action=None)
+    mo_sub = mo.add_subparsers(dest="action", metavar="{default,delete}")
+    for action, text in (("default", "make NAME the default model"), ("delete", "move model NAME to the models trash")):
+        sp = mo_sub.add_parser(action, help=text, description=text)
+        sp.add_argument("name", metavar="NAME")
+        sp.add_argument("--models", default=argparse.SUPPRESS, help="models folder (default: $OTTER_MODELS_DIR or ./models)")
+        sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
 
     v = sub.add_parser(
         "verify",

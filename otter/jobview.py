@@ -105,7 +105,7 @@ def status_markdown(state: str | None, events: list[dict], error: str | None = N
         acc = done.get("accuracy")
         acc_text = f", validation accuracy **{acc:.1%}**" if acc is not None else ""
         where = done.get("model_dir") or model_dir
-        saved = f" Saved as model **{Path(where).name}**; Predict uses it now." if where else ""
+        saved = f" Saved as model **{Path(where).name}**." if where else ""
         return f"**Done** in {_fmt_time(done.get('elapsed'))}{acc_text}.{saved}"
     start = last_event(events, "start")
     lines = ["**Training…**"]

@@ -7,6 +7,9 @@ Hugging Face Space takes without Git LFS.
 A model folder is replaced by building the new one under a temporary name and renaming it into place;
 `recover(models_dir)` finishes or rolls back a swap that a crash interrupted, so the previous model
 always stays loadable and a half-written folder is never picked up (hidden names are ignored).
+
+Which model answers when none is named (the Predict tab, the `/predict` API, `python -m otter predict`) is an
+explicit choice recorded in `<models>/default.json` (`default_name`), never simply the newest model.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ WEIGHTS = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"  # with sharded weights: which tensor is in which shard file
 MAX_SHARD = "9MB"  # under the 10 MB a Space accepts without Git LFS
 META = "model.json"
+DEFAULT_FILE = "default.json"  # in a models folder: {"default": NAME}, the model used when none is named
+SHIPPED_MODEL = "otters"  # the model shipped in the repository: the default when none is recorded
 FORMAT = "otter-model"
 FORMAT_VERSION = 1
 ARCHS = NAMES  # every architecture a model can be built on (otter.backbones)
@@ -198,30 +203,28 @@ def list_models(models_dir: os.PathLike | str) -> list[dict]:
 
 
 def seed_models(models_dir: os.PathLike | str, source: os.PathLike | str) -> list[str]:
-    """When `models_dir` holds no model, copy in the models of `source` (the ones shipped beside app.py),
-    each under a hidden name first and then renamed into place. Returns the names copied.
+    """When `models_dir` holds no model, copy in the default model of `source` (the one shipped beside app.py:
+    `otters`, or the one `source` records as its default), under a hidden name first and then renamed into place.
+    Returns the names copied.
 
     For a models folder elsewhere (a Storage Bucket on a Space, `$OTTER_MODELS_DIR`): the app predicts
     at once on its first start. A folder that has a model already is left alone, so a user's models are
-    never overwritten and a model they replaced does not come back."""
+    never overwritten and a model they replaced does not come back. Other models kept in `source` (a user's
+    own trainings in their clone) stay where they are."""
     models_dir, source = Path(models_dir), Path(source)
     if not source.is_dir() or source.resolve() == models_dir.resolve() or list_models(models_dir):
         return []
+    name = default_name(source)
+    if name is None:
+        return []
     models_dir.mkdir(parents=True, exist_ok=True)
-    copied = []
-    for meta in list_models(source):
-        src = Path(meta["path"])
-        dest = models_dir / src.name
-        if dest.exists():
-            continue
-        tmp = models_dir / f".tmp-{src.name}-{uuid.uuid4().hex[:8]}"
-        try:
-            shutil.copytree(src, tmp, symlinks=False)
-            os.rename(tmp, dest)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        copied.append(src.name)
-    return copied
+    tmp = models_dir / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
+    try:
+        shutil.copytree(source / name, tmp, symlinks=False)
+        os.rename(tmp, models_dir / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [name]
 
 
 def newest_model(models_dir: os.PathLike | str) -> Path:
@@ -229,3 +232,31 @@ def newest_model(models_dir: os.PathLike | str) -> Path:
     if not models:
         raise ModelError(f"no trained model in {models_dir}; train one first (python -m otter train)")
     return Path(models[0]["path"])
+
+
+def recorded_default(models_dir: os.PathLike | str) -> str | None:
+    """The name `DEFAULT_FILE` records, or None when it is missing or unreadable (it may name a model that is gone)."""
+    try:
+        name = json.loads((Path(models_dir) / DEFAULT_FILE).read_text()).get("default")
+        return check_name(name, "model name")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def default_name(models_dir: os.PathLike | str, models: list[dict] | None = None) -> str | None:
+    """The model that answers when none is named: the one recorded in `DEFAULT_FILE`; when that is missing or names
+    no valid model, the shipped `SHIPPED_MODEL` if present, else the newest. None when there is no model.
+    `models`: `list_models(models_dir)` when the caller has it already."""
+    names = [Path(m["path"]).name for m in (list_models(models_dir) if models is None else models)]
+    for name in (recorded_default(models_dir), SHIPPED_MODEL):
+        if name in names:
+            return name
+    return names[0] if names else None
+
+
+def default_model(models_dir: os.PathLike | str) -> Path:
+    """The folder of the default model (`default_name`); raises `ModelError` when there is none."""
+    name = default_name(models_dir)
+    if name is None:
+        raise ModelError(f"no trained model in {models_dir}; train one first (python -m otter train)")
+    return Path(models_dir) / name

@@ -8,14 +8,17 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
+from .dataset import list_classes
+from .default_model import keep_default
 from .images import ImageInput, InvalidImage
-from .model_io import ModelError, list_models
+from .model_io import ModelError, default_name, list_models
 from .predict import Predictor, top_label
-from .safepath import check_name, inside
+from .safepath import MAX_NAME_LENGTH, check_name, inside
 from .train import TrainConfig, TrainError, TrainingBusy, TrainJob, collect_items
 
 NO_MODEL = "No model yet: train one in the **Train** tab (or run `python -m otter train`), then come back here."
@@ -76,6 +79,7 @@ class ModelService:
     def __init__(self, models_dir: os.PathLike | str):
         self.models_dir = Path(models_dir)
         self._cache: dict[str, tuple[tuple[int, ...], Predictor]] = {}
+        self._folder: tuple[tuple, list[str], str | None] = ((None,), [], None)  # (stamp, names, default)
         self._lock = threading.Lock()
 
     def models(self) -> list[dict]:
@@ -89,6 +93,23 @@ class ModelService:
         names = self.names()
         return names[0] if names else None
 
+    def default(self) -> str | None:
+        """The model that answers when none is named (`otter.model_io.default_name`), None when there is none."""
+        return self._names_and_default()[1]
+
+    def _names_and_default(self) -> tuple[list[str], str | None]:
+        """The valid model names and the default, read again only when the models folder's listing changes
+        (a model folder renamed into place, default.json replaced): one directory listing per prediction."""
+        stamp = _stamp(self.models_dir)
+        with self._lock:
+            if self._folder[0] == stamp:
+                return self._folder[1], self._folder[2]
+        models = list_models(self.models_dir)
+        names, default = [Path(m["path"]).name for m in models], default_name(self.models_dir, models)
+        with self._lock:
+            self._folder = (stamp, names, default)
+        return names, default
+
     def choices(self) -> list[tuple[str, str]]:
         """(label, name) pairs for a model picker: the name with its validation accuracy."""
         out = []
@@ -99,12 +120,12 @@ class ModelService:
         return out
 
     def predictor(self, name: str | None = None) -> Predictor:
-        """The loaded model `name` (newest when None or no longer there); reloaded if its folder changed."""
-        names = self.names()
+        """The loaded model `name` (the default when None or no longer there); reloaded if its folder changed."""
+        names, default = self._names_and_default()
         if not names:
             raise NoModel(NO_MODEL)
         if not name or name not in names:
-            name = names[0]
+            name = default
         path = inside(self.models_dir, check_name(name, "model name"), what="model name")
         stamp = _stamp(path)
         with self._lock:
@@ -209,6 +230,7 @@ class TrainService:
         name = check_name(model_name or "", "model name")
         cfg.check()
         collect_items(self.data_dir)  # no data, one class, too few images: say so now, not from the thread
+        keep_default(self.models_dir)  # the new model does not take over Predict by being the newest
         return TrainJob(self.data_dir, self.models_dir / name, cfg).start()
 
     def cancel(self) -> str:
@@ -219,13 +241,20 @@ class TrainService:
         return "Cancelling: training stops after the current batch; the previous model is kept."
 
 
-def default_model_name(data_dir: os.PathLike | str) -> str:
-    """A name for a new model: the data folder's name, made safe."""
-    name = Path(os.path.abspath(data_dir)).name.strip(". ") or "model"
+def default_model_name(data_dir: os.PathLike | str, models_dir: os.PathLike | str, today: date | None = None) -> str:
+    """A name for a new model that says what it is and replaces nothing: its classes and the date, e.g.
+    `river-sea-2026-11-29` (`5-classes-…` for more than three), with `-2`, `-3` added when that is taken."""
     try:
-        return check_name(name, "model name")
-    except ValueError:
-        return "model"
+        classes = list_classes(data_dir)
+    except (OSError, ValueError):
+        classes = []
+    what = "-".join(classes) if 0 < len(classes) <= 3 else f"{len(classes)}-classes" if classes else "model"
+    base = f"{what[: MAX_NAME_LENGTH - 20]}-{(today or date.today()).isoformat()}"
+    name, n = base, 1
+    while os.path.lexists(Path(models_dir) / name):
+        n += 1
+        name = f"{base}-{n}"
+    return name
 
 
 __all__ = [

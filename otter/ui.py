@@ -25,6 +25,7 @@ import gradio as gr
 
 from . import config, curate, jobview
 from .dataset import list_classes, list_images
+from .default_model import comparison, set_default
 from .device import gpu_task
 from .images import InvalidImage
 from .model_io import ARCHS, ModelError, read_meta, seed_models
@@ -117,7 +118,7 @@ def predict_view(ctx: AppContext, image, model_name: str | None):
 
 
 def predict_api(ctx: AppContext, image) -> dict:
-    """The stable API: image in, {"label", "confidences": [{"label", "confidence"}]} out (newest model), where
+    """The stable API: image in, {"label", "confidences": [{"label", "confidence"}]} out (default model), where
     "label" is the top class or "Not sure: ..." for a photo unlike the classes; errors are raised as one line."""
     path = _path(image)
     if path is None:
@@ -140,10 +141,11 @@ def predict_many_view(ctx: AppContext, files, model_name: str | None):
 
 
 def model_picker_update(ctx: AppContext, value: str | None = None):
+    """Predict's model picker: every model, `value` selected, else the default model."""
     choices = ctx.models.choices()
     names = [n for _, n in choices]
     if value not in names:
-        value = names[0] if names else None
+        value = ctx.models.default()
     return gr.Dropdown(choices=choices, value=value, visible=len(choices) > 1)
 
 
@@ -541,7 +543,9 @@ def build_train_tab(ctx: AppContext) -> dict:
             label="Start from ImageNet weights (efficientnet_lite0's ship with the app; ResNets download them once)",
             elem_id="train-pretrained",
         )
-        model_name = gr.Textbox(value=default_model_name(ctx.data_dir), label="Model name", elem_id="train-model-name")
+        model_name = gr.Textbox(
+            value=default_model_name(ctx.data_dir, ctx.models_dir), label="Model name", elem_id="train-model-name"
+        )
     with gr.Row():
         sizes = gr.Textbox(
             label="Image sizes (progressive resizing)",
@@ -557,6 +561,10 @@ def build_train_tab(ctx: AppContext) -> dict:
         cancel = gr.Button("Cancel", variant="stop", elem_id="train-cancel")
     message = gr.Markdown(elem_id="train-message")
     status = gr.Markdown(elem_id="train-status")
+    with gr.Row():
+        compare = gr.Markdown(elem_id="train-compare")  # the new model beside the default, once it is done
+        use = gr.Button("Use for Predict", visible=False, elem_id="train-use", scale=0)
+    finished = gr.State(None)  # the name of the model `compare` is about
     with gr.Row():
         table = gr.Dataframe(label="Epochs", interactive=False, elem_id="train-epochs-table")
         plot = gr.Plot(label="Loss", elem_id="train-loss")
@@ -592,28 +600,62 @@ def build_train_tab(ctx: AppContext) -> dict:
         status_v, table_v, loss_v, running = train_view(ctx)
         job = ctx.trainer.job()
         if running:
-            unchanged = [gr.skip()] * 5  # results, model pickers: only when the job ends
+            unchanged = [gr.skip()] * 9  # results, comparison, model pickers, name: only when the job ends
             return status_v, table_v, loss_v, *unchanged, gr.Timer(active=True), str(job.model_dir)
-        # Finished (or nothing running): stop polling; show results and switch Predict to the new model.
-        name = job.model_dir.name if job is not None and job.state == "done" else None
+        # Finished (or nothing running): stop polling; show results, the comparison with the default (which
+        # Predict keeps using) and a fresh name for the next model.
+        name = finished_name(ctx)
         lr_v, conf_v, per_v = results_view(ctx, name or ctx.models.newest())
-        picker_v = model_picker_update(ctx, name) if name else gr.skip()
+        picker_v = model_picker_update(ctx) if name else gr.skip()
         review_v = gr.Dropdown(choices=ctx.models.names(), value=name) if name else gr.skip()
-        return status_v, table_v, loss_v, lr_v, conf_v, per_v, picker_v, review_v, gr.Timer(active=False), None
+        compare_v, use_v = comparison_view(ctx, name)
+        name_v = default_model_name(ctx.data_dir, ctx.models_dir) if name else gr.skip()
+        outputs = (lr_v, conf_v, per_v, compare_v, use_v, name, picker_v, review_v, name_v)
+        return status_v, table_v, loss_v, *outputs, gr.Timer(active=False), None
 
     timer.tick(
         friendly(on_tick),
         [watched],
-        [status, table, plot, lr_plot, confusion, per_class, picker, ctx.shared["review_model"], timer, watched],
+        [
+            *(status, table, plot, lr_plot, confusion, per_class, compare, use, finished, picker),
+            *(ctx.shared["review_model"], model_name, timer, watched),
+        ],
         api_visibility="private",
     )
 
+    def on_use(name):
+        set_default(ctx.models_dir, name)
+        done = f"**{name}** is now the default model: Predict, the `/predict` API and `python -m otter predict` use it."
+        return done, gr.Button(visible=False), model_picker_update(ctx, name)
+
+    use.click(friendly(on_use), [finished], [compare, use, picker], api_visibility="private")
+
     def on_load():
         status_v, table_v, loss_v, running = train_view(ctx)
-        lr_v, conf_v, per_v = results_view(ctx, ctx.models.newest())
-        return status_v, table_v, loss_v, lr_v, conf_v, per_v, gr.Timer(active=running)
+        name = finished_name(ctx)
+        lr_v, conf_v, per_v = results_view(ctx, name or ctx.models.newest())
+        compare_v, use_v = comparison_view(ctx, name)
+        name_v = default_model_name(ctx.data_dir, ctx.models_dir)
+        return status_v, table_v, loss_v, lr_v, conf_v, per_v, compare_v, use_v, name, name_v, gr.Timer(active=running)
 
-    return {"refresh": (friendly(on_load), None, [status, table, plot, lr_plot, confusion, per_class, timer])}
+    outputs = [status, table, plot, lr_plot, confusion, per_class, compare, use, finished, model_name, timer]
+    return {"refresh": (friendly(on_load), None, outputs)}
+
+
+def finished_name(ctx: AppContext) -> str | None:
+    """The model the last training wrote, if it finished and the model is still there."""
+    job = ctx.trainer.job()
+    if job is None or job.state != "done" or job.model_dir.name not in ctx.models.names():
+        return None
+    return job.model_dir.name
+
+
+def comparison_view(ctx: AppContext, name: str | None):
+    """The new model beside the default (`otter.default_model.comparison`), and "Use for Predict" when it is
+    not the default already."""
+    if name is None:
+        return "", gr.Button(visible=False)
+    return comparison(ctx.models_dir, name), gr.Button(visible=ctx.models.default() != name)
 
 
 # ------------------------------------------------------------------------------------------------ app
@@ -666,7 +708,7 @@ def launch(demo: gr.Blocks | None = None, max_file_size: int | str = config.MAX_
     than `max_file_size` are refused by Gradio before they reach the app."""
     demo = demo or build_app()
     ctx: AppContext = demo.otter_context
-    # Load the newest model while the server starts, so the first photo does not wait for it.
+    # Load the default model while the server starts, so the first photo does not wait for it.
     threading.Thread(target=_warm_up, args=(ctx,), daemon=True).start()
     demo.queue(default_concurrency_limit=4).launch(
         max_file_size=max_file_size,

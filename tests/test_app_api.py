@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from gradio_client import Client, handle_file
 
@@ -54,12 +56,19 @@ def test_upload_over_max_file_size_is_refused(client, tmp_path):
     assert out["label"] in ("river", "sea")
 
 
-def test_app_py_on_an_empty_models_folder_predicts_with_the_shipped_model(tmp_path):
+def test_app_py_on_an_empty_models_folder_predicts_with_the_shipped_model(tiny_trained, tmp_path, monkeypatch):
     """`python app.py` as a Space runs it, with its folders in an empty Storage Bucket: the shipped model is
-    copied in, and the first photo gets an answer."""
+    copied in, and the first photo gets an answer. The repository is a copy with the shipped model and a newer
+    model of the user's own beside it, so the test does not depend on what this clone keeps in models/."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(ROOT / "app.py", repo / "app.py")
+    shutil.copytree(ROOT / "models" / "otters", repo / "models" / "otters")
+    shutil.copytree(tiny_trained[0], repo / "models" / "mine")  # trained in the clone: newer, not the default
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # app.py imports otter from this tree
     port, bucket, log = free_port(), tmp_path / "bucket", tmp_path / "app.log"
     with open(log, "w") as out:
-        proc = start_app(ROOT, str(bucket / "models"), port, data=str(bucket / "data"), log=out)
+        proc = start_app(repo, str(bucket / "models"), port, data=str(bucket / "data"), log=out)
     try:
         wait_for_port(port, proc)
         out = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(

@@ -180,7 +180,10 @@ def start_training(page, epochs: int, name: str) -> None:
     page.locator("#train-start").click()
 
 
-def test_train_a_tiny_model_and_predict_with_it(page, app, tmp_path):
+def test_train_a_tiny_model_compare_it_and_use_it_for_predict(page, app, tmp_path):
+    """A new model does not replace the default by itself: the tab compares the two, "Use for Predict" switches."""
+    from otter.model_io import default_name
+
     start_training(page, epochs=1, name="browser")
     page.locator("#train-message").filter(has_text="Started training").wait_for()
     status = page.locator("#train-status")
@@ -192,8 +195,20 @@ def test_train_a_tiny_model_and_predict_with_it(page, app, tmp_path):
     status.filter(has_text="Done").wait_for(timeout=TIMEOUT_MS)
     assert weights_bytes(app["models"] / "browser")
     page.locator("#train-epochs-table").filter(has_text="1").wait_for()
+    compare = page.locator("#train-compare")
+    expect(compare).to_contain_text("New model browser:")
+    expect(compare).to_contain_text("current default tiny:")
     screenshot(page, "train", tmp_path)
-    assert "browser" in predict_in_browser(page, real_photos("sea", 2)[1])
+    assert "tiny" in predict_in_browser(page, real_photos("sea", 2)[1])  # Predict still answers with the default
+
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-use").click()
+    expect(compare).to_contain_text("browser is now the default model")
+    expect(page.locator("#train-use")).to_be_hidden()
+    assert default_name(app["models"]) == "browser"
+    page.get_by_role("tab", name="Predict").click()
+    page.locator("#predict-image input[type=file]").set_input_files(str(real_photos("river", 2)[1]))
+    expect(page.locator("#predict-info")).to_contain_text("Model browser", timeout=TIMEOUT_MS)
 
 
 def test_running_job_survives_a_reload_and_cancel_keeps_the_model(page, app):
@@ -212,10 +227,10 @@ def test_photo_unlike_the_classes_shows_not_sure(page, app):
     """With the detector accepting everything the page shows a class; rejecting everything, "Not sure"."""
     import json
 
-    from otter.model_io import newest_model
+    from otter.model_io import default_model
     from otter.ood import METHODS
 
-    model_dir = newest_model(app["models"])  # the one Predict uses (an earlier test may have trained another)
+    model_dir = default_model(app["models"])  # the one Predict uses (an earlier test may have made another the default)
     meta_file = model_dir / "model.json"
     original = meta_file.read_text()
     meta = json.loads(original)

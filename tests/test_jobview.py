@@ -79,7 +79,7 @@ def test_status_lines_for_each_state(run):
     text = status_markdown("running", running)
     assert "Stage:" in text and "batch" in text and "%" in text
     done = status_markdown("done", [*events, {"type": "done", "error": None}])  # TrainJob adds a bare "done"
-    assert done.startswith("**Done** in 0:") and "validation accuracy" in done and "model **m**; Predict uses it" in done
+    assert done.startswith("**Done** in 0:") and "validation accuracy" in done and "Saved as model **m**." in done
     assert status_markdown("failed", events, "need at least two classes") == "**Training failed:** need at least two classes"
     assert "No training" in status_markdown(None, [])
 

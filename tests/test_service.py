@@ -12,7 +12,7 @@ from conftest import make_shapes, real_photos, weights_bytes
 from otter.jobview import epoch_table, loss_frame, parse_settings, status_markdown
 from otter.model_io import read_meta
 from otter.safepath import UnsafePath
-from otter.service import NO_MODEL, ModelService, NoModel, TrainService, default_model_name, shared_model_service
+from otter.service import NO_MODEL, ModelService, NoModel, TrainService, shared_model_service
 from otter.train import TrainError, TrainingBusy
 
 
@@ -49,7 +49,7 @@ def test_predictor_is_cached_until_the_folder_is_replaced(model_copy, tiny_train
     service = ModelService(model_copy.parent)
     first = service.predictor("tiny")
     assert service.predictor("tiny") is first
-    assert service.predictor(None) is first and service.predictor("gone") is first  # unknown name: newest
+    assert service.predictor(None) is first and service.predictor("gone") is first  # unknown name: the default
     time.sleep(0.01)
     tmp = model_copy.parent / ".tmp-new"
     shutil.copytree(tiny_trained[0], tmp)
@@ -73,11 +73,6 @@ def test_shared_model_service_is_one_per_folder(tmp_path):
     a = shared_model_service(tmp_path / "models")
     assert shared_model_service(str(tmp_path / "models")) is a
     assert shared_model_service(tmp_path / "other") is not a
-
-
-def test_default_model_name_is_the_data_folder_name(tmp_path):
-    assert default_model_name(tmp_path / "otters") == "otters"
-    assert default_model_name("/") == "model"
 
 
 def test_start_refuses_bad_data_and_names_at_once(tmp_path):
