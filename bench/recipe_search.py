@@ -47,22 +47,53 @@ def run_fold(job):
     v_labels = [labels[i] for i in valid_idx]
     probs, _ = predict_items(learn, v_items, v_labels)
     # flip TTA: average with horizontally flipped input
+    from otter import backbones
     from otter.predict import Predictor
 
-    pred = Predictor(learn.model, {"classes": list(learn.dls.vocab), "input_size": cfg.sizes[-1]})
+    meta = {"classes": list(learn.dls.vocab), "input_size": cfg.sizes[-1], "normalize": backbones.get(cfg.arch).normalize}
+    pred = Predictor(learn.model, meta)
     x = torch.stack([pred.tensor(p) for p in v_items])
     lp = torch.softmax(pred.logits(x), 1) + torch.softmax(pred.logits(x.flip(-1)), 1)
     probs_tta = (lp / 2).cpu().numpy()
     vocab = list(learn.dls.vocab)
     y = np.array([vocab.index(lbl) for lbl in v_labels])
+    ood = _fold_ood(learn.model, cfg, items, labels, vocab, valid_idx, fold)
     return {
         "name": name,
+        "config": cfg_dict,
         "fold": fold,
         "acc": float((probs.argmax(1) == y).mean()),
         "acc_tta": float((probs_tta.argmax(1) == y).mean()),
         "train_s": train_s,
         "nll": float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-9, 1)).mean()),
         "oof": {str(v_items[i]): probs[i].tolist() for i in range(len(v_items))},
+        "ood": ood,
+    }
+
+
+def _fold_ood(model, cfg, items, labels, vocab, valid_idx, fold) -> dict:
+    """The "not sure" detector (Mahalanobis) of this fold's model: fitted on its training images with the threshold
+    that accepts 95% of the held-out fold, as `train` fits it; how far that threshold lies above the training
+    images' own 95th percentile (what a model trained on every image transfers, see otter.honest), and the share of
+    synthetic unknown images (otter.synthetic) it flags."""
+    import numpy as np
+
+    from otter import backbones, ood
+    from otter.honest import features_logits
+    from otter.synthetic import synthetic_images
+
+    size, norm = int(cfg.sizes[-1]), backbones.get(cfg.arch).normalize
+    held_out = set(int(i) for i in valid_idx)
+    tr_idx = [i for i in range(len(items)) if i not in held_out]
+    y = np.array([vocab.index(lbl) for lbl in labels])
+    tr_f, tr_l = features_logits(model, [items[i] for i in tr_idx], size, normalize=norm)
+    va_f, va_l = features_logits(model, [items[i] for i in sorted(held_out)], size, normalize=norm)
+    det = ood.fit_detector("mahalanobis", len(vocab), tr_f, y[tr_idx], va_f, va_l)
+    unknown = [im for _, im in synthetic_images(100, size, seed=fold)]
+    un_f, un_l = features_logits(model, unknown, size, normalize=norm)
+    return {
+        "threshold_over_train_q95": float(det.threshold / np.quantile(det.scores(tr_f, tr_l), 0.95)),
+        "flagged_synthetic": float(np.mean(~det.known(un_f, un_l)[0])),
     }
 
 
@@ -74,12 +105,14 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="recipe_results.jsonl")
+    ap.add_argument("--only-folds", default=None, help="run only these folds, e.g. 0 or 0,1 (a quick screen)")
     args = ap.parse_args()
     configs = json.loads(Path(args.configs).read_text())
     jobs = [
         (c["name"], {k: v for k, v in c.items() if k != "name"}, f, args.folds, args.data, args.threads)
         for c in configs
         for f in range(args.folds)
+        if args.only_folds is None or str(f) in args.only_folds.split(",")
     ]
     results = []
     ctx = mp.get_context("spawn")

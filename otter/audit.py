@@ -42,7 +42,8 @@ KEEP_JSON = "keep.json"
 QUICK_RECIPE = {"arch": "xresnet18", "pretrained": False, "sizes": (64, 128), "epochs": (10, 8), "mixup": 0.2}
 # The default: with ImageNet weights (efficientnet_lite0's ship in a package, so this works offline) transfer
 # learning is far more accurate, and an audit's ranking is only as good as its models (bench/RESULTS.md).
-QUICK_PRETRAINED_RECIPE = {"arch": "efficientnet_lite0", "pretrained": True, "sizes": (128,), "epochs": (3,), "frozen_epochs": 1}
+# The default recipe (otter.train.PRETRAINED_RECIPE) shortened: 160 px, 2 + 2 epochs per fold.
+QUICK_PRETRAINED_RECIPE = {"arch": "efficientnet_lite0", "pretrained": True, "sizes": (160,), "epochs": (2,), "frozen_epochs": 2}
 DEFAULT_FOLDS = 5
 SCORE_METHOD = "self_confidence"  # cleanlab's score: the out-of-fold probability of the given label
 NEAR_DISTANCE = 4  # pHash bits; dataset.find_duplicates' default

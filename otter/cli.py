@@ -46,10 +46,10 @@ def _fmt_eta(seconds) -> str:
 
 
 def cmd_train(args) -> int:
-    from .train import TrainConfig, train
+    from .train import RECIPE, TrainConfig, train
 
     epochs = args.epochs if args.epochs is None or len(args.epochs) > 1 else args.epochs[0]
-    lr = None if args.lr == "find" else (float(args.lr) if args.lr is not None else TrainConfig.lr)
+    lr = None if args.lr == "find" else (float(args.lr) if args.lr is not None else RECIPE)
     cfg = TrainConfig(
         arch=args.arch,
         pretrained=args.pretrained,
@@ -409,8 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--sizes", type=_ints, default=None, help="progressive resizing, e.g. 64,128,192")
     t.add_argument("--epochs", type=_ints, default=None, help="epochs per size: one number, or one per size (e.g. 20,25,20)")
-    t.add_argument("--frozen-epochs", type=int, default=1, help="head-only epochs per size (pretrained only)")
-    t.add_argument("--lr", default=None, help="learning rate, or 'find' to run lr_find (default 3e-3)")
+    t.add_argument("--frozen-epochs", type=int, default=None, help="head-only epochs per size (pretrained only; default 3)")
+    t.add_argument(
+        "--lr", default=None, help="learning rate, or 'find' to run lr_find (default 1e-3 pretrained, 3e-3 from scratch)"
+    )
     t.add_argument("--bs", type=int, default=32, help="batch size")
     t.add_argument("--valid-pct", type=float, default=0.2, help="share of images held out for validation")
     t.add_argument("--mixup", type=float, default=None, help="MixUp alpha (0 = off)")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .train import PRETRAINED_RECIPE, SCRATCH_RECIPE, TrainConfig, TrainError
+from .train import PRETRAINED_RECIPE, RECIPE, SCRATCH_RECIPE, TrainConfig, TrainError
 
 ARCH_DEFAULT = "default (by recipe)"
 
@@ -28,13 +28,15 @@ def parse_settings(
     sizes_t = _ints(sizes, "sizes")
     epochs_t = _ints(epochs, "epochs")
     lr_text = (lr or "").strip().lower()
-    if lr_text in ("", "find", "auto"):
+    if lr_text == "":
+        lr_value = RECIPE
+    elif lr_text in ("find", "auto"):
         lr_value = None
     else:
         try:
             lr_value = float(lr_text)
         except ValueError as ex:
-            raise TrainError(f"learning rate must be a number like 0.003, or blank to find it (got {lr!r})") from ex
+            raise TrainError(f"learning rate must be a number like 0.001, 'find', or blank for the recipe's (got {lr!r})") from ex
     try:
         bs_value = int(float(bs))
         pct = float(valid_pct)

@@ -40,7 +40,7 @@ from .service import (
     shared_model_service,
     write_csv,
 )
-from .train import DEFAULT_BS, DEFAULT_LR, TrainError
+from .train import DEFAULT_BS, TrainError
 
 EXPECTED_ERRORS = (InvalidImage, ModelError, TrainError, UnsafePath, ValueError, OSError)
 POLL_SECONDS = 1.0
@@ -549,11 +549,15 @@ def build_train_tab(ctx: AppContext) -> dict:
     with gr.Row():
         sizes = gr.Textbox(
             label="Image sizes (progressive resizing)",
-            placeholder="recipe default: 128,224 (from scratch 64,128,192)",
+            placeholder="recipe default: 224 (from scratch 64,128,192)",
             elem_id="train-sizes",
         )
-        epochs = gr.Textbox(label="Epochs per size", placeholder="recipe default, e.g. 4,4", elem_id="train-epochs")
-        lr = gr.Textbox(value=str(DEFAULT_LR), label="Learning rate (blank: find it)", elem_id="train-lr")
+        epochs = gr.Textbox(
+            label="Epochs per size", placeholder="recipe default: 3 (from scratch 20,25,20)", elem_id="train-epochs"
+        )
+        lr = gr.Textbox(
+            label="Learning rate", placeholder="recipe default: 1e-3 (from scratch 3e-3); 'find': lr_find", elem_id="train-lr"
+        )
         bs = gr.Number(value=DEFAULT_BS, label="Batch size", precision=0, elem_id="train-bs")
         valid = gr.Slider(0, 50, value=20, step=1, label="Validation %")
     with gr.Row():

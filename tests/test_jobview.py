@@ -25,7 +25,9 @@ from otter.train import PRETRAINED_RECIPE, SCRATCH_RECIPE, TrainConfig, TrainErr
 
 def test_blank_settings_take_the_recipe_defaults():
     cfg = parse_settings(ARCH_DEFAULT, False, "", "", "", 32, 20)
-    assert cfg.arch == SCRATCH_RECIPE["arch"] and cfg.sizes == SCRATCH_RECIPE["sizes"] and cfg.lr is None
+    assert cfg.arch == SCRATCH_RECIPE["arch"] and cfg.sizes == SCRATCH_RECIPE["sizes"] and cfg.lr == SCRATCH_RECIPE["lr"]
+    assert parse_settings(ARCH_DEFAULT, True, "", "", "", 32, 20).lr == PRETRAINED_RECIPE["lr"]
+    assert parse_settings(ARCH_DEFAULT, True, "", "", "find", 32, 20).lr is None
     assert cfg.valid_pct == pytest.approx(0.2)
     cfg = parse_settings(ARCH_DEFAULT, True, " 64, 128 ", "2,3", "0.01", "16", 10)
     assert cfg.arch == PRETRAINED_RECIPE["arch"] and cfg.sizes == (64, 128) and cfg.epochs == (2, 3)
