@@ -57,6 +57,12 @@ def honesty_fallback(cv_file: Path, rows: list[dict]) -> dict:
     }
 
 
+def _is_recipe(run: dict, cfg: TrainConfig) -> bool:
+    """Whether a bench/recipe_search.py row's config is the recipe `cfg` trains (lists read as tuples)."""
+    keys = ("arch", "sizes", "epochs", "frozen_epochs", "lr", "freeze_bn", "mixup")
+    return all((tuple(run[k]) if isinstance(run.get(k), list) else run.get(k)) == getattr(cfg, k) for k in keys)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="../shared/otters")
@@ -65,12 +71,10 @@ def main() -> None:
     ap.add_argument("--precision", choices=PRECISION_CHOICES, default="auto")
     args = ap.parse_args()
     cv_file = Path(args.cv)
-    rows = [json.loads(line) for line in cv_file.read_text().splitlines() if line.strip()]
     cfg = TrainConfig(valid_pct=0.0, precision=args.precision)
-    for key in ("arch", "sizes", "epochs", "frozen_epochs", "lr"):  # the CV must have run the recipe shipped
-        want = getattr(cfg, key)
-        got = rows[0].get("config", {}).get(key, want)
-        assert (tuple(got) if isinstance(got, list) else got) == want, f"{cv_file} ran {key}={got}, the default is {want}"
+    rows = [r for r in map(json.loads, cv_file.read_text().splitlines()) if _is_recipe(r.get("config", {}), cfg)]
+    if not rows:
+        raise SystemExit(f"{cv_file} has no cross-validation of the default recipe {cfg}")
     t = time.time()
     result = train(
         args.data,

@@ -80,10 +80,14 @@ def test_default_pretrained_training_needs_no_network_and_learns_quickly(tmp_pat
     assert result.meta["metrics"]["accuracy"] == 1.0
     model, meta = load_model(result.model_dir)
     assert meta["arch"] == "efficientnet_lite0" and meta["normalize"] == {"mean": [0.5] * 3, "std": [0.5] * 3}
-    # The body started from the packaged weights: its stem still looks like them, not like a random init.
-    stem = backbones.imagenet_state_dict("efficientnet_lite0")["conv_stem.weight"]
+    # The body started from the packaged weights: its stem still looks like them, not like a random init; and the
+    # recipe kept its BatchNorm on ImageNet's statistics (freeze_bn), so those are the packaged ones exactly.
+    imagenet = backbones.imagenet_state_dict("efficientnet_lite0")
     trained = model[0].model.conv_stem.weight.float()
-    assert torch.nn.functional.cosine_similarity(stem.flatten(), trained.flatten(), dim=0) > 0.9
+    assert torch.nn.functional.cosine_similarity(imagenet["conv_stem.weight"].flatten(), trained.flatten(), dim=0) > 0.9
+    assert cfg.freeze_bn
+    for name in ("bn1.running_mean", "bn1.running_var", "bn2.running_mean", "blocks.3.0.bn2.running_var"):
+        assert torch.equal(model[0].model.get_buffer(name).float(), imagenet[name].float()), name
 
 
 def test_a_missing_weights_package_is_named(monkeypatch, tmp_path):
