@@ -149,7 +149,7 @@ def test_cli_audit_fine_tunes_the_shipped_imagenet_network_by_default(data_copy,
     assert (config["arch"], config["pretrained"], config["frozen_epochs"], config["sizes"]) == (
         "efficientnet_lite0",
         True,
-        1,
+        au.QUICK_PRETRAINED_RECIPE["frozen_epochs"],
         [32],
     )
     assert cli.main([*argv, "--sizes", "16", "--epochs", "1", "--no-pretrained"]) == 0
