@@ -38,6 +38,7 @@ FLIP = True  # average with the mirror image's embedding (bench/RESULTS.md: bett
 BATCH_SIZE = 32
 CACHE_DIR = Path(".otter") / "embeddings"
 FORMAT = 1  # bump when the file layout changes
+NOT_YET = "no embedding yet"  # Embeddings.failed's reason for an image not computed (compute_missing=False)
 
 _net_lock = threading.Lock()
 _nets: dict = {}  # device -> the loaded network; built once per process
@@ -46,13 +47,15 @@ _nets: dict = {}  # device -> the loaded network; built once per process
 @dataclass
 class Embeddings:
     """Vectors of the readable images of a data set, in `dataset.list_images` order (unreadable ones are in
-    `failed` with the reason). `computed` counts the vectors this call had to compute (0: all were cached)."""
+    `failed` with the reason). `hashes` has every listed image's SHA-256, unreadable ones too. `computed` counts
+    the vectors this call had to compute (0: all were cached)."""
 
     images: list[str]  # class/file
     sha256: list[str]
     vectors: np.ndarray  # len(images) x dim, float32
     failed: dict[str, str] = field(default_factory=dict)
     computed: int = 0
+    hashes: dict[str, str] = field(default_factory=dict)
 
     @property
     def labels(self) -> list[str]:
@@ -248,13 +251,17 @@ def embed_folder(
     cancel: threading.Event | None = None,
     flip: bool = FLIP,
     batch_size: int = BATCH_SIZE,
+    compute_missing: bool = True,
 ) -> Embeddings:
     """Embeddings of every image of a folder-per-class data set, from the cache where it has them.
 
     Only images whose bytes have no cached vector are computed (one per distinct content), in batches with
     `progress` and `cancel` as in `compute`; when cancelled, the vectors computed so far are saved before
-    TrainingCancelled is raised. The cache keeps exactly the current images' vectors."""
+    TrainingCancelled is raised. The cache keeps exactly the current images' vectors. With `compute_missing`
+    False nothing is computed (a quick read for views): images without a vector are in `failed` as NOT_YET."""
     data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise dataset.DatasetError(f"data folder {data_dir} does not exist")
     paths = dataset.list_images(data_dir)
     shas = [sha256_file(p) for p in paths]
     s = spec(flip)
@@ -266,6 +273,9 @@ def embed_folder(
             todo[sha] = p
     fresh: dict[str, np.ndarray] = {}
     failed_sha: dict[str, str] = {}
+    if todo and not compute_missing:
+        failed_sha = dict.fromkeys(todo, NOT_YET)
+        todo = {}
     if todo:
         todo_shas, todo_paths = list(todo), list(todo.values())
 
@@ -282,11 +292,12 @@ def embed_folder(
         failed_sha = {todo_shas[i]: reason for i, reason in failed.items()}
     current = set(shas)
     vectors = {k: v for k, v in (cached | fresh).items() if k in current}
-    if fresh or len(vectors) != len(cached) or not path.is_file():
+    if compute_missing and (fresh or len(vectors) != len(cached) or not path.is_file()):
         save_cache(path, s, vectors)
-    images, digests, rows, failed_images = [], [], [], {}
+    images, digests, rows, failed_images, hashes = [], [], [], {}, {}
     for p, sha in zip(paths, shas):
         image = dataset.rel(data_dir, p)
+        hashes[image] = sha
         if sha in vectors:
             images.append(image)
             digests.append(sha)
@@ -295,4 +306,4 @@ def embed_folder(
             failed_images[image] = failed_sha.get(sha, "not embedded")
     dim = rows[0].shape[0] if rows else 0
     arr = np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
-    return Embeddings(images, digests, arr, failed_images, computed=len(fresh))
+    return Embeddings(images, digests, arr, failed_images, computed=len(fresh), hashes=hashes)
