@@ -21,6 +21,7 @@ import json
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -245,6 +246,14 @@ def save_cache(path: Path, s: dict, vectors: dict[str, np.ndarray]) -> None:
             other.unlink(missing_ok=True)
 
 
+def _save_or_warn(path: Path, s: dict, vectors: dict[str, np.ndarray]) -> None:
+    """Save the cache; a data folder that cannot be written (read-only) only loses the cache, not the result."""
+    try:
+        save_cache(path, s, vectors)
+    except OSError as ex:
+        warnings.warn(f"cannot keep the embeddings in {path.parent} ({ex}); they will be computed again next time", stacklevel=3)
+
+
 def embed_folder(
     data_dir: os.PathLike | str,
     progress: Callable[[dict], None] | None = None,
@@ -287,13 +296,13 @@ def embed_folder(
             _, failed = compute(todo_paths, flip, progress, cancel, batch_size, done_batch=keep)
         except TrainingCancelled:
             if fresh:
-                save_cache(path, s, cached | fresh)
+                _save_or_warn(path, s, cached | fresh)
             raise
         failed_sha = {todo_shas[i]: reason for i, reason in failed.items()}
     current = set(shas)
     vectors = {k: v for k, v in (cached | fresh).items() if k in current}
     if compute_missing and (fresh or len(vectors) != len(cached) or not path.is_file()):
-        save_cache(path, s, vectors)
+        _save_or_warn(path, s, vectors)
     images, digests, rows, failed_images, hashes = [], [], [], {}, {}
     for p, sha in zip(paths, shas):
         image = dataset.rel(data_dir, p)

@@ -308,8 +308,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
                 review_move = gr.Button("Relabel", elem_id="review-relabel")
                 review_delete = gr.Button("Delete selected (to trash)", variant="stop")
             connect_review_explain = build_review_explain(ctx, review_model)  # where the model looked, per clicked image
-        with gr.Tab("Duplicates", id="duplicates"):
-            dups = build_duplicates(ctx)  # look-alike pairs and groups (otter.ui_lookalikes)
+        dups = build_duplicates(ctx)  # Duplicates: look-alike pairs and groups (otter.ui_lookalikes)
         with gr.Tab("Web search", id="web-search"):
             web = build_web_search(ctx, ctx.shared)
         build_suspects(ctx)  # Suspects: the audit's findings and a clickable confusion matrix (otter.ui_audit)

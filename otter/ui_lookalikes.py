@@ -37,8 +37,14 @@ def job_line(job: LookalikeJob | None) -> str:
 
 
 def build_duplicates_tab(ctx, wrap: Callable[[Callable], Callable] = lambda f: f) -> dict:
-    """Declare the Duplicates tab's contents inside the current `gr.Tab`; `ctx` is the app's AppContext. Returns
-    {"changed": [events after which images were moved to the trash]} so the caller refreshes its other views."""
+    """Declare the Duplicates tab inside the current `gr.Tabs`; `ctx` is the app's AppContext. Returns {"changed":
+    [events after which images were moved to the trash]} so the caller refreshes its other views. Opening the tab
+    shows the pairs from the embeddings computed so far (computing nothing)."""
+    with gr.Tab("Duplicates", id="duplicates") as tab:
+        return _build(ctx, wrap, tab)
+
+
+def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> dict:
     root = ctx.data_dir
     gr.Markdown(
         "**Look-alikes**: the same photo twice, cropped, mirrored, recoloured, re-encoded or blurred, found from what "
@@ -129,4 +135,12 @@ def build_duplicates_tab(ctx, wrap: Callable[[Callable], Callable] = lambda f: f
         clean_btn.click(wrap(clean), [groups], outputs, **private),
     ]
     different.click(act(lambda p: curate.not_duplicate(root, p)), [pair], outputs, **private)
+
+    def on_open(chosen):
+        job = LookalikeJob.current()
+        if job is not None and job.running:
+            return (job_line(job), *[gr.skip()] * 6, gr.Timer(active=True))
+        return (*view("", chosen), gr.Timer(active=False))
+
+    tab.select(wrap(on_open), [pair], [*outputs, timer], **private)
     return {"changed": changed}

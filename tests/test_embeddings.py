@@ -125,3 +125,13 @@ def test_unreadable_images_are_reported_and_copies_computed_once(small_data):
     a, b = result.images.index(dataset.rel(small_data, src)), result.images.index("sea/copy.jpg")
     assert np.array_equal(result.vectors[a], result.vectors[b])
     assert result.labels.count("sea") == 9
+
+
+def test_a_folder_that_cannot_keep_the_cache_still_gets_its_embeddings(small_data, monkeypatch):
+    def read_only(*args, **kwargs):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(emb, "save_cache", read_only)
+    with pytest.warns(UserWarning, match="cannot keep the embeddings"):
+        result = emb.embed_folder(small_data)
+    assert result.computed == 16 and result.vectors.shape == (16, 1280)
