@@ -140,7 +140,7 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> dict:
         job = LookalikeJob.current()
         if job is not None and job.running:
             return (job_line(job), *[gr.skip()] * 6, gr.Timer(active=True))
-        return (*view("", chosen), gr.Timer(active=False))
+        return (*view("", chosen), gr.skip())  # a search started meanwhile keeps its timer
 
     tab.select(wrap(on_open), [pair], [*outputs, timer], **private)
     return {"changed": changed}
