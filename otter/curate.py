@@ -203,20 +203,25 @@ def duplicate_images(table: pd.DataFrame) -> list[str]:
 
 
 def trash_duplicates(root: os.PathLike | str, table: pd.DataFrame) -> str:
-    """Move every group's extras to the trash (the first image of each group stays)."""
+    """Move the extras of every group of exact copies to the trash (the first image of each group stays).
+    Look-alike groups are left alone: they can join different photos of one scene, so they are checked pair
+    by pair (`trash_lookalike`)."""
     if table is None or table.empty:
-        return "No duplicate groups to clean: press Find duplicates first."
+        return "No duplicate groups to clean: press Find look-alikes first."
+    exact = table[table["kind"] == "exact"]
     moved, failed = 0, []
-    for _, row in table.iterrows():
+    for _, row in exact.iterrows():
         for extra in [e.strip() for e in str(row["extras"]).split(",") if e.strip()]:
             try:
-                dataset.move_to_trash(root, extra, reason=f"{row['kind']} duplicate of {row['keep']}")
+                dataset.move_to_trash(root, extra, reason=f"exact duplicate of {row['keep']}")
                 moved += 1
             except ACTION_ERRORS as ex:
                 failed.append(f"{extra} ({ex})")
-    msg = f"Moved {moved} duplicate{'s' if moved != 1 else ''} to the trash (one image of each group kept)"
+    msg = f"Moved {moved} exact cop{'ies' if moved != 1 else 'y'} to the trash (one image of each group kept)"
     if failed:
         msg += "; skipped " + "; ".join(failed[:5])
+    if len(exact) < len(table):
+        msg += ". Look-alike groups are not trashed in bulk: check them pair by pair above"
     return msg + ". Restore from the Trash view if needed."
 
 

@@ -64,10 +64,14 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> dict:
         trash_left = gr.Button("Trash left", variant="stop", elem_id="dup-trash-left")
         trash_right = gr.Button("Trash right", variant="stop", elem_id="dup-trash-right")
         different = gr.Button("Not a duplicate", elem_id="dup-different")
-    gr.Markdown("**Groups**: exact copies (same bytes) and look-alikes. *Trash the extras* keeps the first of each group.")
+    gr.Markdown(
+        "**Groups**: exact copies (same bytes) and look-alikes. *Trash the extra copies* moves all but the first "
+        "file of each group of exact copies to the trash; look-alikes are checked pair by pair above (on a small "
+        "data set, different photos of one scene can score as look-alikes)."
+    )
     groups = gr.Dataframe(interactive=False, label="Groups", elem_id="dup-groups")
     grid = gr.Gallery(columns=6, height=320, allow_preview=True, label="The groups' images (kept one first)")
-    clean_btn = gr.Button("Trash the extras", variant="stop", elem_id="dup-clean")
+    clean_btn = gr.Button("Trash the extra copies", variant="stop", elem_id="dup-clean")
     pair = gr.State(None)  # (left, right) of the clicked pair
     timer = gr.Timer(POLL_SECONDS, active=False)
 
