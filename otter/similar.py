@@ -37,7 +37,7 @@ NEIGHBOURS = 3  # an image's usual similarity: the mean over this many neighbour
 GAP = 0.12  # a drop in similarity this large after an image's nearest few neighbours marks those as its copies
 MAX_COPIES = 7  # at most this many look-alikes of one image are skipped when measuring its usual similarity
 CANDIDATES = 12  # neighbours kept per image (>= MAX_COPIES + 1 + NEIGHBOURS); pairs are looked for among them
-BLOCK_ROWS = 512  # rows of the similarity matrix computed at once: 512 x 20,000 floats = 40 MB
+BLOCK_ROWS = 256  # rows of the similarity matrix computed at once: 256 x 20,000 floats = 20 MB
 NOT_DUPLICATES_JSON = "not_duplicates.json"
 
 
@@ -63,8 +63,9 @@ def nearest(
         hi = min(lo + block, n)
         s = vectors[lo:hi] @ vectors.T
         s[np.arange(hi - lo), np.arange(lo, hi)] = -np.inf  # not its own neighbour
-        top = np.argpartition(-s, m - 1, axis=1)[:, :m]
-        top_s = np.take_along_axis(s, top, axis=1)
+        np.negative(s, out=s)  # in place: argpartition finds the smallest
+        top = np.argpartition(s, m - 1, axis=1)[:, :m]
+        top_s = -np.take_along_axis(s, top, axis=1)
         order = np.argsort(-top_s, axis=1, kind="stable")
         idx[lo:hi] = np.take_along_axis(top, order, axis=1)
         sims[lo:hi] = np.take_along_axis(top_s, order, axis=1)
