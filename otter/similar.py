@@ -32,9 +32,10 @@ from . import dataset, manifest
 from .embeddings import Embeddings, embed_folder
 from .jobs import BackgroundJob, TrainingCancelled
 
-NEAR_SCORE = 0.20  # bench/lookalikes.py: 8.7 of 10 edited copies and all 4-version photos grouped, 3-5 other groups
+NEAR_SCORE = 0.20  # bench/lookalikes.py: 8.3 of 10 edited copies and all 4-version photos grouped, 3-4 other groups
 NEIGHBOURS = 3  # an image's usual similarity: the mean over this many neighbours after its copies (`_usual`)
-GAP = 0.12  # a drop in similarity this large after an image's nearest few neighbours marks those as its copies
+COPY_SIMILARITY = 0.85  # centred cosine from which a neighbour counts as an image's copy in `_usual` (versions of
+# one photo: 0.86-0.98; different shots of one scene: about 0.7; an image's nearest other photo: 0.45, 0.67 at the 90th centile)
 MAX_COPIES = 7  # at most this many look-alikes of one image are skipped when measuring its usual similarity
 CANDIDATES = 12  # neighbours kept per image (>= MAX_COPIES + 1 + NEIGHBOURS); pairs are looked for among them
 BLOCK_ROWS = 256  # rows of the similarity matrix computed at once: 256 x 20,000 floats = 20 MB
@@ -74,16 +75,16 @@ def nearest(
 
 def _usual(sims: np.ndarray) -> np.ndarray:
     """Each image's usual similarity, from its neighbours' similarities (n x m, most similar first): the mean over
-    NEIGHBOURS neighbours after its copies. Its copies are the neighbours before the largest drop in similarity
-    among its first MAX_COPIES + 1, when that drop is at least GAP; otherwise only the nearest is skipped (it may
-    be a copy too faint to stand out). So a photo saved four times over is not made to look ordinary by its own
-    copies."""
+    NEIGHBOURS neighbours after its copies. Its copies are its nearest neighbours at COPY_SIMILARITY or more (at
+    most MAX_COPIES); the very nearest is skipped in any case (it may be a copy too faint to be that close). So a
+    photo saved four times over is not made to look ordinary by its own copies, while a burst of different shots
+    of one scene (less alike than that) still is."""
     n, m = sims.shape
     if m < 2:
         return np.zeros(n, dtype=np.float32)
     span = min(MAX_COPIES, m - 1)
-    drops = sims[:, :span] - sims[:, 1 : span + 1]
-    skip = np.where(drops.max(axis=1) >= GAP, drops.argmax(axis=1) + 1, 1)
+    close = np.cumprod(sims[:, :span] >= COPY_SIMILARITY, axis=1).sum(axis=1)  # leading neighbours that close
+    skip = np.maximum(close, 1)
     cols = skip[:, None] + np.arange(NEIGHBOURS)[None, :]
     valid = cols < m
     picked = np.take_along_axis(sims, np.minimum(cols, m - 1), axis=1)
