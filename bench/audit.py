@@ -1,8 +1,10 @@
-"""Does the audit find planted label errors? Flip 10 labels of a copy of the sample photos and compare two rankings.
+"""Does the fine-tuning audit find planted label errors? Flip 10 labels of a copy of the sample photos and compare two rankings.
 
     python bench/audit.py [--data ../shared/otters] [--folds 5] [--flips 10] [--seed 0]
 
-1. The audit (otter.audit): k-fold out-of-fold probabilities ranked by cleanlab.
+(The default audit, heads on embeddings, is measured by bench/audit_embeddings.py.)
+
+1. The audit with `method="finetune"` (otter.audit): k-fold out-of-fold probabilities ranked by cleanlab.
 2. The original method, as fastai's ImageClassifierCleaner ranks: the top losses of ONE model trained on an
    80/20 split (the same quick recipe), over both its splits (otter.train.train's meta["review"]).
 
@@ -87,6 +89,7 @@ def main() -> None:
             folds=args.folds,
             seed=args.seed,
             config=cfg,
+            method="finetune",
             models_dir=Path(tmp) / "models",
             progress=lambda e: (
                 e["type"] == "fold" and print(f"  fold {e['fold']}/{e['folds']} {time.monotonic() - t:.0f}s", flush=True)

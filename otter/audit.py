@@ -1,11 +1,16 @@
 """Find the data's mistakes: rank every image by how likely its label is wrong (confident learning).
 
 A model that trained on an image has memorised its label, so its loss says little about that image. The
-audit trains k models on k stratified folds (`crossval.out_of_fold`) so that every image is scored by a
-model that never saw it, then asks cleanlab (Northcutt et al., "Confident Learning", JAIR 2021) for a
-label-quality score per image and for the set of likely label errors (it also estimates how many to flag).
-Byte-identical copies filed under two classes are certain conflicts and come first; look-alikes
-(perceptual hash) across classes come next.
+audit scores every image by models that never saw it (out-of-fold), then asks cleanlab (Northcutt et al.,
+"Confident Learning", JAIR 2021) for a label-quality score per image and for the set of likely label errors
+(it also estimates how many to flag). Two ways to get the out-of-fold probabilities:
+
+- "embeddings" (the default): logistic-regression heads on the pretrained network's embeddings
+  (`otter.embeddings`, cached, so a second audit takes seconds; `otter.heads`);
+- "finetune": k networks fine-tuned (or trained from scratch) on k stratified folds (`crossval.out_of_fold`).
+
+Byte-identical copies filed under two classes are certain conflicts and come first; look-alikes across
+classes (`otter.similar`, from the same embeddings) come next.
 
 The result is saved beside the data (`<data>/.otter/audit.csv` + `audit.json`) with a fingerprint of the
 data set, so the app shows the last audit at once and can say when the data changed since. Images the
@@ -24,20 +29,26 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import dataset
+from . import dataset, heads, similar
 from .config import models_dir as default_models_dir
-from .jobs import BackgroundJob
-from .train import TrainConfig, TrainError, collect_items, training_lock
+from .embeddings import Embeddings, embed_folder
+from .jobs import BackgroundJob, TrainError, training_lock
+
+if TYPE_CHECKING:  # train imports torch and fastai: an audit on cached embeddings never needs them
+    from .train import TrainConfig
 
 STATE_DIR = ".otter"
 AUDIT_CSV = "audit.csv"
 AUDIT_JSON = "audit.json"
 KEEP_JSON = "keep.json"
 
-# The quick recipe: the default from-scratch architecture on a shorter schedule, so that 5 folds of ~250
+METHODS = ("embeddings", "finetune")
+DEFAULT_METHOD = "embeddings"
+# For --method finetune. The quick recipe: the default from-scratch architecture on a shorter schedule, so that 5 folds of ~250
 # images take about 5 minutes on 2 CPU cores (bench/audit.py, bench/RESULTS.md).
 QUICK_RECIPE = {"arch": "xresnet18", "pretrained": False, "sizes": (64, 128), "epochs": (10, 8), "mixup": 0.2}
 # The default: with ImageNet weights (efficientnet_lite0's ship in a package, so this works offline) transfer
@@ -46,7 +57,6 @@ QUICK_RECIPE = {"arch": "xresnet18", "pretrained": False, "sizes": (64, 128), "e
 QUICK_PRETRAINED_RECIPE = {"arch": "efficientnet_lite0", "pretrained": True, "sizes": (160,), "epochs": (2,), "frozen_epochs": 2}
 DEFAULT_FOLDS = 5
 SCORE_METHOD = "self_confidence"  # cleanlab's score: the out-of-fold probability of the given label
-NEAR_DISTANCE = 4  # pHash bits; dataset.find_duplicates' default
 
 # Order of the reasons in the ranking: certain conflicts first.
 REASONS = ("duplicate", "near-duplicate", "label")
@@ -58,8 +68,10 @@ class AuditError(TrainError):
 
 
 def quick_config(**overrides) -> TrainConfig:
-    """The audit's training recipe (QUICK_PRETRAINED_RECIPE, or QUICK_RECIPE from scratch when `pretrained=False`),
-    with any TrainConfig field overridden."""
+    """The fine-tuning audit's training recipe (QUICK_PRETRAINED_RECIPE, or QUICK_RECIPE from scratch when
+    `pretrained=False`), with any TrainConfig field overridden."""
+    from .train import TrainConfig
+
     return TrainConfig(**(quick_recipe(overrides.get("pretrained", True)) | overrides))
 
 
@@ -136,13 +148,9 @@ def is_stale(data_dir: os.PathLike | str, result: AuditResult) -> bool:
     return result.meta.get("fingerprint") != fingerprint(data_dir)
 
 
-def _sha256s(data_dir: Path, items: list[Path]) -> list[str]:
-    return [hashlib.sha256(p.read_bytes()).hexdigest() for p in items]
-
-
-def _conflicts(data_dir: Path) -> dict[str, tuple[str, list[str]]]:
+def _conflicts(data_dir: Path, emb: Embeddings) -> dict[str, tuple[str, list[str]]]:
     """{class/file: (reason, the other images)} for copies and look-alikes filed under different classes."""
-    groups = dataset.find_duplicates(data_dir, near_distance=NEAR_DISTANCE)
+    groups = similar.groups(emb, data_dir)
     out: dict[str, tuple[str, list[str]]] = {}
     for reason, key in (("duplicate", "exact"), ("near-duplicate", "near")):
         for group in groups[key]:
@@ -185,6 +193,26 @@ def _is_kept(keep: dict, sha: str, label: str) -> bool:
 # ---------------------------------------------------------------------------------------------- audit
 
 
+def _labels(data_dir: Path, emb: Embeddings) -> list[str]:
+    """The classes that have images, in folder order; clear errors for sets that cannot be audited."""
+    if not data_dir.is_dir():
+        raise AuditError(
+            f"data folder {data_dir} does not exist; collect images in the Curate tab or with `python -m otter scrape`"
+        )
+    if emb.failed:
+        image, reason = next(iter(emb.failed.items()))
+        more = f" (and {len(emb.failed) - 1} more)" if len(emb.failed) > 1 else ""
+        raise AuditError(f"{image}{more}: {reason}; run `python -m otter verify` to move broken files to the trash")
+    counts = {c: emb.labels.count(c) for c in dataset.list_classes(data_dir)}
+    classes = [c for c, n in counts.items() if n > 0]
+    if len(classes) < 2:
+        found = ", ".join(f"{c} ({n})" for c, n in counts.items()) or "none"
+        raise AuditError(f"an audit needs at least two classes with images in {data_dir} (found: {found})")
+    if min(counts[c] for c in classes) < 2:
+        raise AuditError("every class needs at least 2 images for an audit")
+    return classes
+
+
 def audit(
     data_dir: os.PathLike | str,
     folds: int = DEFAULT_FOLDS,
@@ -194,47 +222,65 @@ def audit(
     cancel: threading.Event | None = None,
     models_dir: os.PathLike | str | None = None,
     save: bool = True,
+    method: str = DEFAULT_METHOD,
 ) -> AuditResult:
     """Score every image of a folder-per-class data set by k-fold out-of-fold predictions and save the result.
 
-    Holds the training lock of `models_dir` (default: the models folder), so an audit and a training job
-    never compete for the CPU. `progress` receives training's events plus "fold", "folds", overall
-    "progress" (0..1) and "eta"; setting `cancel` stops within one batch (raises TrainingCancelled)."""
+    `method` "embeddings" (default): heads on the cached embeddings (`config` is not used); "finetune": k networks
+    trained with `config` (default `quick_config()`). Holds the training lock of `models_dir` (default: the models
+    folder), so an audit and a training job never compete for the CPU. `progress` receives {"type": "embed"} events
+    while embeddings are computed, training's events plus "fold" and "folds" when fine-tuning, all with overall
+    "progress" (0..1), "eta" and a "stage"; setting `cancel` stops within one batch (raises TrainingCancelled)."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
-    from .crossval import out_of_fold
-
-    data_dir = Path(data_dir)
-    cfg = config or quick_config()
-    cfg.check()
-    emit = progress or (lambda e: None)
-    start = time.monotonic()
-    items, labels, classes = collect_items(data_dir)
+    if method not in METHODS:
+        raise AuditError(f"unknown audit method {method!r}; choose one of {', '.join(METHODS)}")
     if folds < 2:
         raise AuditError("an audit needs at least 2 folds")
-    smallest = min(labels.count(c) for c in classes)
-    if smallest < 2:
-        raise AuditError("every class needs at least 2 images for an audit")
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise AuditError(
+            f"data folder {data_dir} does not exist; collect images in the Curate tab or with `python -m otter scrape`"
+        )
+    cfg = (config or quick_config()) if method == "finetune" else None
+    if cfg is not None:
+        cfg.check()
+    emit = progress or (lambda e: None)
+    share = 0.9 if method == "embeddings" else 1.0  # of the progress bar: the heads take seconds, training minutes
+
+    def embed_event(e: dict) -> None:
+        stage = f"computing embeddings ({e['done']}/{e['total']} new images)"
+        emit(e | {"stage": stage, "progress": share * e["progress"] if method == "embeddings" else e["progress"]})
+
+    start = time.monotonic()
     before = fingerprint(data_dir)
     with training_lock(models_dir or default_models_dir()):
-        emit({"type": "stage", "stage": "checking for duplicates", "progress": 0.0, "eta": None})
-        shas = _sha256s(data_dir, items)
-        conflicts = _conflicts(data_dir)
-        emit({"type": "stage", "stage": f"training {folds} models", "progress": 0.0, "eta": None})
-        probs = out_of_fold(items, labels, classes, cfg, folds=folds, seed=seed, on_event=emit, cancel=cancel)
+        emit({"type": "stage", "stage": "reading the images", "progress": 0.0, "eta": None})
+        emb = embed_folder(data_dir, progress=embed_event, cancel=cancel)
+        classes = _labels(data_dir, emb)
+        labels = emb.labels
+        conflicts = _conflicts(data_dir, emb)
+        if method == "embeddings":
+            emit({"type": "stage", "stage": f"fitting {folds}-fold heads", "progress": share, "eta": None})
+            probs = heads.out_of_fold(emb.vectors, labels, classes, folds=folds, seed=seed, cancel=cancel)
+        else:
+            from .crossval import out_of_fold
+
+            emit({"type": "stage", "stage": f"training {folds} models", "progress": 0.0, "eta": None})
+            items = [data_dir / image for image in emb.images]
+            probs = out_of_fold(items, labels, classes, cfg, folds=folds, seed=seed, on_event=emit, cancel=cancel)
     y = np.array([classes.index(lbl) for lbl in labels])
     scores = get_label_quality_scores(y, probs, method=SCORE_METHOD)
     # cleanlab estimates how many labels are wrong from the confident joint and flags that many.
     issues = find_label_issues(y, probs, filter_by="prune_by_noise_rate", n_jobs=1)
     keep = kept(data_dir)
     rows = []
-    for i, p in enumerate(items):
-        image = dataset.rel(data_dir, p)
+    for i, image in enumerate(emb.images):
         reason, same_as = conflicts.get(image, (None, []))
         if reason is None and issues[i]:
             reason = "label"
-        is_kept = _is_kept(keep, shas[i], labels[i])
+        is_kept = _is_kept(keep, emb.sha256[i], labels[i])
         rows.append(
             {
                 "image": image,
@@ -245,7 +291,7 @@ def audit(
                 "reason": None if is_kept else reason,
                 "kept": is_kept,
                 "same_as": same_as,
-                "sha256": shas[i],
+                "sha256": emb.sha256[i],
                 "probs": [float(x) for x in probs[i]],
             }
         )
@@ -255,12 +301,15 @@ def audit(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.monotonic() - start, 1),
         "data_dir": str(data_dir.resolve()),
-        "n_images": len(items),
+        "n_images": len(rows),
+        "method": method,
         "folds": folds,
         "seed": seed,
-        "config": asdict(cfg),
+        "config": asdict(cfg) if cfg is not None else None,
+        "heads": {"model": "logistic regression", "C": heads.C, "repeats": heads.REPEATS} if cfg is None else None,
+        "embeddings_computed": emb.computed,
         "score_method": SCORE_METHOD,
-        "near_distance": NEAR_DISTANCE,
+        "near_score": similar.NEAR_SCORE,
         "accuracy": result.accuracy(),
         "n_flagged": len(result.flagged),
         # The data changed while the audit ran: keep the fingerprint of what was audited, so it reads as stale.
@@ -420,10 +469,11 @@ class AuditJob(BackgroundJob):
         config: TrainConfig | None = None,
         models_dir: os.PathLike | str | None = None,
         on_done: Callable[[AuditJob], None] | None = None,
+        method: str = DEFAULT_METHOD,
     ):
         super().__init__(on_done)
         self.data_dir, self.folds, self.seed, self.config = Path(data_dir), folds, seed, config
-        self.models_dir = models_dir
+        self.models_dir, self.method = models_dir, method
         self.result: AuditResult | None = None
 
     def work(self) -> AuditResult:
@@ -435,4 +485,5 @@ class AuditJob(BackgroundJob):
             progress=self.events.append,
             cancel=self._cancel,
             models_dir=self.models_dir,
+            method=self.method,
         )

@@ -25,13 +25,16 @@ def status_markdown(data_dir: os.PathLike | str, result: AuditResult | None, job
         lines.append(f"⚠️ {job.error}")
     if result is None:
         lines.append(
-            "No audit yet. **Run audit** trains a few quick models, each on part of the data, so that every image is "
-            "judged by a model that never saw it; it takes a few minutes."
+            "No audit yet. **Run audit** judges every image by models that never saw it (each trained on the other "
+            "images' embeddings, as the pretrained network sees them); the first audit computes the embeddings, "
+            "about a minute per 250 images on 2 CPU cores, later ones take seconds."
         )
         return "\n\n".join(lines)
     m = result.meta
     acc = result.accuracy()
     acc_text = f", {m.get('folds')}-fold out-of-fold accuracy {acc:.1%}" if acc is not None else ""
+    if m.get("method") == "finetune":
+        acc_text += " (fine-tuned networks)"
     created = str(m.get("created", "?")).replace("T", " ")[:16]
     lines.append(f"Last audit {created} UTC: {len(result.rows)} images, **{len(result.flagged)} suspects**{acc_text}.")
     if is_stale(data_dir, result):
@@ -41,8 +44,11 @@ def status_markdown(data_dir: os.PathLike | str, result: AuditResult | None, job
 
 def job_line(job: AuditJob) -> str:
     last = next((e for e in reversed(job.events) if "progress" in e), {})
-    fold = f"model {last['fold']} of {last['folds']} · " if "fold" in last else ""
-    return f"Auditing: {fold}{100 * float(last.get('progress') or 0):.0f}% · about {_fmt_time(last.get('eta'))} left"
+    if "fold" in last:
+        doing = f"model {last['fold']} of {last['folds']} · "
+    else:
+        doing = f"{last['stage']} · " if last.get("stage") else ""
+    return f"Auditing: {doing}{100 * float(last.get('progress') or 0):.0f}% · about {_fmt_time(last.get('eta'))} left"
 
 
 def suspects(result: AuditResult | None, cls: str | None = None) -> list[dict]:

@@ -196,12 +196,33 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _embed_progress(on_other=None):
+    """Progress of computing embeddings on stderr: a live line on a terminal, else a line every 10%."""
+    shown = [-1]
+
+    def show(e: dict) -> None:
+        if e["type"] != "embed":
+            if on_other is not None:
+                on_other(e)
+            return
+        done, total = e["done"], e["total"]
+        line = f"embeddings: {done}/{total} new images  eta {_fmt_eta(e['eta'])}"
+        if sys.stderr.isatty():
+            print(f"\r  {line}  ", end="" if done < total else "\n", file=sys.stderr)
+        elif done == total or int(10 * done / max(total, 1)) > shown[0]:
+            shown[0] = int(10 * done / max(total, 1))
+            print(f"  {line}", file=sys.stderr)
+
+    return show
+
+
 def cmd_verify(args) -> int:
-    from .dataset import find_duplicates, verify_folder
+    from .dataset import verify_folder
+    from .similar import find_duplicates
 
     data = config.data_dir(args.data)
     report = verify_folder(data)
-    dups = find_duplicates(data)
+    dups = find_duplicates(data, progress=_embed_progress())
     if args.json:
         print(json.dumps(report | {"duplicates": dups}))
         return 0
@@ -306,11 +327,15 @@ def cmd_download(args) -> int:
 def cmd_audit(args) -> int:
     from .audit import audit, quick_config, quick_recipe
 
-    overrides = {"pretrained": args.pretrained}
+    finetune = args.method == "finetune"
+    if not finetune and (args.sizes or args.epochs or args.pretrained is not None):
+        raise CliError("--sizes, --epochs and --pretrained/--no-pretrained set the networks of --method finetune")
+    pretrained = args.pretrained is not False
+    overrides = {"pretrained": pretrained}
     if args.sizes:
         overrides["sizes"] = args.sizes
         if not args.epochs:
-            overrides["epochs"] = quick_recipe(args.pretrained)["epochs"][0]
+            overrides["epochs"] = quick_recipe(pretrained)["epochs"][0]
     if args.epochs:
         overrides["epochs"] = args.epochs if len(args.epochs) > 1 else args.epochs[0]
     data = config.data_dir(args.data)
@@ -326,15 +351,24 @@ def cmd_audit(args) -> int:
             last_line[0] = time.monotonic()
             print(f"\r  {100 * e['progress']:.0f}%  eta {_fmt_eta(e['eta'])}  ", end="", file=sys.stderr)
 
-    cfg = quick_config(**overrides)
-    result = audit(data, folds=args.folds, seed=args.seed, config=cfg, progress=show, models_dir=args.models)
+    cfg = quick_config(**overrides) if finetune else None
+    result = audit(
+        data,
+        folds=args.folds,
+        seed=args.seed,
+        config=cfg,
+        progress=_embed_progress(show),
+        models_dir=args.models,
+        method=args.method,
+    )
     if args.json:
         keys = ("image", "label", "suggested", "score", "flagged", "reason")
         print(json.dumps([{k: r[k] for k in keys} for r in result.rows]))
         return 0
     acc = result.meta["accuracy"]
     print(
-        f"audited {len(result.rows)} images in {result.meta['seconds']:.0f}s ({args.folds}-fold out-of-fold accuracy "
+        f"audited {len(result.rows)} images in {result.meta['seconds']:.0f}s ({args.folds}-fold out-of-fold accuracy of the "
+        f"{'fine-tuned networks' if finetune else 'heads on the embeddings'} "
         f"{acc:.3f}); {len(result.flagged)} flagged, most suspect first (paths relative to {data}):"
     )
     for r in result.flagged:
@@ -491,7 +525,7 @@ examples:
 
     v = sub.add_parser(
         "verify",
-        help="decode every image, trash broken ones, list duplicates",
+        help="decode every image, trash broken ones, list exact copies and look-alikes (from the embeddings)",
         epilog="example:\n  python -m otter verify --data data",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -548,27 +582,35 @@ examples:
         help="find likely label mistakes and cross-class duplicates (k-fold out-of-fold predictions)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="""examples:
-  python -m otter audit --data ../shared/otters
+  python -m otter audit --data ../shared/otters          # heads on cached embeddings: a minute first, then seconds
   python -m otter audit --folds 3 --json > suspects.json     # every image, most suspect first
-  python -m otter audit --no-pretrained                       # from-scratch xresnet18 models (slower, rougher)
-  python -m otter audit --sizes 32 --epochs 3 --folds 2      # a rough audit in seconds""",
+  python -m otter audit --method finetune                    # fine-tune 5 EfficientNet-Lite0 networks (minutes)
+  python -m otter audit --method finetune --no-pretrained    # from-scratch xresnet18 networks (slower, rougher)
+  python -m otter audit --method finetune --sizes 32 --epochs 3 --folds 2   # a rough fine-tuned audit""",
     )
     au.add_argument("--data", help="data set folder (default: $OTTER_DATA_DIR or ./data)")
     au.add_argument("--models", help="models folder whose training lock the audit holds (default: $OTTER_MODELS_DIR or ./models)")
     au.add_argument("--folds", type=int, default=5, help="number of cross-validation folds (models trained)")
     au.add_argument("--seed", type=int, default=0, help="seed of the fold split and of training")
     au.add_argument(
+        "--method",
+        choices=("embeddings", "finetune"),
+        default="embeddings",
+        help="embeddings (default): logistic-regression heads on the pretrained network's cached embeddings; "
+        "finetune: train one network per fold (minutes)",
+    )
+    au.add_argument(
         "--pretrained",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="audit with EfficientNet-Lite0 models fine-tuned from ImageNet weights (the default; shipped, works offline; "
-        "far more accurate models, so a better ranking); --no-pretrained: xresnet18 from scratch",
+        default=None,
+        help="with --method finetune: EfficientNet-Lite0 networks fine-tuned from ImageNet weights (the default; shipped, "
+        "works offline); --no-pretrained: xresnet18 from scratch",
     )
     au.add_argument(
-        "--sizes", type=_ints, default=None, help="image sizes of the audit recipe (default 128; from scratch 64,128)"
+        "--sizes", type=_ints, default=None, help="with --method finetune: image sizes (default 128; from scratch 64,128)"
     )
     au.add_argument(
-        "--epochs", type=_ints, default=None, help="epochs per size of the audit recipe (default 3; from scratch 10,8)"
+        "--epochs", type=_ints, default=None, help="with --method finetune: epochs per size (default 3; from scratch 10,8)"
     )
     au.add_argument(
         "--json",
@@ -585,6 +627,7 @@ EXTRA_COMMANDS = []  # (module, function) pairs that add their own sub-commands;
 # Failures that end a command with a one-line message, by module. Looked up when one is raised, from the
 # modules already imported: a command that never loads the model code (download, scrape) never imports torch.
 EXPECTED_ERRORS = {
+    "otter.backbones": "BackboneError",
     "otter.dataset": "DatasetError",
     "otter.evaluate": "EvaluateError",
     "otter.images": "InvalidImage",

@@ -16,25 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .heads import fold_indices
 from .images import InvalidImage, load_image
 from .train import TrainConfig, TrainError, _Run, clear_cache, fit_recipe, predict_items
-
-
-def fold_indices(labels: list[str], folds: int, seed: int = 0) -> list[list[int]]:
-    """Validation indices of each fold of a stratified k-fold split (shuffled with `seed`)."""
-    from sklearn.model_selection import StratifiedKFold
-
-    if folds < 2:
-        raise TrainError("need at least 2 folds")
-    if folds > len(labels):
-        raise TrainError(f"need at least as many images as folds ({len(labels)} images, {folds} folds)")
-    # StratifiedKFold warns when a class has fewer images than folds; it still gives every image one fold.
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-        return [list(map(int, v)) for _, v in skf.split(np.zeros(len(labels)), labels)]
 
 
 def shrink_copy(items: list[Path], size: int, dest: os.PathLike | str) -> list[Path]:

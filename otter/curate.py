@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import dataset, intake
+from . import dataset, intake, similar
 from .confusion import cell_at, confusion_frame
 from .dataset import DatasetError
 from .images import InvalidImage
@@ -184,9 +184,10 @@ def review_cell(meta: dict | None, index) -> tuple[str, str] | None:
 # ---------------------------------------------------------------------------------------- duplicates
 
 
-def duplicates_table(root: os.PathLike | str, near_distance: int = 4) -> pd.DataFrame:
-    """One row per duplicate group: kind (exact/near), the image kept, the extras to trash."""
-    groups = dataset.find_duplicates(root, near_distance=near_distance)
+def duplicates_table(root: os.PathLike | str, groups: dict | None = None) -> pd.DataFrame:
+    """One row per duplicate group: kind (exact/near), the image kept, the extras to trash. `groups` as
+    `similar.groups` gives them; computed (embeddings included) when not given."""
+    groups = groups if groups is not None else similar.find_duplicates(root)
     rows = [
         {"kind": kind, "keep": g[0], "extras": ", ".join(g[1:]), "n": len(g)} for kind in ("exact", "near") for g in groups[kind]
     ]
@@ -202,18 +203,99 @@ def duplicate_images(table: pd.DataFrame) -> list[str]:
 
 
 def trash_duplicates(root: os.PathLike | str, table: pd.DataFrame) -> str:
-    """Move every group's extras to the trash (the first image of each group stays)."""
+    """Move the extras of every group of exact copies to the trash (the first image of each group stays).
+    Look-alike groups are left alone: they can join different photos of one scene, so they are checked pair
+    by pair (`trash_lookalike`)."""
     if table is None or table.empty:
-        return "No duplicate groups to clean: press Find duplicates first."
+        return "No duplicate groups to clean: press Find look-alikes first."
+    exact = table[table["kind"] == "exact"]
     moved, failed = 0, []
-    for _, row in table.iterrows():
+    for _, row in exact.iterrows():
         for extra in [e.strip() for e in str(row["extras"]).split(",") if e.strip()]:
             try:
-                dataset.move_to_trash(root, extra, reason=f"{row['kind']} duplicate of {row['keep']}")
+                dataset.move_to_trash(root, extra, reason=f"exact duplicate of {row['keep']}")
                 moved += 1
             except ACTION_ERRORS as ex:
                 failed.append(f"{extra} ({ex})")
-    msg = f"Moved {moved} duplicate{'s' if moved != 1 else ''} to the trash (one image of each group kept)"
+    msg = f"Moved {moved} exact cop{'ies' if moved != 1 else 'y'} to the trash (one image of each group kept)"
     if failed:
         msg += "; skipped " + "; ".join(failed[:5])
+    if len(exact) < len(table):
+        msg += ". Look-alike groups are not trashed in bulk: check them pair by pair above"
     return msg + ". Restore from the Trash view if needed."
+
+
+# ---------------------------------------------------------------------------------------- look-alikes
+
+PAIRS_SHOWN = 100  # most similar pairs listed in Curate › Duplicates
+PAIR_COLUMNS = ["left", "left class", "right", "right class", "score", "look-alike"]
+
+
+def lookalike_views(root: os.PathLike | str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """(pairs table, groups table, a line on what is missing) from the cached embeddings only: images without
+    an embedding yet are left out (the app's Find look-alikes computes them first)."""
+    from .embeddings import NOT_YET, embed_folder
+
+    emb = embed_folder(root, compute_missing=False)
+    missing = sum(reason == NOT_YET for reason in emb.failed.values())
+    note = f"{missing} image{'s' if missing != 1 else ''} not searched yet: press Find look-alikes." if missing else ""
+    return pairs_table(similar.pairs(emb, root)), duplicates_table(root, similar.groups(emb, root)), note
+
+
+def pairs_table(pairs: list[dict], limit: int = PAIRS_SHOWN) -> pd.DataFrame:
+    """The most similar pairs as `similar.pairs` gives them: look-alikes first and, among them and among the rest,
+    pairs filed under different classes first (one of the two is mislabelled, or both are the same photo),
+    then the highest score."""
+    rows = [
+        {
+            "left": p["a"],
+            "left class": p["a"].split("/", 1)[0],
+            "right": p["b"],
+            "right class": p["b"].split("/", 1)[0],
+            "score": round(p["score"], 2),
+            "look-alike": "yes" if p["lookalike"] else "",
+        }
+        for p in pairs
+    ]
+    rows.sort(key=lambda r: (r["look-alike"] != "yes", r["left class"] == r["right class"], -r["score"]))
+    return pd.DataFrame(rows[:limit], columns=PAIR_COLUMNS)
+
+
+def pair_at(table: pd.DataFrame | None, index) -> tuple[str, str] | None:
+    """(left, right) images of the pair in the clicked row (`index` is [row, column]), or None."""
+    if table is None or index is None or table.empty:
+        return None
+    row = index[0] if isinstance(index, (list, tuple)) else index
+    if not isinstance(row, int) or not 0 <= row < len(table):
+        return None
+    return str(table.iloc[row]["left"]), str(table.iloc[row]["right"])
+
+
+def pair_images(root: os.PathLike | str, pair: tuple[str, str] | None) -> list[tuple[str | None, str]]:
+    """[(path or None, caption)] for the left and right image of a pair: 'river/x.jpg (class river)'."""
+    if not pair:
+        return [(None, "left"), (None, "right")]
+    out = []
+    for image in pair:
+        path = Path(root) / image
+        out.append((str(path) if path.is_file() else None, f"{image} (class {image.split('/', 1)[0]})"))
+    return out
+
+
+def trash_lookalike(root: os.PathLike | str, pair: tuple[str, str] | None, side: int) -> str:
+    """Move the left (`side` 0) or right (1) image of a pair to the trash, noting its look-alike as the reason."""
+    if not pair:
+        return "Click a pair in the list first."
+    image, other = pair[side], pair[1 - side]
+    return delete(root, [image], reason=f"look-alike of {other}")
+
+
+def not_duplicate(root: os.PathLike | str, pair: tuple[str, str] | None) -> str:
+    """Remember that a pair is two different photos: it is not listed or grouped as look-alikes again."""
+    if not pair:
+        return "Click a pair in the list first."
+    try:
+        similar.mark_not_duplicate(root, *pair)
+    except ACTION_ERRORS as ex:
+        return f"Could not remember the pair: {ex}"
+    return f"Noted: {pair[0]} and {pair[1]} are different photos; they will not be listed as look-alikes again."

@@ -1,4 +1,6 @@
-"""A data set is a folder with one subfolder per class. List, add, relabel, trash and restore, verify, find duplicates.
+"""A data set is a folder with one subfolder per class. List, add, relabel, trash and restore, verify.
+
+Look-alikes and exact copies are found by `otter.similar` (from the images' embeddings).
 
 Nothing is ever deleted: removal moves a file to `<data>/.trash/<id>/` with a note of where it came from
 and why, and `restore` puts it back byte for byte. Every name that comes from a user goes through
@@ -12,7 +14,6 @@ import json
 import os
 import shutil
 import uuid
-from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -198,48 +199,6 @@ def verify_folder(root: os.PathLike | str, min_side: int = 16) -> dict:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def find_duplicates(root: os.PathLike | str, near_distance: int = 4) -> dict[str, list[list[str]]]:
-    """Groups of `class/name` that are byte-identical ("exact") or look alike ("near": perceptual hashes
-    within `near_distance` bits, exact copies excluded). Each group is sorted; the first is the one to keep."""
-    import imagehash
-    import numpy as np
-
-    root = _root(root)
-    images = list_images(root)
-    by_hash: dict[str, list[str]] = defaultdict(list)
-    for p in images:
-        by_hash[_sha256(p)].append(rel(root, p))
-    exact = sorted(sorted(g) for g in by_hash.values() if len(g) > 1)
-
-    # One representative per exact group, then near-duplicates by pairwise Hamming distance on pHash.
-    reps, hashes = [], []
-    for group in by_hash.values():
-        try:
-            hashes.append(imagehash.phash(load_image(root / sorted(group)[0])).hash.flatten())
-            reps.append(sorted(group)[0])
-        except InvalidImage:
-            continue
-    near: list[list[str]] = []
-    if len(reps) > 1:
-        bits = np.array(hashes, dtype=bool)
-        dist = (bits[:, None, :] != bits[None, :, :]).sum(-1)
-        parent = list(range(len(reps)))
-
-        def find(i: int) -> int:
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return i
-
-        for i, j in zip(*np.nonzero(np.triu(dist <= near_distance, k=1))):
-            parent[find(int(i))] = find(int(j))
-        groups: dict[int, list[str]] = defaultdict(list)
-        for i, name in enumerate(reps):
-            groups[find(i)].append(name)
-        near = sorted(sorted(g) for g in groups.values() if len(g) > 1)
-    return {"exact": exact, "near": near}
 
 
 def _with_row(df, root: Path, path: Path, source: str):

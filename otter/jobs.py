@@ -3,15 +3,19 @@
 The UI polls a job's `events` and `state`; the job's work function gets a `cancel` event it must check
 often (training checks once per batch) and reports progress by appending to `events`. Only one job of any
 kind runs at a time in a process, since each keeps both CPU cores busy; the training lock in the models
-folder (`otter.train.training_lock`) extends that to other processes.
+folder (`training_lock`) extends that to other processes.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import ClassVar
 
 
@@ -25,6 +29,22 @@ class TrainingBusy(TrainError):
 
 class TrainingCancelled(TrainError):
     """The job was cancelled; no model was written."""
+
+
+@contextmanager
+def training_lock(models_root: os.PathLike | str) -> Iterator[None]:
+    """One training job (or audit) at a time per models folder, across threads and processes (released if killed)."""
+    models_root = Path(models_root)
+    models_root.mkdir(parents=True, exist_ok=True)
+    fh = open(models_root / ".train.lock", "w")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as ex:
+            raise TrainingBusy("a training job or an audit is already running; wait for it or cancel it") from ex
+        yield
+    finally:
+        fh.close()
 
 
 class BackgroundJob:

@@ -8,15 +8,13 @@ callback, and can be cancelled from another thread within one batch.
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import math
 import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +28,7 @@ from .config import PRECISION_CHOICES
 from .config import models_dir as default_models_dir
 from .dataset import list_classes, list_images
 from .images import InvalidImage, load_image
-from .jobs import BackgroundJob, TrainError, TrainingBusy, TrainingCancelled
+from .jobs import BackgroundJob, TrainError, TrainingBusy, TrainingCancelled, training_lock  # noqa: F401 (training_lock: re-exported)
 from .metrics import classification_report
 from .model_io import ARCHS, save_model
 
@@ -350,22 +348,6 @@ class _Run:
 
 
 # -------------------------------------------------------------------------------------------- recipe
-
-
-@contextmanager
-def training_lock(models_root: os.PathLike | str) -> Iterator[None]:
-    """One training job at a time per models folder, across threads and processes (released if killed)."""
-    models_root = Path(models_root)
-    models_root.mkdir(parents=True, exist_ok=True)
-    fh = open(models_root / ".train.lock", "w")
-    try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as ex:
-            raise TrainingBusy("a training job or an audit is already running; wait for it or cancel it") from ex
-        yield
-    finally:
-        fh.close()
 
 
 def _pretrained_message(arch: str, ex: BaseException) -> str:

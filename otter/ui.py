@@ -245,6 +245,13 @@ def build_suspects(ctx: AppContext):
     return build_suspects_tab(ctx, wrap=friendly)
 
 
+def build_duplicates(ctx: AppContext) -> dict:
+    """Curate › Duplicates: look-alike pairs side by side and groups of copies: `otter.ui_lookalikes`."""
+    from .ui_lookalikes import build_duplicates_tab
+
+    return build_duplicates_tab(ctx, wrap=friendly)
+
+
 def build_curate_tab(ctx: AppContext) -> dict:
     root = ctx.data_dir
     status = gr.Markdown(elem_id="curate-status")
@@ -303,12 +310,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
                 review_move = gr.Button("Relabel", elem_id="review-relabel")
                 review_delete = gr.Button("Delete selected (to trash)", variant="stop")
             connect_review_explain = build_review_explain(ctx, review_model)  # where the model looked, per clicked image
-        with gr.Tab("Duplicates", id="duplicates"):
-            gr.Markdown("Exact copies and near-duplicates (same photo resized or re-encoded). The first of each group is kept.")
-            find_btn = gr.Button("Find duplicates")
-            dup_table = gr.Dataframe(interactive=False, label="Groups")
-            dup_grid = gr.Gallery(columns=6, height=320, allow_preview=True, label="The groups' images (kept one first)")
-            dup_btn = gr.Button("Trash the extras", variant="stop")
+        dups = build_duplicates(ctx)  # Duplicates: look-alike pairs and groups (otter.ui_lookalikes)
         with gr.Tab("Web search", id="web-search"):
             web = build_web_search(ctx, ctx.shared)
         build_suspects(ctx)  # Suspects: the audit's findings and a clickable confusion matrix (otter.ui_audit)
@@ -479,20 +481,9 @@ def build_curate_tab(ctx: AppContext) -> dict:
         api_visibility="private",
     )
 
-    # ---- duplicates
-    def find_dups():
-        df = curate.duplicates_table(root)
-        found = "No duplicates found." if df.empty else f"Found {len(df)} duplicate groups."
-        return df, curate.gallery(root, curate.duplicate_images(df)), found
-
-    find_btn.click(friendly(find_dups), None, [dup_table, dup_grid, status], api_visibility="private")
-
-    def clean_dups(c, table):
-        msg = curate.trash_duplicates(root, table)
-        df = curate.duplicates_table(root)
-        return (*everything(c, msg), df, curate.gallery(root, curate.duplicate_images(df)))
-
-    dup_btn.click(friendly(clean_dups), [cls, dup_table], all_outputs + [dup_table, dup_grid], api_visibility="private")
+    # ---- duplicates: trashing a look-alike changes the counts, the class gallery and the trash
+    for event in dups["changed"]:
+        event.then(friendly(everything), [cls], all_outputs, api_visibility="private")
 
     def on_load(c):
         names = ctx.models.names()

@@ -16,7 +16,12 @@ from .train import TrainError
 
 POLL_SECONDS = 1.0
 FOLDS = audit.DEFAULT_FOLDS
-CONFIG_OVERRIDES: dict = {}  # TrainConfig fields for the app's audits (tests make them tiny)
+CONFIG_OVERRIDES: dict = {}  # TrainConfig fields for the app's fine-tuning audits (tests make them tiny)
+METHOD_CHOICES = {  # what the Method radio offers: (audit method, pretrained) by key
+    "embeddings": "heads on the pretrained network's embeddings (seconds once computed)",
+    "finetune": "fine-tuned networks (minutes)",
+    "scratch": "networks trained from scratch (slower, rougher)",
+}
 
 
 def build_suspects_tab(ctx, wrap: Callable[[Callable], Callable] = lambda f: f) -> gr.Tab:
@@ -33,12 +38,12 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> None:
     with gr.Row():
         run_btn = gr.Button("Run audit", variant="primary", elem_id="audit-run", scale=1)
         cancel_btn = gr.Button("Cancel", variant="stop", elem_id="audit-cancel", scale=1)
-        pretrained = gr.Checkbox(
-            True,
-            label="ImageNet weights",
-            info="efficientnet_lite0, shipped with the app: far more accurate models, so a better ranking",
-            elem_id="audit-pretrained",
-            scale=1,
+        method = gr.Radio(
+            [(label, key) for key, label in METHOD_CHOICES.items()],
+            value="embeddings",
+            label="Judged by",
+            elem_id="audit-method",
+            scale=2,
         )
         cls = gr.Dropdown(label="Given class", choices=["all"], value="all", elem_id="audit-class", scale=2)
     title = gr.Markdown(elem_id="audit-title")
@@ -120,10 +125,11 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> None:
         chosen = audit_view.cell_of(audit.load_audit(root), evt.index)
         return (*view(c, chosen), chosen)
 
-    def start(c, cl, use_pretrained):
+    def start(c, cl, how):
         try:
-            cfg = audit.quick_config(**({"pretrained": bool(use_pretrained)} | CONFIG_OVERRIDES))
-            audit.AuditJob(root, folds=FOLDS, config=cfg, models_dir=ctx.models_dir).start()
+            method = "embeddings" if how in (None, "embeddings") else "finetune"
+            cfg = audit.quick_config(**({"pretrained": how == "finetune"} | CONFIG_OVERRIDES)) if method == "finetune" else None
+            audit.AuditJob(root, folds=FOLDS, config=cfg, models_dir=ctx.models_dir, method=method).start()
         except TrainError as ex:
             return (*view(c, cl, f"⚠️ {ex}"), gr.Timer(active=False))
         return (*view(c, cl, "Audit started."), gr.Timer(active=True))
@@ -148,7 +154,7 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> None:
     cls.change(wrap(lambda c: (*view(c, None), None)), [cls], [*outputs, cell], **private)
     back_btn.click(wrap(lambda c: (*view(c, None), None)), [cls], [*outputs, cell], **private)
     matrix.select(wrap(on_cell), [cls], [*outputs, cell], **private)
-    run_btn.click(wrap(start), [cls, cell, pretrained], [*outputs, timer], **private)
+    run_btn.click(wrap(start), [cls, cell, method], [*outputs, timer], **private)
     cancel_btn.click(wrap(cancel), None, [picked], **private)
     timer.tick(wrap(tick), [cls, cell], [*outputs, timer, cls], **private)
 

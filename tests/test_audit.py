@@ -1,5 +1,6 @@
-"""The audit: planted label errors and cross-class copies rank first, actions keep the saved audit current,
-"keep" is remembered across audits, the job can be cancelled, and the CLI's JSON contract."""
+"""The audit: planted label errors and cross-class copies rank first (heads on embeddings by default, fine-tuned
+networks as an option), actions keep the saved audit current, "keep" is remembered across audits, the job can be
+cancelled, and the CLI's JSON contract."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import json
 import shutil
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from PIL import Image
 
-from conftest import make_shapes
+from conftest import make_shapes, real_photos
 from otter import audit as au
 from otter import cli, dataset, manifest
 from otter.train import TrainingBusy, training_lock
@@ -22,17 +24,21 @@ ROUGH = {"pretrained": False, "sizes": (16,), "epochs": 1, "bs": 8}  # for tests
 
 FLIPPED = {"square/disc003.png": "disc", "disc/square005.png": "square"}  # planted error: its true class
 EXACT = {"disc/disc007.png", "square/copy-disc007.png"}
-NEAR = {"square/square010.png", "disc/look-alike.jpg"}
+NEAR = {"disc/otter.jpg", "square/otter-cropped.jpg"}
+N_IMAGES = 31
 
 
 def make_planted(dest: Path) -> Path:
-    """Shapes with two flipped labels, an exact copy and a re-encoded copy filed under the other class."""
+    """Shapes with two flipped labels, an exact copy filed under the other class, and a photo under one class
+    with a cropped, re-encoded copy of it under the other."""
     data = make_shapes(dest, per_class=14)
     shutil.move(data / "disc" / "disc003.png", data / "square" / "disc003.png")
     shutil.move(data / "square" / "square005.png", data / "disc" / "square005.png")
     shutil.copyfile(data / "disc" / "disc007.png", data / "square" / "copy-disc007.png")
-    with Image.open(data / "square" / "square010.png") as im:
-        im.convert("RGB").save(data / "disc" / "look-alike.jpg", quality=90)
+    with Image.open(real_photos("sea", 1)[0]) as im:
+        photo = im.convert("RGB").resize((160, 120))
+    photo.save(data / "disc" / "otter.jpg", quality=90)
+    photo.crop((12, 9, 148, 111)).save(data / "square" / "otter-cropped.jpg", quality=75)
     return data
 
 
@@ -40,7 +46,7 @@ def make_planted(dest: Path) -> Path:
 def audited(tmp_path_factory):
     base = tmp_path_factory.mktemp("audit")
     data = make_planted(base / "data")
-    result = au.audit(data, folds=3, seed=0, config=au.quick_config(**TINY), models_dir=base / "models")
+    result = au.audit(data, folds=3, seed=0, models_dir=base / "models")  # heads on embeddings, the default
     return data, result
 
 
@@ -69,8 +75,26 @@ def test_conflicts_then_flipped_labels_rank_first(audited):
     flipped_worst = max(r["score"] for r in rows[4:6])
     clean = [r for r in rows if r["image"] not in EXACT | NEAR | set(FLIPPED)]
     assert all(r["score"] > flipped_worst for r in clean)
-    assert result.meta["config"]["sizes"] == [32] or result.meta["config"]["sizes"] == (32,)
-    assert result.meta["folds"] == 3 and result.meta["n_images"] == len(rows) == 30
+    assert result.meta["method"] == "embeddings" and result.meta["config"] is None
+    assert result.meta["folds"] == 3 and result.meta["n_images"] == len(rows) == N_IMAGES
+
+
+def test_a_planted_flip_on_a_tiny_set_ranks_first(tmp_path):
+    data = make_shapes(tmp_path / "data", per_class=8)
+    shutil.move(data / "square" / "square004.png", data / "disc" / "square004.png")
+    result = au.audit(data, folds=3, models_dir=tmp_path / "models", save=False)
+    first = result.rows[0]
+    assert first["image"] == "disc/square004.png" and first["suggested"] == "square"
+    assert first["flagged"] and first["reason"] == "label"
+    assert result.meta["accuracy"] == 15 / 16  # every other image is judged right
+
+
+def test_finetuned_networks_rank_the_planted_flips_too(data_copy, tmp_path):
+    result = au.audit(data_copy, folds=3, config=au.quick_config(**TINY), models_dir=tmp_path / "models", method="finetune")
+    assert result.meta["method"] == "finetune" and tuple(result.meta["config"]["sizes"]) == (32,)
+    rows = result.rows
+    assert {r["image"] for r in rows[:4]} == EXACT | NEAR  # the conflicts come from the embeddings either way
+    assert {r["image"] for r in rows[4:6]} == set(FLIPPED)
 
 
 def test_saved_audit_loads_with_confusion_cells(audited):
@@ -81,7 +105,7 @@ def test_saved_audit_loads_with_confusion_cells(audited):
     assert loaded.classes == ["disc", "square"]
     assert not au.is_stale(data, loaded)
     conf = loaded.confusion()
-    assert sum(map(sum, conf)) == 30
+    assert sum(map(sum, conf)) == N_IMAGES
     cell = au.images_in_cell(loaded, "square", "disc")
     assert "square/disc003.png" in [r["image"] for r in cell]
     assert all(r["label"] == "square" and r["suggested"] == "disc" for r in cell)
@@ -115,7 +139,7 @@ def test_keep_is_remembered_across_audits(data_copy, tmp_path):
     sha = manifest.sha256_file(data_copy / "square" / "copy-disc007.png")
     assert au.kept(data_copy)[sha]["label"] == "square"
 
-    again = au.audit(data_copy, folds=2, config=au.quick_config(**ROUGH), models_dir=tmp_path / "models")
+    again = au.audit(data_copy, folds=2, models_dir=tmp_path / "models")
     rows = {r["image"]: r for r in again.rows}
     assert rows["square/copy-disc007.png"]["kept"] and not rows["square/copy-disc007.png"]["flagged"]
     assert rows["disc/disc007.png"]["reason"] == "duplicate" and rows["disc/disc007.png"]["flagged"]
@@ -123,10 +147,10 @@ def test_keep_is_remembered_across_audits(data_copy, tmp_path):
 
 
 def test_cli_json_lists_every_image_most_suspect_first(data_copy, tmp_path, capsys):
-    argv = ["audit", "--data", str(data_copy), "--models", str(tmp_path / "m"), "--folds", "2", "--sizes", "16"]
-    assert cli.main([*argv, "--epochs", "1", "--json"]) == 0
+    argv = ["audit", "--data", str(data_copy), "--models", str(tmp_path / "m"), "--folds", "2"]
+    assert cli.main([*argv, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert len(out) == 30
+    assert len(out) == N_IMAGES
     for item in out:
         assert set(item) == {"image", "label", "suggested", "score", "flagged", "reason"}
         assert item["reason"] in (None, "label", "duplicate", "near-duplicate")
@@ -138,13 +162,29 @@ def test_cli_json_lists_every_image_most_suspect_first(data_copy, tmp_path, caps
     assert flagged == sorted(flagged, reverse=True)  # flagged ones first
 
     assert cli.main(["audit", "--data", str(tmp_path / "nowhere"), "--json"]) == 1
-    assert "error" in json.loads(capsys.readouterr().out)
+    assert "does not exist" in json.loads(capsys.readouterr().out)["error"]
+    assert cli.main([*argv, "--sizes", "16"]) == 1  # recipe options belong to --method finetune
+    assert "--method finetune" in capsys.readouterr().err
 
 
-def test_cli_audit_fine_tunes_the_shipped_imagenet_network_by_default(data_copy, tmp_path, capsys):
+def test_cli_audit_prints_embedding_progress_then_takes_seconds_from_the_cache(data_copy, tmp_path, capsys):
+    import shutil as sh
+
+    sh.rmtree(data_copy / ".otter" / "embeddings")
     argv = ["audit", "--data", str(data_copy), "--models", str(tmp_path / "m"), "--folds", "2"]
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
+    assert f"embeddings: {N_IMAGES - 1}/{N_IMAGES - 1} new images" in captured.err  # the exact copy is computed once
+    assert "heads on the embeddings" in captured.out
+    assert cli.main(argv) == 0
+    assert "embeddings:" not in capsys.readouterr().err
+    assert json.loads((data_copy / ".otter" / "audit.json").read_text())["embeddings_computed"] == 0
+
+
+def test_cli_audit_method_finetune_fine_tunes_the_shipped_imagenet_network(data_copy, tmp_path, capsys):
+    argv = ["audit", "--data", str(data_copy), "--models", str(tmp_path / "m"), "--folds", "2", "--method", "finetune"]
     assert cli.main([*argv, "--sizes", "32", "--epochs", "1"]) == 0  # offline: the weights ship with the app
-    assert "30 images" in capsys.readouterr().out
+    assert f"{N_IMAGES} images" in capsys.readouterr().out
     config = json.loads((data_copy / ".otter" / "audit.json").read_text())["config"]
     assert (config["arch"], config["pretrained"], config["frozen_epochs"], config["sizes"]) == (
         "efficientnet_lite0",
@@ -159,23 +199,45 @@ def test_cli_audit_fine_tunes_the_shipped_imagenet_network_by_default(data_copy,
 
 def test_audit_refuses_to_start_while_training_holds_the_lock(data_copy, tmp_path):
     with training_lock(tmp_path / "models"), pytest.raises(TrainingBusy):
-        au.audit(data_copy, folds=2, config=au.quick_config(**ROUGH), models_dir=tmp_path / "models")
+        au.audit(data_copy, folds=2, models_dir=tmp_path / "models")
+
+
+def test_embeddings_job_reports_progress_and_cancel_keeps_previous_audit(data_copy, tmp_path):
+    import shutil as sh
+
+    from otter import audit_view
+
+    before = (data_copy / ".otter" / "audit.csv").read_bytes()
+    sh.rmtree(data_copy / ".otter" / "embeddings")  # cold: the job computes embeddings first
+    job = au.AuditJob(data_copy, folds=2, models_dir=tmp_path / "models").start()
+    job.cancel()
+    job.wait(120)
+    assert job.state == "cancelled" and "cancelled" in job.error
+    assert (data_copy / ".otter" / "audit.csv").read_bytes() == before
+
+    job = au.AuditJob(data_copy, folds=2, models_dir=tmp_path / "models").start().wait(300)
+    assert job.state == "done", job.error
+    embed = [e for e in job.events if e["type"] == "embed"]
+    assert embed and embed[-1]["done"] == embed[-1]["total"] and "computing embeddings" in embed[-1]["stage"]
+    progress = [e["progress"] for e in job.events if "progress" in e]
+    assert progress == sorted(progress) and progress[-1] == 1.0
+    assert "fitting 2-fold heads" in [e.get("stage") for e in job.events]
+    assert "computing embeddings" in audit_view.job_line(SimpleNamespace(events=embed[:1]))
 
 
 def test_job_reports_folds_and_cancel_keeps_previous_audit(data_copy, tmp_path):
     before = (data_copy / ".otter" / "audit.csv").read_bytes()
-    job = au.AuditJob(data_copy, folds=2, config=au.quick_config(**ROUGH), models_dir=tmp_path / "models").start()
+    rough = {"config": au.quick_config(**ROUGH), "models_dir": tmp_path / "models", "method": "finetune"}
+    job = au.AuditJob(data_copy, folds=2, **rough).start()
     with pytest.raises(TrainingBusy):
-        au.AuditJob(data_copy, folds=2, config=au.quick_config(**ROUGH), models_dir=tmp_path / "models").start()
+        au.AuditJob(data_copy, folds=2, **rough).start()
     job.cancel()
     job.wait(120)
     assert job.state == "cancelled" and "cancelled" in job.error
     assert (data_copy / ".otter" / "audit.csv").read_bytes() == before
 
     done = threading.Event()
-    job = au.AuditJob(
-        data_copy, folds=2, config=au.quick_config(**ROUGH), models_dir=tmp_path / "models", on_done=lambda j: done.set()
-    ).start()
+    job = au.AuditJob(data_copy, folds=2, on_done=lambda j: done.set(), **rough).start()
     job.wait(300)
     assert done.is_set() and job.state == "done", job.error
     folds = [e["fold"] for e in job.events if e["type"] == "fold"]

@@ -93,8 +93,10 @@ def test_duplicates_found_and_extras_trashed(small_data):
     exact = table[table["kind"] == "exact"]
     assert len(exact) == 1 and exact.iloc[0]["n"] == 2
     assert sorted(curate.duplicate_images(exact)) == sorted(["river/copy.jpg", dataset.rel(small_data, src)])
-    msg = curate.trash_duplicates(small_data, exact)
-    assert msg.startswith("Moved 1 duplicate to the trash")
+    msg = curate.trash_duplicates(small_data, table)  # exact copies only: look-alikes are checked pair by pair
+    assert msg.startswith("Moved 1 exact copy to the trash")
     assert curate.duplicates_table(small_data).query("kind == 'exact'").empty
     assert curate.trash_items(small_data)[0]["reason"].startswith("exact duplicate of")
-    assert "Find duplicates first" in curate.trash_duplicates(small_data, table.iloc[0:0])
+    assert "Find look-alikes first" in curate.trash_duplicates(small_data, table.iloc[0:0])
+    near = table[table["kind"] == "near"]
+    assert all((small_data / image).is_file() for image in curate.duplicate_images(near))

@@ -103,16 +103,6 @@ def test_verify_trashes_bad_files_with_reason(small_data):
     assert {t["name"] for t in dataset.list_trash(small_data)} == {"empty.jpg", "text.jpg", "truncated.jpg", "tiny.png"}
 
 
-def test_finds_exact_and_near_duplicates(small_data):
-    sea = dataset.list_images(small_data, "sea")
-    (small_data / "river" / "copy.jpg").write_bytes(sea[0].read_bytes())
-    with Image.open(sea[1]) as im:
-        im.resize((60, 60)).save(small_data / "river" / "resized.png")
-    dups = dataset.find_duplicates(small_data)
-    assert sorted(["river/copy.jpg", f"sea/{sea[0].name}"]) in dups["exact"]
-    assert any(set(g) == {"river/resized.png", f"sea/{sea[1].name}"} for g in dups["near"])
-
-
 def test_upload_into_class_verifies(small_data, tmp_path):
     good = tmp_path / "photo.jpg"
     Image.new("RGB", (40, 40), "green").save(good)

@@ -1,0 +1,150 @@
+"""Curate › Duplicates: look-alike pairs side by side (trash either one, or say "not a duplicate"), and the groups
+of exact copies and look-alikes with one click to trash the extras.
+
+Only widgets and wiring: the logic is in `otter.curate` (the views and actions) and `otter.similar` (the search
+and its background job), both tested without Gradio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gradio as gr
+
+from . import curate
+from .jobs import TrainError
+from .jobview import _fmt_time
+from .similar import NEAR_SCORE, LookalikeJob
+
+POLL_SECONDS = 1.0
+
+
+def job_line(job: LookalikeJob | None) -> str:
+    """The search's progress, or how it ended."""
+    if job is None:
+        return ""
+    if job.running:
+        last = job.last("embed")
+        if last is None:
+            return "Looking at the images…"
+        return (
+            f"Computing embeddings: {last['done']}/{last['total']} new images · about {_fmt_time(last.get('eta'))} left "
+            "(once per image: later searches take seconds)"
+        )
+    if job.state in ("failed", "cancelled"):
+        return f"⚠️ {job.error}"
+    return ""
+
+
+def build_duplicates_tab(ctx, wrap: Callable[[Callable], Callable] = lambda f: f) -> dict:
+    """Declare the Duplicates tab inside the current `gr.Tabs`; `ctx` is the app's AppContext. Returns {"changed":
+    [events after which images were moved to the trash]} so the caller refreshes its other views. Opening the tab
+    shows the pairs from the embeddings computed so far (computing nothing)."""
+    with gr.Tab("Duplicates", id="duplicates") as tab:
+        return _build(ctx, wrap, tab)
+
+
+def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> dict:
+    root = ctx.data_dir
+    gr.Markdown(
+        "**Look-alikes**: the same photo twice, cropped, mirrored, recoloured, re-encoded or blurred, found from what "
+        "the pretrained network sees in each image. Pairs filed under different classes come first: one of the two "
+        f"has the wrong label. *score*: how much more alike the two are than each is to its closest other images; "
+        f"from {NEAR_SCORE:.2f} they count as look-alikes (`python -m otter verify` groups them)."
+    )
+    with gr.Row():
+        find_btn = gr.Button("Find look-alikes", variant="primary", elem_id="dup-find", scale=1)
+        cancel_btn = gr.Button("Cancel", elem_id="dup-cancel", scale=1)
+    status = gr.Markdown(elem_id="dup-status")
+    pairs = gr.Dataframe(interactive=False, label="Most similar pairs (click one to see it)", elem_id="dup-pairs", max_height=320)
+    with gr.Row():
+        left = gr.Image(label="left", interactive=False, height=260, elem_id="dup-left")
+        right = gr.Image(label="right", interactive=False, height=260, elem_id="dup-right")
+    with gr.Row():
+        trash_left = gr.Button("Trash left", variant="stop", elem_id="dup-trash-left")
+        trash_right = gr.Button("Trash right", variant="stop", elem_id="dup-trash-right")
+        different = gr.Button("Not a duplicate", elem_id="dup-different")
+    gr.Markdown(
+        "**Groups**: exact copies (same bytes) and look-alikes. *Trash the extra copies* moves all but the first "
+        "file of each group of exact copies to the trash; look-alikes are checked pair by pair above (on a small "
+        "data set, different photos of one scene can score as look-alikes)."
+    )
+    groups = gr.Dataframe(interactive=False, label="Groups", elem_id="dup-groups")
+    grid = gr.Gallery(columns=6, height=320, allow_preview=True, label="The groups' images (kept one first)")
+    clean_btn = gr.Button("Trash the extra copies", variant="stop", elem_id="dup-clean")
+    pair = gr.State(None)  # (left, right) of the clicked pair
+    timer = gr.Timer(POLL_SECONDS, active=False)
+
+    def view(msg="", chosen=None):
+        pairs_df, groups_df, note = curate.lookalike_views(root)
+        (lp, lc), (rp, rc) = curate.pair_images(root, chosen)
+        shown = chosen if chosen and lp and rp else None
+        if not shown:
+            (lp, lc), (rp, rc) = curate.pair_images(root, None)
+        line = " ".join(x for x in (msg, note) if x)
+        if not line and pairs_df.empty:
+            line = "No pairs yet: press **Find look-alikes**."
+        return (
+            line,
+            pairs_df,
+            gr.Image(value=lp, label=lc),
+            gr.Image(value=rp, label=rc),
+            groups_df,
+            curate.gallery(root, curate.duplicate_images(groups_df)),
+            shown,
+        )
+
+    outputs = [status, pairs, left, right, groups, grid, pair]
+
+    def find():
+        try:
+            LookalikeJob(root).start()
+        except TrainError as ex:
+            return (*view(f"⚠️ {ex}"), gr.Timer(active=False))
+        return (job_line(LookalikeJob.current()) or "Looking at the images…", *[gr.skip()] * 6, gr.Timer(active=True))
+
+    def tick(chosen):
+        job = LookalikeJob.current()
+        if job is not None and job.running:
+            return (job_line(job), *[gr.skip()] * 6, gr.Timer(active=True))
+        return (*view(job_line(job), chosen), gr.Timer(active=False))
+
+    def cancel():
+        job = LookalikeJob.current()
+        if job is None or not job.running:
+            return "No search is running."
+        job.cancel()
+        return "Cancelling: the embeddings computed so far are kept."
+
+    def pick(evt: gr.SelectData, table):
+        return view("", curate.pair_at(table, evt.index))
+
+    def act(action):
+        def run(chosen):
+            return view(action(chosen), None)
+
+        return wrap(run)
+
+    def clean(table):
+        return view(curate.trash_duplicates(root, table))
+
+    private = {"api_visibility": "private"}
+    find_btn.click(wrap(find), None, [*outputs, timer], **private)
+    cancel_btn.click(wrap(cancel), None, [status], **private)
+    timer.tick(wrap(tick), [pair], [*outputs, timer], **private)
+    pairs.select(wrap(pick), [pairs], outputs, **private)
+    changed = [
+        trash_left.click(act(lambda p: curate.trash_lookalike(root, p, 0)), [pair], outputs, **private),
+        trash_right.click(act(lambda p: curate.trash_lookalike(root, p, 1)), [pair], outputs, **private),
+        clean_btn.click(wrap(clean), [groups], outputs, **private),
+    ]
+    different.click(act(lambda p: curate.not_duplicate(root, p)), [pair], outputs, **private)
+
+    def on_open(chosen):
+        job = LookalikeJob.current()
+        if job is not None and job.running:
+            return (job_line(job), *[gr.skip()] * 6, gr.Timer(active=True))
+        return (*view("", chosen), gr.skip())  # a search started meanwhile keeps its timer
+
+    tab.select(wrap(on_open), [pair], [*outputs, timer], **private)
+    return {"changed": changed}

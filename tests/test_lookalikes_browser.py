@@ -1,0 +1,79 @@
+"""Curate › Duplicates in a real browser: find look-alikes, click a pair filed under two classes, trash one image
+of it, then restore it from the Trash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageOps
+
+from bench.common import free_port
+from conftest import real_photos
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)"),
+]
+TIMEOUT_MS = 180_000  # the search computes the embeddings of a few photos first
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    from otter.ui import build_app, launch
+
+    base = tmp_path_factory.mktemp("lookalikes-browser")
+    data = base / "data"
+    for cls in ("river", "sea"):
+        (data / cls).mkdir(parents=True)
+        for p in real_photos(cls, 6):
+            with Image.open(p) as im:
+                im.convert("RGB").resize((160, 120)).save(data / cls / p.name, quality=90)
+    with Image.open(data / "river" / real_photos("river", 1)[0].name) as im:
+        ImageOps.mirror(im).save(data / "sea" / "mirrored.jpg", quality=85)  # a copy filed under the other class
+    demo = build_app(data, base / "models")
+    port = free_port()
+    launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield {"url": f"http://127.0.0.1:{port}/", "data": data}
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(app):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.set_default_timeout(60_000)
+        page.goto(app["url"])
+        yield page
+        browser.close()
+
+
+def test_click_a_lookalike_pair_trash_one_image_and_restore_it(page, app):
+    from playwright.sync_api import expect
+
+    data = app["data"]
+    original = f"river/{real_photos('river', 1)[0].name}"
+    copy = data / "sea" / "mirrored.jpg"
+    before = copy.read_bytes()
+    page.get_by_role("tab", name="Curate").click()
+    page.get_by_role("tab", name="Duplicates").click()
+    page.locator("#dup-find").click()
+    # The pair filed under two classes comes first.
+    page.locator('#dup-pairs [data-testid="cell-0-2"]').filter(has_text="sea/mirrored.jpg").wait_for(timeout=TIMEOUT_MS)
+    page.locator('#dup-pairs [data-testid="cell-0-0"]').click()
+    page.locator("#dup-left").filter(has_text=original).wait_for()
+    page.locator("#dup-right").filter(has_text="sea/mirrored.jpg").wait_for()
+    page.locator("#dup-trash-right").click()
+    page.locator("#dup-status").filter(has_text="Moved to the trash 1 image: sea/mirrored.jpg").wait_for()
+    assert not copy.exists() and (data / original).is_file()
+    expect(page.locator("#dup-pairs").get_by_text("sea/mirrored.jpg")).to_have_count(0)
+
+    page.get_by_role("tab", name="Trash").click()
+    page.locator("#trash-selected label", has_text="sea/mirrored.jpg").click()
+    page.locator("#trash-restore").click()
+    page.locator("#curate-status").filter(has_text="Restored 1 image").wait_for()
+    assert copy.read_bytes() == before
