@@ -23,25 +23,19 @@ def preprocess(im: Image.Image, size: int, mean: torch.Tensor, std: torch.Tensor
     return x.sub_(mean).div_(std)
 
 
+def _is_batchnorm(m: torch.nn.Module) -> bool:
+    """BatchNorm2d, or timm's BatchNormAct2d (a BatchNorm followed by its activation), matched by name so that
+    serving a ResNet never imports timm (seconds at start-up)."""
+    return type(m) is torch.nn.BatchNorm2d or (isinstance(m, torch.nn.BatchNorm2d) and type(m).__name__ == "BatchNormAct2d")
+
+
 def _foldable(conv, bn) -> bool:
     return (
         isinstance(conv, torch.nn.Conv2d)  # timm's TF-padding Conv2dSame too: folding only changes weight and bias
-        and type(bn) in _BATCHNORMS
+        and _is_batchnorm(bn)
         and bn.track_running_stats
         and bn.num_features == conv.out_channels
     )
-
-
-def _batchnorm_types() -> tuple[type, ...]:
-    """BatchNorm2d, and timm's BatchNormAct2d (a BatchNorm followed by its activation) when timm is installed."""
-    try:
-        from timm.layers import BatchNormAct2d
-    except ImportError:
-        return (torch.nn.BatchNorm2d,)
-    return (torch.nn.BatchNorm2d, BatchNormAct2d)
-
-
-_BATCHNORMS = _batchnorm_types()
 
 
 def _what_remains(bn: torch.nn.Module) -> torch.nn.Module:
@@ -67,7 +61,9 @@ def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
             pairs = list(zip(names, names[1:]))
         else:
             pairs = [(f"conv{i}", f"bn{i}") for i in range(1, 4) if f"conv{i}" in kids and f"bn{i}" in kids]
-            pairs += [(a, b) for a, b in zip(names, names[1:]) if type(kids[b]) in _BATCHNORMS[1:]]
+            pairs += [
+                (a, b) for a, b in zip(names, names[1:]) if _is_batchnorm(kids[b]) and type(kids[b]) is not torch.nn.BatchNorm2d
+            ]
         for a, b in pairs:
             if _foldable(kids[a], kids[b]):
                 kids[a] = fuse_conv_bn_eval(kids[a].eval(), kids[b].eval())
