@@ -134,3 +134,19 @@ def fake_imagenet_weights(tmp_path, monkeypatch):
     for arch, weights in (("resnet18", torchvision.models.ResNet18_Weights), ("resnet34", torchvision.models.ResNet34_Weights)):
         torch.save(getattr(torchvision.models, arch)().state_dict(), ckpt / Path(weights.DEFAULT.url).name)
     monkeypatch.setenv("TORCH_HOME", str(torch_home))
+
+
+@contextmanager
+def browser_page(url: str, height: int = 1000):
+    """A page of Debian's headless chromium (Playwright) opened at `url`, 1280 x `height`, 60 s timeouts."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": height})
+        page.set_default_timeout(60_000)
+        page.goto(url)
+        try:
+            yield page
+        finally:
+            browser.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.common import free_port
-from conftest import make_shapes
+from conftest import browser_page, make_shapes
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
@@ -38,15 +38,8 @@ def app(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(app):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.set_default_timeout(60_000)
-        page.goto(app["url"])
+    with browser_page(app["url"], height=1000) as page:
         yield page
-        browser.close()
 
 
 def test_run_audit_relabel_a_suspect_and_open_a_matrix_cell(page, app):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from bench.common import free_port
-from conftest import real_photos
+from conftest import browser_page, real_photos
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
@@ -41,15 +41,8 @@ def app(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(app):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1280, "height": 1100})
-        page.set_default_timeout(60_000)
-        page.goto(app["url"])
+    with browser_page(app["url"], height=1100) as page:
         yield page
-        browser.close()
 
 
 def test_click_a_lookalike_pair_trash_one_image_and_restore_it(page, app):
