@@ -534,9 +534,9 @@ def build_train_tab(ctx: AppContext) -> dict:
             label="Start from ImageNet weights (efficientnet_lite0's ship with the app; ResNets download them once)",
             elem_id="train-pretrained",
         )
-        model_name = gr.Textbox(
-            value=default_model_name(ctx.data_dir, ctx.models_dir), label="Model name", elem_id="train-model-name"
-        )
+        # Blank means the name in the placeholder (classes and date, taken when Start is pressed): a page load
+        # or a finished job only ever changes the placeholder, never what the user typed.
+        model_name = gr.Textbox(label="Model name", placeholder=name_hint(ctx), elem_id="train-model-name")
     with gr.Row():
         sizes = gr.Textbox(
             label="Image sizes (progressive resizing)",
@@ -575,9 +575,9 @@ def build_train_tab(ctx: AppContext) -> dict:
     def on_start(arch_v, pre_v, sizes_v, epochs_v, lr_v, bs_v, valid_v, name_v):
         try:
             cfg = jobview.parse_settings(arch_v, pre_v, sizes_v, epochs_v, lr_v, bs_v, valid_v)
-            job = ctx.trainer.start(cfg, name_v)
+            job = ctx.trainer.start(cfg, (name_v or "").strip() or default_model_name(ctx.data_dir, ctx.models_dir))
         except (TrainError, UnsafePath, ValueError) as ex:
-            return f"⚠️ {one_line(ex)}", gr.Timer(active=ctx.trainer.running()), gr.skip()
+            return f"⚠️ {one_line(ex)}", gr.skip(), gr.skip()  # only a tick stops the timer (see on_tick)
         msg = f"Started training **{job.model_dir.name}** ({cfg.arch}, sizes {','.join(map(str, cfg.sizes))}, pretrained {'on' if cfg.pretrained else 'off'})."
         if job.model_dir.name in ctx.models.names():
             msg += " When it finishes it replaces the model of that name; until then that model keeps answering."
@@ -598,15 +598,16 @@ def build_train_tab(ctx: AppContext) -> dict:
             unchanged = [gr.skip()] * 9  # results, comparison, model pickers, name: only when the job ends
             return status_v, table_v, loss_v, *unchanged, gr.Timer(active=True), str(job.model_dir)
         # Finished (or nothing running): stop polling; show results, the comparison with the default (which
-        # Predict keeps using) and a fresh name for the next model.
+        # Predict keeps using) and a fresh name for the next model. Only a tick stops the timer, after showing
+        # the end, and only if no job was started meanwhile (its Start may have re-armed the timer already).
         name = finished_name(ctx)
         lr_v, conf_v, per_v = results_view(ctx, name or ctx.models.newest())
         picker_v = model_picker_update(ctx) if name else gr.skip()
         review_v = gr.Dropdown(choices=ctx.models.names(), value=name) if name else gr.skip()
         compare_v, use_v = comparison_view(ctx, name)
-        name_v = default_model_name(ctx.data_dir, ctx.models_dir) if name else gr.skip()
+        name_v = gr.Textbox(placeholder=name_hint(ctx)) if name else gr.skip()
         outputs = (lr_v, conf_v, per_v, compare_v, use_v, name, picker_v, review_v, name_v)
-        return status_v, table_v, loss_v, *outputs, gr.Timer(active=False), None
+        return status_v, table_v, loss_v, *outputs, gr.Timer(active=ctx.trainer.running()), None
 
     timer.tick(
         friendly(on_tick),
@@ -630,11 +631,29 @@ def build_train_tab(ctx: AppContext) -> dict:
         name = finished_name(ctx)
         lr_v, conf_v, per_v = results_view(ctx, name or ctx.models.newest())
         compare_v, use_v = comparison_view(ctx, name)
-        name_v = default_model_name(ctx.data_dir, ctx.models_dir)
-        return status_v, table_v, loss_v, lr_v, conf_v, per_v, compare_v, use_v, name, name_v, gr.Timer(active=running)
+        # A load may finish after a Start on the same page: it may start the timer, never stop it.
+        timer_v = gr.Timer(active=True) if running else gr.skip()
+        return (
+            status_v,
+            table_v,
+            loss_v,
+            lr_v,
+            conf_v,
+            per_v,
+            compare_v,
+            use_v,
+            name,
+            gr.Textbox(placeholder=name_hint(ctx)),
+            timer_v,
+        )
 
     outputs = [status, table, plot, lr_plot, confusion, per_class, compare, use, finished, model_name, timer]
     return {"refresh": (friendly(on_load), None, outputs)}
+
+
+def name_hint(ctx: AppContext) -> str:
+    """The Model name box's placeholder: what a blank name becomes."""
+    return f"blank: {default_model_name(ctx.data_dir, ctx.models_dir)}"
 
 
 def finished_name(ctx: AppContext) -> str | None:

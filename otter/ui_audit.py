@@ -131,7 +131,7 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> None:
             cfg = audit.quick_config(**({"pretrained": how == "finetune"} | CONFIG_OVERRIDES)) if method == "finetune" else None
             audit.AuditJob(root, folds=FOLDS, config=cfg, models_dir=ctx.models_dir, method=method).start()
         except TrainError as ex:
-            return (*view(c, cl, f"⚠️ {ex}"), gr.Timer(active=False))
+            return (*view(c, cl, f"⚠️ {ex}"), gr.skip())  # only a tick stops the timer
         return (*view(c, cl, "Audit started."), gr.Timer(active=True))
 
     def cancel():
@@ -145,7 +145,9 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> None:
         job = audit.AuditJob.current()
         if job is not None and job.running:
             return (audit_view.job_line(job), *[gr.skip()] * (len(outputs) - 1), gr.Timer(active=True), gr.skip())
-        return (*view(c, cl), gr.Timer(active=False), class_choices(c))
+        # Stop polling after showing the end, unless an audit was started meanwhile (its Start re-armed the timer).
+        again = audit.AuditJob.current()
+        return (*view(c, cl), gr.Timer(active=again is not None and again.running), class_choices(c))
 
     private = {"api_visibility": "private"}
     grid.select(on_pick, [shown], [pick, picked], **private)
@@ -160,6 +162,7 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> None:
 
     def on_open(c):
         job = audit.AuditJob.current()
-        return (*view(c, None), None, gr.Timer(active=job is not None and job.running), class_choices(c))
+        timer_v = gr.Timer(active=True) if job is not None and job.running else gr.skip()  # start it, never stop it
+        return (*view(c, None), None, timer_v, class_choices(c))
 
     tab.select(wrap(on_open), [cls], [*outputs, cell, timer, cls], **private)

@@ -100,14 +100,16 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> dict:
         try:
             LookalikeJob(root).start()
         except TrainError as ex:
-            return (*view(f"⚠️ {ex}"), gr.Timer(active=False))
+            return (*view(f"⚠️ {ex}"), gr.skip())  # only a tick stops the timer
         return (job_line(LookalikeJob.current()) or "Looking at the images…", *[gr.skip()] * 6, gr.Timer(active=True))
 
     def tick(chosen):
         job = LookalikeJob.current()
         if job is not None and job.running:
             return (job_line(job), *[gr.skip()] * 6, gr.Timer(active=True))
-        return (*view(job_line(job), chosen), gr.Timer(active=False))
+        # Stop polling after showing the end, unless a search was started meanwhile (its Find re-armed the timer).
+        again = LookalikeJob.current()
+        return (*view(job_line(job), chosen), gr.Timer(active=again is not None and again.running))
 
     def cancel():
         job = LookalikeJob.current()

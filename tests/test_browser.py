@@ -5,6 +5,7 @@ Set OTTER_SCREENSHOTS_DIR=docs to refresh the README's screenshots."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -180,19 +181,29 @@ def start_training(page, epochs: int, name: str) -> None:
     page.locator("#train-start").click()
 
 
+def wait_for_end(status) -> str:
+    """The Train status once it shows the end of the job, whichever end it was."""
+    ends = [status.filter(has_text=t) for t in ("Done", "Training failed", "Cancelled")]
+    ends[0].or_(ends[1]).or_(ends[2]).first.wait_for(timeout=TIMEOUT_MS)
+    return status.inner_text()
+
+
 def test_train_a_tiny_model_compare_it_and_use_it_for_predict(page, app, tmp_path):
     """A new model does not replace the default by itself: the tab compares the two, "Use for Predict" switches."""
     from otter.model_io import default_name
 
+    page.get_by_role("tab", name="Train").click()
+    name_box = page.locator("#train-model-name textarea, #train-model-name input").first
+    expect(name_box).to_have_attribute("placeholder", re.compile(r"^blank: river-sea-\d{4}-\d\d-\d\d$"))
     start_training(page, epochs=1, name="browser")
     page.locator("#train-message").filter(has_text="Started training").wait_for()
     status = page.locator("#train-status")
-    status.filter(has_text="Training").or_(status.filter(has_text="Done")).first.wait_for(timeout=TIMEOUT_MS)
+    status.filter(has_text="Stage:").or_(status.filter(has_text="Done")).first.wait_for(timeout=TIMEOUT_MS)
     page.locator("#train-start").click()  # a second start while running is refused (or it has already finished)
     page.locator("#train-message").filter(has_text="already running").or_(
         page.locator("#train-message").filter(has_text="Started training")
     ).first.wait_for()
-    status.filter(has_text="Done").wait_for(timeout=TIMEOUT_MS)
+    assert "Done" in wait_for_end(status), status.inner_text()
     assert weights_bytes(app["models"] / "browser")
     page.locator("#train-epochs-table").filter(has_text="1").wait_for()
     compare = page.locator("#train-compare")
