@@ -447,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--lr", default=None, help="learning rate, or 'find' to run lr_find (default 1e-3 pretrained, 3e-3 from scratch)"
     )
-    t.add_argument("--bs", type=int, default=32, help="batch size")
+    t.add_argument("--bs", type=int, default=None, help="batch size (default 16 pretrained, 32 from scratch)")
     t.add_argument("--valid-pct", type=float, default=0.2, help="share of images held out for validation")
     t.add_argument("--mixup", type=float, default=None, help="MixUp alpha (0 = off)")
     t.add_argument("--seed", type=int, default=42)

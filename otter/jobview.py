@@ -38,7 +38,7 @@ def parse_settings(
         except ValueError as ex:
             raise TrainError(f"learning rate must be a number like 0.001, 'find', or blank for the recipe's (got {lr!r})") from ex
     try:
-        bs_value = int(float(bs))
+        bs_value = None if bs is None or str(bs).strip() == "" else int(float(bs))  # blank: the recipe's
         pct = float(valid_pct)
     except (TypeError, ValueError) as ex:
         raise TrainError("batch size and validation % must be numbers") from ex

@@ -43,6 +43,7 @@ SCRATCH_RECIPE = {
     "lr": DEFAULT_LR,
     "frozen_epochs": 1,
     "freeze_bn": False,
+    "bs": 32,
 }
 # EfficientNet-Lite0 from the packaged ImageNet weights: the head for 3 epochs with the body frozen, then 3 epochs of
 # everything with discriminative rates, at 224 px (its ImageNet size; 160 -> 224 scored lower), the body's BatchNorm
@@ -55,9 +56,10 @@ PRETRAINED_RECIPE = {
     "lr": 1e-3,
     "frozen_epochs": 3,
     "freeze_bn": True,
+    "bs": 16,  # as accurate as 32 in 5-fold CV (runs 15-16), 0.9 GB less memory (3.1 GB peak) and a little faster
 }
 RECIPE = "recipe"  # TrainConfig.lr: the recipe's learning rate (None: find one with lr_find)
-DEFAULT_BS = 32
+DEFAULT_BS = 32  # from scratch; the pretrained recipe's is 16
 MIN_IMAGES_PER_CLASS = 2
 
 
@@ -69,7 +71,7 @@ class TrainConfig:
     epochs: int | tuple[int, ...] | None = None  # per size (one number for all sizes, or one per size)
     frozen_epochs: int | None = None  # per size, head only; pretrained only
     lr: float | str | None = RECIPE  # the recipe's (3e-3 from scratch, 1e-3 pretrained); None: find it with lr_find
-    bs: int = DEFAULT_BS
+    bs: int | None = None  # None: the recipe's (16 pretrained, 32 from scratch)
     valid_pct: float = 0.2
     seed: int = 42
     aug: float = 1.0  # strength multiplier for rotation, warp and lighting; 0 turns augmentation off

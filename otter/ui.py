@@ -40,7 +40,7 @@ from .service import (
     shared_model_service,
     write_csv,
 )
-from .train import DEFAULT_BS, TrainError
+from .train import TrainError
 
 EXPECTED_ERRORS = (InvalidImage, ModelError, TrainError, UnsafePath, ValueError, OSError)
 POLL_SECONDS = 1.0
@@ -549,7 +549,9 @@ def build_train_tab(ctx: AppContext) -> dict:
         lr = gr.Textbox(
             label="Learning rate", placeholder="recipe default: 1e-3 (from scratch 3e-3); 'find': lr_find", elem_id="train-lr"
         )
-        bs = gr.Number(value=DEFAULT_BS, label="Batch size", precision=0, elem_id="train-bs")
+        bs = gr.Number(
+            value=None, label="Batch size", placeholder="recipe default: 16 (from scratch 32)", precision=0, elem_id="train-bs"
+        )
         valid = gr.Slider(0, 50, value=20, step=1, label="Validation %")
     with gr.Row():
         start = gr.Button("Start training", variant="primary", elem_id="train-start")

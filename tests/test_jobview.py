@@ -33,6 +33,9 @@ def test_blank_settings_take_the_recipe_defaults():
     assert cfg.arch == PRETRAINED_RECIPE["arch"] and cfg.sizes == (64, 128) and cfg.epochs == (2, 3)
     assert cfg.lr == 0.01 and cfg.bs == 16 and cfg.valid_pct == pytest.approx(0.1)
     assert parse_settings("resnet18", True, "64", "3", "find", 8, 20).lr is None
+    # A blank batch size is the recipe's: smaller for the pretrained network, which needs more memory per image.
+    assert parse_settings(ARCH_DEFAULT, True, "", "", "", None, 20).bs == PRETRAINED_RECIPE["bs"] == 16
+    assert parse_settings(ARCH_DEFAULT, False, "", "", "", "", 20).bs == SCRATCH_RECIPE["bs"] == 32
 
 
 @pytest.mark.parametrize(
