@@ -25,6 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from . import plain_model
 from .backbones import NAMES, BackboneError, build
 from .safepath import check_name
 
@@ -44,10 +45,12 @@ class ModelError(ValueError):
 
 
 def build_model(meta: dict) -> torch.nn.Module:
-    """An untrained network with the architecture recorded in `meta` (never downloads weights)."""
+    """An untrained network with the architecture recorded in `meta` (never downloads weights). Built from plain
+    torch/timm/torchvision modules where it can be (`otter.plain_model`: prediction never waits for fastai's
+    import), with fastai for its own xResNets."""
     n_out = len(meta["classes"]) + int(meta.get("extra_outputs", 0))
     try:
-        return build(meta["arch"], n_out)
+        return plain_model.build(meta["arch"], n_out) or build(meta["arch"], n_out)
     except BackboneError as ex:
         raise ModelError(str(ex)) from ex
 
