@@ -93,7 +93,8 @@ def progress(events: list[dict]) -> float:
 
 
 def status_markdown(state: str | None, events: list[dict], error: str | None = None, model_dir: str | None = None) -> str:
-    """The job in a few lines: state, stage, epoch, batch, progress bar, elapsed time and ETA."""
+    """The job in a few lines: state, stage, epoch, batch, share done, elapsed time and ETA (the bar itself is
+    `progress_html`)."""
     if state is None:
         return "No training has run since the server started."
     if state == "failed":
@@ -120,9 +121,35 @@ def status_markdown(state: str | None, events: list[dict], error: str | None = N
     batch = last_event(events, "batch")
     batch_text = f" · batch {batch['batch']}/{batch['batches']}" if batch and last.get("type") == "batch" else ""
     lines.append(f"Stage: {stage}{epoch}{batch_text}")
-    bar = "█" * int(frac * 30) + "░" * (30 - int(frac * 30))
-    lines.append(f"`{bar}` {frac:.0%} · elapsed {_fmt_time(last.get('elapsed'))} · about {_fmt_time(last.get('eta'))} left")
+    lines.append(f"{frac:.0%} · elapsed {_fmt_time(last.get('elapsed'))} · about {_fmt_time(last.get('eta'))} left")
     return "  \n".join(lines)
+
+
+def progress_html(state: str | None, events: list[dict]) -> str:
+    """A real progress bar (HTML `<progress>`) for a running job; empty otherwise."""
+    if state not in ("pending", "running"):
+        return ""
+    pct = round(100 * min(max(progress(events), 0.0), 1.0))
+    return (
+        f'<progress id="train-progress-bar" value="{pct}" max="100" aria-label="training progress" '
+        f'style="width:100%;height:14px;accent-color:var(--color-accent)">{pct}%</progress>'
+    )
+
+
+def form_values(cfg: TrainConfig, model_name: str) -> dict:
+    """The Train form's fields as `cfg` fills them (what a page shows for a job started elsewhere):
+    architecture, pretrained, sizes, epochs, lr, batch size, validation % and model name."""
+    epochs = cfg.epochs_per_size() if cfg.sizes else []
+    return {
+        "arch": cfg.arch,
+        "pretrained": cfg.pretrained,
+        "sizes": ",".join(map(str, cfg.sizes or ())),
+        "epochs": ",".join(map(str, epochs)),
+        "lr": "find" if cfg.lr is None else f"{cfg.lr:g}",
+        "bs": cfg.bs,
+        "valid": round(cfg.valid_pct * 100),
+        "model_name": model_name,
+    }
 
 
 EPOCH_COLUMNS = ["stage", "epoch", "train_loss", "valid_loss", "accuracy", "time"]
@@ -184,6 +211,7 @@ def loss_figure(events: list[dict]):
         part = df[df["series"] == series]
         if not part.empty:
             ax.plot(part["step"], part["loss"], style, label=series, markersize=4)
+    ax.set_title("Loss")
     ax.set_xlabel("batch")
     ax.set_ylabel("loss")
     ax.legend()

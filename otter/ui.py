@@ -498,16 +498,6 @@ def build_curate_tab(ctx: AppContext) -> dict:
 # ---------------------------------------------------------------------------------------------- train
 
 
-def train_view(ctx: AppContext):
-    """Everything the Train tab shows about the current job, for the timer and for page load."""
-    job = ctx.trainer.job()
-    if job is None:
-        return jobview.status_markdown(None, []), jobview.epoch_table([]), None, False
-    events = list(job.events)
-    status = jobview.status_markdown(job.state, events, job.error, str(job.model_dir))
-    return status, jobview.epoch_table(events), jobview.loss_figure(events), job.running
-
-
 def results_view(ctx: AppContext, name: str | None):
     """The lr_find curve, confusion matrix and per-class figures of a saved model."""
     meta = None
@@ -555,17 +545,20 @@ def build_train_tab(ctx: AppContext) -> dict:
         valid = gr.Slider(0, 50, value=20, step=1, label="Validation %")
     with gr.Row():
         start = gr.Button("Start training", variant="primary", elem_id="train-start")
-        cancel = gr.Button("Cancel", variant="stop", elem_id="train-cancel")
+        # Cancel can only be pressed while a job runs (a big red button for nothing confused users).
+        cancel = gr.Button("Cancel", variant="stop", interactive=False, elem_id="train-cancel")
     message = gr.Markdown(elem_id="train-message")
     status = gr.Markdown(elem_id="train-status")
+    bar = gr.HTML(elem_id="train-progress")
     with gr.Row():
         compare = gr.Markdown(elem_id="train-compare")  # the new model beside the default, once it is done
         use = gr.Button("Use for Predict", visible=False, elem_id="train-use", scale=0)
     finished = gr.State(None)  # the name of the model `compare` is about
     with gr.Row():
         table = gr.Dataframe(label="Epochs", interactive=False, elem_id="train-epochs-table")
-        plot = gr.Plot(label="Loss", elem_id="train-loss")
-    with gr.Accordion("Results of the last model", open=True):
+        # No label badge: it sat over the figure's top-left corner and hid the top tick; the figure has a title.
+        plot = gr.Plot(label="Loss", show_label=False, elem_id="train-loss")
+    with gr.Accordion("Results of the last model", open=True, elem_id="train-results") as results_box:
         with gr.Row():
             lr_plot = gr.LinePlot(x="log10_lr", y="loss", label="lr_find (loss against log10 learning rate)", height=240)
             confusion = gr.Plot(label="Confusion matrix")
@@ -573,53 +566,75 @@ def build_train_tab(ctx: AppContext) -> dict:
     timer = gr.Timer(POLL_SECONDS, active=False)
     picker = ctx.shared["picker"]
     watched = gr.State(None)  # the model dir of the job this page last saw running
+    form = {"arch": arch, "pretrained": pretrained, "sizes": sizes, "epochs": epochs, "lr": lr, "bs": bs}
+    form |= {"valid": valid, "model_name": model_name}
+
+    def job_view(running: bool) -> dict:
+        """What every handler shows of the current job: status, bar, epochs, loss, Cancel's state."""
+        job = ctx.trainer.job()
+        state, events = (job.state, list(job.events)) if job else (None, [])
+        return {
+            status: jobview.status_markdown(state, events, job and job.error, job and str(job.model_dir)),
+            bar: jobview.progress_html(state, events),
+            table: jobview.epoch_table(events),
+            plot: jobview.loss_figure(events),
+            cancel: gr.Button(interactive=running),
+        }
+
+    def results(name: str | None, running: bool) -> dict:
+        """The results box of model `name` (the finished one, else the newest), labelled with its name."""
+        shown = name or ctx.models.newest()
+        lr_v, conf_v, per_v = results_view(ctx, shown)
+        label = f"Results of model {shown}" if shown else "Results of the last model"
+        if running and shown:
+            label += " (the model in training shows its own when it finishes)"
+        return {results_box: gr.Accordion(label=label), lr_plot: lr_v, confusion: conf_v, per_class: per_v}
 
     def on_start(arch_v, pre_v, sizes_v, epochs_v, lr_v, bs_v, valid_v, name_v):
         try:
             cfg = jobview.parse_settings(arch_v, pre_v, sizes_v, epochs_v, lr_v, bs_v, valid_v)
             job = ctx.trainer.start(cfg, (name_v or "").strip() or default_model_name(ctx.data_dir, ctx.models_dir))
         except (TrainError, UnsafePath, ValueError) as ex:
-            return f"⚠️ {one_line(ex)}", gr.skip(), gr.skip()  # only a tick stops the timer (see on_tick)
+            return {message: f"⚠️ {one_line(ex)}"}  # only a tick stops the timer (see on_tick)
         msg = f"Started training **{job.model_dir.name}** ({cfg.arch}, sizes {','.join(map(str, cfg.sizes))}, pretrained {'on' if cfg.pretrained else 'off'})."
         if job.model_dir.name in ctx.models.names():
             msg += " When it finishes it replaces the model of that name; until then that model keeps answering."
-        return msg, gr.Timer(active=True), str(job.model_dir)
+        return {message: msg, timer: gr.Timer(active=True), watched: str(job.model_dir), cancel: gr.Button(interactive=True)}
 
     start.click(
         friendly(on_start),
         [arch, pretrained, sizes, epochs, lr, bs, valid, model_name],
-        [message, timer, watched],
+        [message, timer, watched, cancel],
         api_visibility="private",
     )
     cancel.click(friendly(lambda: ctx.trainer.cancel()), None, [message], api_visibility="private")
 
     def on_tick(seen):
-        status_v, table_v, loss_v, running = train_view(ctx)
         job = ctx.trainer.job()
-        if running:
-            unchanged = [gr.skip()] * 9  # results, comparison, model pickers, name: only when the job ends
-            return status_v, table_v, loss_v, *unchanged, gr.Timer(active=True), str(job.model_dir)
+        if job is not None and job.running:
+            return job_view(True) | {timer: gr.Timer(active=True), watched: str(job.model_dir)}
         # Finished (or nothing running): stop polling; show results, the comparison with the default (which
         # Predict keeps using) and a fresh name for the next model. Only a tick stops the timer, after showing
         # the end, and only if no job was started meanwhile (its Start may have re-armed the timer already).
         name = finished_name(ctx)
-        lr_v, conf_v, per_v = results_view(ctx, name or ctx.models.newest())
-        picker_v = model_picker_update(ctx) if name else gr.skip()
-        review_v = gr.Dropdown(choices=ctx.models.names(), value=name) if name else gr.skip()
+        again = ctx.trainer.running()
+        view = job_view(again) | results(name, again)
         compare_v, use_v = comparison_view(ctx, name)
-        name_v = gr.Textbox(placeholder=name_hint(ctx)) if name else gr.skip()
-        outputs = (lr_v, conf_v, per_v, compare_v, use_v, name, picker_v, review_v, name_v)
-        return status_v, table_v, loss_v, *outputs, gr.Timer(active=ctx.trainer.running()), None
+        view |= {compare: compare_v, use: use_v, finished: name, timer: gr.Timer(active=again), watched: None}
+        if seen and not again:
+            view[message] = ""  # "Started…" or "already running" would be stale next to "Done"
+        if name:  # model pickers and the next name only change when a model was written
+            view |= {
+                picker: model_picker_update(ctx),
+                ctx.shared["review_model"]: gr.Dropdown(choices=ctx.models.names(), value=name),
+            }
+            view |= {model_name: gr.Textbox(placeholder=name_hint(ctx))}
+        return view
 
-    timer.tick(
-        friendly(on_tick),
-        [watched],
-        [
-            *(status, table, plot, lr_plot, confusion, per_class, compare, use, finished, picker),
-            *(ctx.shared["review_model"], model_name, timer, watched),
-        ],
-        api_visibility="private",
-    )
+    tick_outputs = [status, bar, table, plot, cancel, results_box, lr_plot, confusion, per_class, compare, use, finished]
+    tick_outputs += [message]
+    tick_outputs += [picker, ctx.shared["review_model"], model_name, timer, watched]
+    timer.tick(friendly(on_tick), [watched], tick_outputs, api_visibility="private")
 
     def on_use(name):
         set_default(ctx.models_dir, name)
@@ -629,27 +644,21 @@ def build_train_tab(ctx: AppContext) -> dict:
     use.click(friendly(on_use), [finished], [compare, use, picker], api_visibility="private")
 
     def on_load():
-        status_v, table_v, loss_v, running = train_view(ctx)
+        job = ctx.trainer.job()
+        running = job is not None and job.running
         name = finished_name(ctx)
-        lr_v, conf_v, per_v = results_view(ctx, name or ctx.models.newest())
+        view = job_view(running) | results(name, running)
         compare_v, use_v = comparison_view(ctx, name)
-        # A load may finish after a Start on the same page: it may start the timer, never stop it.
-        timer_v = gr.Timer(active=True) if running else gr.skip()
-        return (
-            status_v,
-            table_v,
-            loss_v,
-            lr_v,
-            conf_v,
-            per_v,
-            compare_v,
-            use_v,
-            name,
-            gr.Textbox(placeholder=name_hint(ctx)),
-            timer_v,
-        )
+        view |= {compare: compare_v, use: use_v, finished: name, model_name: gr.Textbox(placeholder=name_hint(ctx))}
+        if running:
+            # A page opened (or reloaded) during training shows that job's settings, not the form's defaults;
+            # a load may start the timer, never stop it (it may finish after a Start on the same page).
+            values = jobview.form_values(job.cfg, job.model_dir.name)
+            view |= {form[key]: value for key, value in values.items()} | {timer: gr.Timer(active=True)}
+        return view
 
-    outputs = [status, table, plot, lr_plot, confusion, per_class, compare, use, finished, model_name, timer]
+    outputs = [status, bar, table, plot, cancel, results_box, lr_plot, confusion, per_class, compare, use, finished]
+    outputs += [timer, *form.values()]
     return {"refresh": (friendly(on_load), None, outputs)}
 
 

@@ -204,9 +204,11 @@ def test_train_a_tiny_model_compare_it_and_use_it_for_predict(page, app, tmp_pat
         page.locator("#train-message").filter(has_text="Started training")
     ).first.wait_for()
     assert "Done" in wait_for_end(status), status.inner_text()
+    expect(page.locator("#train-message")).not_to_contain_text("already running")  # no stale message beside "Done"
     assert weights_bytes(app["models"] / "browser")
     page.locator("#train-epochs-table").filter(has_text="1").wait_for()
     compare = page.locator("#train-compare")
+    expect(page.locator("#train-results")).to_contain_text("Results of model browser")
     expect(compare).to_contain_text("New model browser:")
     expect(compare).to_contain_text("current default tiny:")
     screenshot(page, "train", tmp_path)
@@ -229,8 +231,18 @@ def test_running_job_survives_a_reload_and_cancel_keeps_the_model(page, app):
     page.reload()  # as if the browser was closed and the page opened again
     page.get_by_role("tab", name="Train").click()
     page.locator("#train-status").filter(has_text="Stage:").wait_for(timeout=TIMEOUT_MS)
+    # The reloaded form shows the running job's settings, not the defaults; the results say whose they are.
+    expect(page.locator("#train-sizes textarea, #train-sizes input").first).to_have_value("32")
+    expect(page.locator("#train-epochs textarea, #train-epochs input").first).to_have_value("500")
+    expect(page.locator("#train-model-name textarea, #train-model-name input").first).to_have_value("tiny")
+    expect(page.locator("#train-pretrained input[type=checkbox]")).not_to_be_checked()
+    expect(page.locator("#train-results")).to_contain_text("the model in training shows its own when it finishes")
+    expect(page.locator("#train-progress progress")).to_be_visible()  # a real progress bar
+    expect(page.locator("#train-cancel")).to_be_enabled()
     page.locator("#train-cancel").click()
     page.locator("#train-status").filter(has_text="Cancelled").wait_for(timeout=TIMEOUT_MS)
+    expect(page.locator("#train-cancel")).to_be_disabled()  # nothing to cancel any more
+    expect(page.locator("#train-progress progress")).to_have_count(0)
     assert weights_bytes(app["models"] / "tiny") == before
 
 

@@ -12,12 +12,14 @@ from otter.jobview import (
     confusion_figure,
     confusion_frame,
     epoch_table,
+    form_values,
     loss_figure,
     loss_frame,
     lr_find_frame,
     parse_settings,
     per_class_frame,
     progress,
+    progress_html,
     status_markdown,
 )
 from otter.train import PRETRAINED_RECIPE, SCRATCH_RECIPE, TrainConfig, TrainError, train
@@ -75,7 +77,30 @@ def test_epoch_table_and_loss_curves_follow_the_events(run):
     assert progress(events) == pytest.approx(1.0, abs=0.05)
     fig = loss_figure(events)
     assert [line.get_label() for line in fig.axes[0].get_lines()] == ["train (batch)", "valid (epoch)"]
+    assert fig.axes[0].get_title() == "Loss"  # the figure names itself: the Plot's label badge hid the top tick
     assert loss_figure([]) is None
+
+
+def test_form_values_and_progress_bar_of_a_job():
+    cfg = parse_settings(ARCH_DEFAULT, False, "32,64", "2,3", "", "", 10)
+    values = form_values(cfg, "m")
+    assert values == {
+        "arch": "xresnet18",
+        "pretrained": False,
+        "sizes": "32,64",
+        "epochs": "2,3",
+        "lr": "0.003",
+        "bs": 32,
+        "valid": 10,
+        "model_name": "m",
+    }
+    # What the form shows parses back to the same settings.
+    again = parse_settings(*(values[k] for k in ("arch", "pretrained", "sizes", "epochs", "lr", "bs", "valid")))
+    assert again == cfg
+    assert form_values(parse_settings(ARCH_DEFAULT, True, "", "", "find", "", 20), "n")["lr"] == "find"
+    events = [{"type": "batch", "progress": 0.376}]
+    assert 'value="38"' in progress_html("running", events) and "<progress" in progress_html("running", events)
+    assert progress_html("done", events) == "" and progress_html(None, []) == ""
 
 
 def test_status_lines_for_each_state(run):
