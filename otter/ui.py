@@ -29,6 +29,7 @@ from .default_model import comparison, set_default
 from .device import gpu_task
 from .images import InvalidImage
 from .model_io import ARCHS, ModelError, read_meta, seed_models
+from .model_zip import zip_model
 from .safepath import UnsafePath
 from .service import (
     NO_MODEL,
@@ -563,6 +564,10 @@ def build_train_tab(ctx: AppContext) -> dict:
             lr_plot = gr.LinePlot(x="log10_lr", y="loss", label="lr_find (loss against log10 learning rate)", height=240)
             confusion = gr.Plot(label="Confusion matrix")
         per_class = gr.Dataframe(label="Per class (validation)", interactive=False)
+        with gr.Row():
+            zip_btn = gr.Button("Download this model (.zip)", scale=0, elem_id="train-zip")
+            zip_file = gr.File(label="Model folder as a zip", interactive=False, visible=False, elem_id="train-zip-file")
+    shown_model = gr.State(None)  # the model the results box is about
     timer = gr.Timer(POLL_SECONDS, active=False)
     picker = ctx.shared["picker"]
     watched = gr.State(None)  # the model dir of the job this page last saw running
@@ -588,7 +593,7 @@ def build_train_tab(ctx: AppContext) -> dict:
         label = f"Results of model {shown}" if shown else "Results of the last model"
         if running and shown:
             label += " (the model in training shows its own when it finishes)"
-        return {results_box: gr.Accordion(label=label), lr_plot: lr_v, confusion: conf_v, per_class: per_v}
+        return {results_box: gr.Accordion(label=label), lr_plot: lr_v, confusion: conf_v, per_class: per_v, shown_model: shown}
 
     def on_start(arch_v, pre_v, sizes_v, epochs_v, lr_v, bs_v, valid_v, name_v):
         try:
@@ -632,7 +637,7 @@ def build_train_tab(ctx: AppContext) -> dict:
         return view
 
     tick_outputs = [status, bar, table, plot, cancel, results_box, lr_plot, confusion, per_class, compare, use, finished]
-    tick_outputs += [message]
+    tick_outputs += [message, shown_model]
     tick_outputs += [picker, ctx.shared["review_model"], model_name, timer, watched]
     timer.tick(friendly(on_tick), [watched], tick_outputs, api_visibility="private")
 
@@ -657,8 +662,16 @@ def build_train_tab(ctx: AppContext) -> dict:
             view |= {form[key]: value for key, value in values.items()} | {timer: gr.Timer(active=True)}
         return view
 
+    def on_zip(name):
+        if not name:
+            raise gr.Error("No model to download yet: train one first.", print_exception=False)
+        path = zip_model(ctx.models_dir / name, Path(tempfile.gettempdir()) / "otter-model-zips")
+        return gr.File(value=str(path), visible=True)
+
+    zip_btn.click(friendly(on_zip), [shown_model], [zip_file], api_visibility="private")
+
     outputs = [status, bar, table, plot, cancel, results_box, lr_plot, confusion, per_class, compare, use, finished]
-    outputs += [timer, *form.values()]
+    outputs += [shown_model, timer, *form.values()]
     return {"refresh": (friendly(on_load), None, outputs)}
 
 

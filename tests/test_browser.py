@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -209,6 +210,12 @@ def test_train_a_tiny_model_compare_it_and_use_it_for_predict(page, app, tmp_pat
     page.locator("#train-epochs-table").filter(has_text="1").wait_for()
     compare = page.locator("#train-compare")
     expect(page.locator("#train-results")).to_contain_text("Results of model browser")
+    page.locator("#train-zip").click()  # the model folder as a zip, to download
+    expect(page.locator("#train-zip-file")).to_contain_text("browser")
+    with page.expect_download() as download:
+        page.locator("#train-zip-file a").first.click()
+    names = zipfile.ZipFile(download.value.path()).namelist()
+    assert "browser/model.json" in names and any(n.endswith(".safetensors") for n in names)
     expect(compare).to_contain_text("New model browser:")
     expect(compare).to_contain_text("current default tiny:")
     screenshot(page, "train", tmp_path)

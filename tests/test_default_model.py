@@ -174,3 +174,24 @@ def test_default_model_name_says_what_it_is_and_replaces_nothing(tmp_path):
     assert default_model_name(data, models, day) == "5-classes-2026-11-29"
     assert default_model_name(tmp_path / "no-data", models, day) == "model-2026-11-29"
     assert model_io.list_models(models) == []  # empty folders are not models
+
+
+def test_a_model_zip_unpacks_into_a_model_that_predicts_the_same(model_copy, tmp_path):
+    import zipfile
+
+    from otter.model_io import ModelError
+    from otter.model_zip import zip_model
+    from otter.predict import Predictor
+
+    (model_copy / "notes").mkdir()  # subfolders and links are not packed
+    (model_copy / "link.json").symlink_to(model_copy / "model.json")
+    path = zip_model(model_copy, tmp_path / "zips")
+    assert path == tmp_path / "zips" / "tiny.zip"
+    names = zipfile.ZipFile(path).namelist()
+    assert "tiny/model.json" in names and all(n.startswith("tiny/") for n in names)
+    assert not any(n.endswith(("notes", "link.json")) for n in names)
+    zipfile.ZipFile(path).extractall(tmp_path / "unpacked")
+    photo = real_photos("sea", 1)[0]
+    assert Predictor.load(tmp_path / "unpacked" / "tiny").predict(photo) == Predictor.load(model_copy).predict(photo)
+    with pytest.raises(ModelError):
+        zip_model(tmp_path / "zips", tmp_path / "other")  # not a model folder
