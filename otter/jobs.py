@@ -8,7 +8,6 @@ folder (`training_lock`) extends that to other processes.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 import time
@@ -17,6 +16,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
+
+from filelock import FileLock, Timeout
 
 
 class TrainError(RuntimeError):
@@ -36,15 +37,15 @@ def training_lock(models_root: os.PathLike | str) -> Iterator[None]:
     """One training job (or audit) at a time per models folder, across threads and processes (released if killed)."""
     models_root = Path(models_root)
     models_root.mkdir(parents=True, exist_ok=True)
-    fh = open(models_root / ".train.lock", "w")
+    lock = FileLock(models_root / ".train.lock", timeout=0, thread_local=False)  # filelock: Linux, macOS, Windows
     try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as ex:
-            raise TrainingBusy("a training job or an audit is already running; wait for it or cancel it") from ex
+        lock.acquire()
+    except Timeout as ex:
+        raise TrainingBusy("a training job or an audit is already running; wait for it or cancel it") from ex
+    try:
         yield
     finally:
-        fh.close()
+        lock.release()
 
 
 class BackgroundJob:
@@ -123,18 +124,25 @@ class BackgroundJob:
         return None
 
     def _run(self) -> None:
+        state, error = "failed", None
         try:
             self.result = self.work()
-            self.state = "done"
+            state = "done"
         except TrainingCancelled as ex:
-            self.state, self.error = "cancelled", self.cancelled_message or str(ex)
+            state, error = "cancelled", self.cancelled_message or str(ex)
         except TrainError as ex:
-            self.state, self.error = "failed", str(ex)
+            error = str(ex)
         except Exception as ex:  # reported to the UI as one line; the traceback goes to the server log
             traceback.print_exc()
-            self.state, self.error = "failed", f"{self.kind} failed: {type(ex).__name__}: {ex}"
+            error = f"{self.kind} failed: {type(ex).__name__}: {ex}"
         finally:
-            self.cleanup()
+            # The job counts as running until its cleanup is over: a job started earlier could otherwise have
+            # its fresh cache cleared by this one's cleanup.
+            try:
+                self.cleanup()
+            except Exception:
+                traceback.print_exc()
+            self.state, self.error = state, error
             self.events.append({"type": self.state, "error": self.error})
             if self._on_done:
                 try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+from filelock import FileLock
 
 COLUMNS = ["file", "class", "source_url", "query", "sha256", "width", "height", "added", "status"]
 MANIFEST_NAME = "index.csv"
@@ -29,12 +29,8 @@ def locked(root: os.PathLike | str) -> Iterator[None]:
     """Serialise manifest and folder changes between threads and processes (two browser tabs, CLI + app)."""
     lock_dir = Path(root) / ".otter"
     lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / "data.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with FileLock(lock_dir / "data.lock", thread_local=False):  # filelock: Linux, macOS, Windows
+        yield
 
 
 def read(root: os.PathLike | str) -> pd.DataFrame:

@@ -499,13 +499,16 @@ def predict_items(learn, items: list[Path], labels: list[str]):
 
     if not items:
         return np.zeros((0, len(learn.dls.vocab))), np.zeros(0)
-    dl = learn.dls.test_dl([Path(p) for p in items], bs=64)
-    probs, _ = learn.get_preds(dl=dl)
+    grad = torch.is_grad_enabled()  # fastai's get_preds can leave it off: restore the caller's setting, whatever it was
+    try:
+        dl = learn.dls.test_dl([Path(p) for p in items], bs=64)
+        probs, _ = learn.get_preds(dl=dl)
+    finally:
+        torch.set_grad_enabled(grad)
     probs = probs.float().numpy()
     vocab = list(learn.dls.vocab)
     y = np.array([vocab.index(lbl) for lbl in labels])
     losses = -np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0))
-    torch.set_grad_enabled(True)
     return probs, losses
 
 

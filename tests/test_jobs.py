@@ -1,5 +1,7 @@
 import threading
+import time
 
+import numpy as np
 import pytest
 
 from otter.jobs import BackgroundJob, TrainingBusy, TrainingCancelled
@@ -54,3 +56,52 @@ def test_cancel_and_failure_end_with_one_line_messages():
     failing.gate.set()
     assert failing.wait(10).state == "failed" and failing.error == "gated failed: ValueError: boom"
     assert failing.events[-1] == {"type": "failed", "error": "gated failed: ValueError: boom"}
+
+
+def test_predict_items_leaves_the_callers_grad_mode_as_it_was():
+    import torch
+
+    from otter.train import predict_items
+
+    class Learn:  # the two things predict_items uses of a fastai Learner; get_preds switches grad off, as fastai may
+        class dls:
+            vocab = ["a", "b"]
+
+            @staticmethod
+            def test_dl(items, bs):
+                return items
+
+        @staticmethod
+        def get_preds(dl):
+            torch.set_grad_enabled(False)
+            return torch.tensor([[0.25, 0.75]] * len(dl)), None
+
+    for mode in (False, True):
+        with torch.set_grad_enabled(mode):
+            probs, losses = predict_items(Learn, ["x.jpg"], ["b"])
+            assert torch.is_grad_enabled() is mode
+    assert losses[0] == pytest.approx(-np.log(0.75))
+
+
+def test_a_job_counts_as_running_until_its_cleanup_is_over():
+    from otter.jobs import BackgroundJob, TrainingBusy
+
+    release = threading.Event()
+
+    class Slow(BackgroundJob):
+        kind, noun = "slow", "a slow job"
+
+        def work(self):
+            return 1
+
+        def cleanup(self):
+            release.wait(10)
+
+    job = Slow().start()
+    time.sleep(0.2)  # work is done; cleanup is waiting
+    assert job.running and job.state == "running"
+    with pytest.raises(TrainingBusy):
+        Slow().start()
+    release.set()
+    job.wait(10)
+    assert job.state == "done" and job.events[-1]["type"] == "done"
