@@ -68,7 +68,12 @@ def save_model(
     dest = Path(dest)
     check_name(dest.name, "model name")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    recover(dest.parent)
+    with _models_lock(dest.parent):  # no recover() may run between the two renames below
+        _recover(dest.parent)
+        return _write_and_swap(model, meta, dest, half, extra_tensors)
+
+
+def _write_and_swap(model, meta: dict, dest: Path, half: bool, extra_tensors) -> Path:
     tag = uuid.uuid4().hex[:8]
     tmp = dest.parent / f".tmp-{dest.name}-{tag}"
     tmp.mkdir()
@@ -97,7 +102,7 @@ def save_model(
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        recover(dest.parent)
+        _recover(dest.parent)
         raise
     return dest
 
@@ -115,13 +120,29 @@ def _save_weights(state: dict[str, torch.Tensor], folder: Path) -> None:
         (folder / WEIGHTS_INDEX).write_text(json.dumps(index, indent=1))
 
 
+def _models_lock(models_dir: Path):
+    """Held while a model is written and swapped in, and while `recover` tidies: across threads and processes."""
+    from filelock import FileLock
+
+    return FileLock(models_dir / ".models.lock", thread_local=False)
+
+
 def recover(models_dir: os.PathLike | str) -> None:
-    """Undo a swap cut short between its two renames, and drop leftovers of unfinished writes."""
+    """Undo a swap cut short between its two renames (a crash), and drop leftovers of unfinished writes. Runs at
+    start-up and before each save, under the models lock: never on the prediction path, where it could undo a
+    save caught between its renames."""
     models_dir = Path(models_dir)
     if not models_dir.is_dir():
         return
+    with _models_lock(models_dir):
+        _recover(models_dir)
+
+
+def _recover(models_dir: Path) -> None:
     for p in models_dir.iterdir():
-        if p.name.startswith(".old-"):
+        if p.name.startswith(".tmp-") and p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)  # a write that never finished (saves hold the lock while writing)
+        elif p.name.startswith(".old-"):
             name = p.name[len(".old-") :].rsplit("-", 1)[0]
             target = models_dir / name
             if target.exists():
@@ -191,7 +212,6 @@ def load_model(model_dir: os.PathLike | str) -> tuple[torch.nn.Module, dict]:
 def list_models(models_dir: os.PathLike | str) -> list[dict]:
     """Valid model folders, newest first, as their metadata plus "path"."""
     models_dir = Path(models_dir)
-    recover(models_dir)
     found = []
     if not models_dir.is_dir():
         return found
@@ -222,11 +242,12 @@ def seed_models(models_dir: os.PathLike | str, source: os.PathLike | str) -> lis
         return []
     models_dir.mkdir(parents=True, exist_ok=True)
     tmp = models_dir / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
-    try:
-        shutil.copytree(source / name, tmp, symlinks=False)
-        os.rename(tmp, models_dir / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with _models_lock(models_dir):
+        try:
+            shutil.copytree(source / name, tmp, symlinks=False)
+            os.rename(tmp, models_dir / name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return [name]
 
 

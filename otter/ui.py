@@ -28,7 +28,7 @@ from .dataset import list_classes, list_images
 from .default_model import comparison, set_default
 from .device import gpu_task
 from .images import InvalidImage
-from .model_io import ARCHS, ModelError, read_meta, seed_models
+from .model_io import ARCHS, ModelError, read_meta, recover, seed_models
 from .model_zip import zip_model
 from .safepath import UnsafePath
 from .service import (
@@ -711,11 +711,12 @@ def build_app(
     models = config.models_dir(models_dir)
     data.mkdir(parents=True, exist_ok=True)
     models.mkdir(parents=True, exist_ok=True)
-    if shipped_models is not None:
-        try:
+    try:
+        recover(models)  # a model swap a crash cut short (at start-up only: never on the prediction path)
+        if shipped_models is not None:
             seed_models(models, shipped_models)
-        except OSError as ex:  # a read-only or full models folder: the app still starts, Predict points to Train
-            print(f"otter: could not copy the shipped models into {models}: {ex}", file=sys.stderr)
+    except OSError as ex:  # a read-only or full models folder: the app still starts, Predict points to Train
+        print(f"otter: could not prepare the models folder {models}: {ex}", file=sys.stderr)
     ctx = AppContext(data, models, shared_model_service(models), TrainService(data, models))
     with gr.Blocks(title="Otter Classifier") as demo:
         gr.Markdown("# Otter Classifier\nCurate an image data set, train a classifier, and use it.")

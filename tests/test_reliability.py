@@ -183,11 +183,13 @@ def test_sigkill_during_export_keeps_previous_model(model_copy, where):
     before = (model_copy / "model.json").read_text()
     proc = subprocess.run([PY, "-c", KILL_DURING_EXPORT, str(model_copy), where], cwd=ROOT, timeout=120)
     assert proc.returncode == -signal.SIGKILL
-    models = model_io.list_models(model_copy.parent)  # recovers an interrupted swap
+    model_io.recover(model_copy.parent)  # what the app does at start-up
+    models = model_io.list_models(model_copy.parent)
     assert [m["path"] for m in models] == [str(model_copy)]
     assert (model_copy / "model.json").read_text() == before
     Predictor.load(model_copy).predict(real_photos("sea", 1)[0])
-    assert sorted(p.name for p in model_copy.parent.iterdir() if not p.name.startswith(".tmp-")) == ["tiny"]
+    # No half-written or swapped-out folder is left (the lock file stays).
+    assert sorted(p.name for p in model_copy.parent.iterdir() if p.name != ".models.lock") == ["tiny"]
 
 
 @pytest.mark.parametrize("stage", ["finding learning rate", "head only", "all layers"])
@@ -263,4 +265,4 @@ def test_data_folder_untouched_by_training_and_prediction(small_data, tmp_path):
     train(small_data, cfg, tmp_path / "models" / "m")
     Predictor.load(tmp_path / "models" / "m").predict_batch(list(snapshot))
     assert {p: p.read_bytes() for p in small_data.rglob("*") if p.is_file()} == snapshot
-    assert sorted(os.listdir(tmp_path / "models")) == [".train.lock", "m"]
+    assert sorted(os.listdir(tmp_path / "models")) == [".models.lock", ".train.lock", "m"]

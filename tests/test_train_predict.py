@@ -1,4 +1,5 @@
 import json
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -150,14 +151,14 @@ def test_shipped_models_are_copied_into_an_empty_models_folder_only(tiny_trained
     shutil.copytree(tiny_trained[0], shipped / "tiny")
     bucket = tmp_path / "bucket" / "models"
     assert model_io.seed_models(bucket, shipped) == ["tiny"]
-    assert not [p for p in bucket.iterdir() if p.name.startswith(".")], "no temporary folder left behind"
+    assert not [p for p in bucket.iterdir() if p.name.startswith(".") and p.name != ".models.lock"], "no temporary folder left"
     photo = real_photos("sea", 1)[0]
     assert Predictor.load(bucket / "tiny").predict(photo) == pytest.approx(Predictor.load(tiny_trained[0]).predict(photo))
     # a folder with a model is left alone: a user's model is never overwritten, a replaced one does not come back
     shutil.rmtree(bucket / "tiny")
     shutil.copytree(tiny_trained[0], bucket / "mine")
     assert model_io.seed_models(bucket, shipped) == []
-    assert [p.name for p in bucket.iterdir()] == ["mine"]
+    assert [p.name for p in bucket.iterdir() if p.name != ".models.lock"] == ["mine"]
     # nothing to copy from, or the shipped folder itself: nothing happens
     assert model_io.seed_models(tmp_path / "empty", tmp_path / "no-such-folder") == []
     assert not (tmp_path / "empty").exists()
@@ -187,15 +188,37 @@ def test_failed_save_keeps_previous_model(model_copy, monkeypatch):
     monkeypatch.setattr(model_io, "save_file", disk_full)
     with pytest.raises(OSError):
         model_io.save_model(model, meta, model_copy)
-    assert [p.name for p in model_copy.parent.iterdir()] == ["tiny"], "no half-written folder left"
+    assert [p.name for p in model_copy.parent.iterdir() if p.name != ".models.lock"] == ["tiny"], "no half-written folder left"
     assert Predictor.load(model_copy).predict(real_photos("sea", 1)[0]) == pytest.approx(before)
 
 
 def test_interrupted_swap_is_recovered(model_copy):
     old = model_copy.parent / ".old-tiny-deadbeef"
     model_copy.rename(old)
+    (model_copy.parent / ".tmp-tiny-cafebabe").mkdir()  # a write that never finished
+    model_io.recover(model_copy.parent)
     assert model_io.newest_model(model_copy.parent) == model_copy
     assert model_copy.is_dir() and not old.exists()
+    assert not (model_copy.parent / ".tmp-tiny-cafebabe").exists()
+
+
+def test_listing_models_between_the_two_renames_of_a_save_does_not_undo_it(model_copy, monkeypatch):
+    """Every prediction lists the models; a listing in the middle of a save must not roll the save back."""
+    model, meta = model_io.load_model(model_copy)
+    real_rename = os.rename
+    calls = []
+
+    def rename_then_list(a, b):
+        real_rename(a, b)
+        calls.append(b)
+        if len(calls) == 1:  # dest moved aside, the new folder not yet in place: what a prediction would see
+            assert model_io.list_models(model_copy.parent) == []
+
+    monkeypatch.setattr(model_io.os, "rename", rename_then_list)
+    model_io.save_model(model, dict(meta, note="new"), model_copy)
+    monkeypatch.undo()
+    assert model_io.read_meta(model_copy).get("note") == "new"
+    assert sorted(p.name for p in model_copy.parent.iterdir()) == [".models.lock", "tiny"]
 
 
 def test_cancel_stops_within_a_batch_and_keeps_previous_model(model_copy, shapes_data):
