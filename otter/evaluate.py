@@ -39,19 +39,27 @@ def evaluate(predictor: Predictor, data_dir: os.PathLike | str) -> dict:
         y_true.append(classes.index(path.parent.name))
         probs.append([res["probs"][c] for c in classes])
         flagged.append(not res["known"])
+    if not y_true:
+        folders = ", ".join(known)
+        why = (
+            f"none of the {len(errors)} images in {folders} could be read ({errors[0]['error']})"
+            if errors
+            else f"{folders} hold no images"
+        )
+        raise EvaluateError(f"nothing to evaluate in {data_dir}: {why}")
     y = np.array(y_true, dtype=int)
     p = np.array(probs, dtype=np.float64).reshape(len(y), len(classes))
-    predicted = p.argmax(1) if len(y) else y
+    predicted = p.argmax(1)
     report = classification_report(y, predicted, classes)
     # The probabilities are temperature-scaled; p ** T renormalised gives back the raw softmax exactly.
     raw = np.clip(p, 1e-300, 1) ** predictor.temperature
     raw /= np.maximum(raw.sum(1, keepdims=True), 1e-300)
     honesty = {
-        "ece": ece(p, y) if len(y) else None,
-        "ece_before": ece(raw, y) if len(y) else None,
-        "ece_noise_floor": ece_noise_floor(p) if len(y) else None,
+        "ece": ece(p, y),
+        "ece_before": ece(raw, y),
+        "ece_noise_floor": ece_noise_floor(p),
         "temperature": predictor.temperature,
-        "unknown_rate": float(np.mean(flagged)) if flagged else None,
+        "unknown_rate": float(np.mean(flagged)),
     }
     skipped = [c for c in list_classes(data_dir) if c not in classes]
     seen = overlap(predictor.meta, scored, [bool(ok) for ok in predicted == y])

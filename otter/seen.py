@@ -2,8 +2,8 @@
 model.json["seen"] by training, and how much of an evaluation set overlaps them.
 
 The hash is the data set's own (`manifest.sha256_file`, as in index.csv and the intake `Ledger`), cut to its
-first `HASH_CHARS` hex digits: model.json is read on every model list and load, and 16 digits (64 bits) keep
-it about a quarter of the size while a chance collision stays out of reach (about n² / 2⁶⁵: one in 10¹¹ for
+first `HASH_CHARS` hex digits: model.json is read on every model list and load, and 16 digits (64 bits) take a
+quarter of the room of all 64 while a chance collision stays out of reach (about n² / 2⁶⁵: one in 10¹¹ for
 20,000 images). Bytes, not names: a renamed or copied photo is still recognised; a re-encoded one is not.
 """
 
@@ -70,6 +70,6 @@ def summary_line(seen: dict, n: int) -> str:
         return f"none of these {n} images was in the model's training or validation split"
     acc = f"{seen['unseen_accuracy']:.3f}" if seen["unseen_accuracy"] is not None else "– (none left)"
     return (
-        f"warning: the model trained on {seen['n_train']} of these {n} images and validated on {seen['n_valid']}, "
-        f"so the accuracy above flatters it; accuracy on the {seen['n_unseen']} it never saw: {acc}"
+        f"warning: the model trained on {seen['n_train']} of these {n} images and validated on {seen['n_valid']}; "
+        f"accuracy on the {seen['n_unseen']} it never saw: {acc}"
     )

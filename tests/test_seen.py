@@ -142,3 +142,13 @@ def test_predict_without_a_model_or_with_bad_usage_has_its_own_exit_codes(tmp_pa
         main(["predict", "--no-such-option", photo])
     assert info.value.code == EXIT_USAGE
     assert len({EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SOME_FAILED}) == 4
+
+
+def test_evaluate_on_a_folder_without_a_readable_image_says_so_in_one_line(tiny_trained, tmp_path, capsys):
+    for cls in ("river", "sea"):
+        (tmp_path / "bad" / cls).mkdir(parents=True)
+        (tmp_path / "bad" / cls / "broken.jpg").write_bytes(b"\xff\xd8\xff" + b"\0" * 40)
+    assert main(["evaluate", "--model", str(tiny_trained[0]), str(tmp_path / "bad")]) == EXIT_ERROR
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: nothing to evaluate") and "none of the 2 images in river, sea could be read" in err
+    assert "\n" not in err
