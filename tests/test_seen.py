@@ -130,6 +130,9 @@ def test_predict_prints_every_result_and_exits_non_zero_when_one_image_fails(tin
     out = json.loads(capsys.readouterr().out)
     assert "label" in out[0] and "no such file" in out[1]["error"]
 
+    assert main(["predict", *model, "--json", str(tmp_path), good[0]]) == EXIT_SOME_FAILED
+    assert "a folder, not an image file" in json.loads(capsys.readouterr().out)[0]["error"]
+
     assert main(["predict", *model, *good]) == EXIT_OK
 
 
