@@ -11,9 +11,22 @@ from pathlib import Path
 from . import config
 from .backbones import NAMES as ARCH_NAMES
 
+# Exit codes, the same for every command (README "Command line"); EXIT_SOME_FAILED is predict's alone.
+EXIT_OK = 0
+EXIT_ERROR = 1  # an expected failure, one line on stderr: no model, a missing folder, a bad value
+EXIT_USAGE = 2  # argparse's: an unknown option, a missing argument
+EXIT_SOME_FAILED = 3  # predict: every result printed, but at least one image could not be read
+EXIT_INTERRUPTED = 130
+
+PREDICT_EXIT_CODES = """exit codes:
+  0  every image classified
+  1  nothing printed: no model, a model that cannot be loaded, or --explain cannot write (one line on stderr)
+  2  usage error (unknown option, no IMAGE)
+  3  every result printed, but at least one image could not be read ("error" in its result)"""
+
 
 class CliError(Exception):
-    """An expected failure: printed as one line, exit code 1."""
+    """An expected failure: printed as one line, exit code EXIT_ERROR."""
 
 
 def _models_root(args) -> Path:
@@ -155,7 +168,7 @@ def cmd_predict(args) -> int:
                 print(f"{r['image']}  {r['message']}  ({r['label']} {r['probs'][r['label']]:.3f})")
             else:
                 print(f"{r['image']}  {r['label']}  {r['probs'][r['label']]:.3f}")
-    return 1 if failed == len(out) else 0
+    return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
 def _write_explanations(predictor, args, out: list[dict]) -> None:
@@ -176,6 +189,7 @@ def _write_explanations(predictor, args, out: list[dict]) -> None:
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate
     from .predict import Predictor
+    from .seen import summary_line
 
     report = evaluate(Predictor.load(_resolve_model(args)), args.data_dir)
     if args.json:
@@ -185,6 +199,7 @@ def cmd_evaluate(args) -> int:
         for c, f in report["per_class"].items():
             print(f"  {c:<20} precision {f['precision']:.3f}  recall {f['recall']:.3f}  f1 {f['f1']:.3f}  n={f['support']}")
         print("confusion (rows true, columns predicted): " + json.dumps(report["confusion"]))
+        print(summary_line(report["seen"], report["n"]))
         if report.get("ece") is not None:
             print(
                 f"calibration error (ECE, 15 bins) {report['ece']:.3f} (before temperature scaling {report['ece_before']:.3f}; "
@@ -472,7 +487,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="""examples:
   python -m otter predict photo.jpg other.png
   python -m otter predict --model models/otters --json photo.jpg
-  python -m otter predict --explain overlays photo.jpg     # writes overlays/photo.png""",
+  python -m otter predict --explain overlays photo.jpg     # writes overlays/photo.png
+
+"""
+        + PREDICT_EXIT_CODES,
     )
     pr.add_argument("images", nargs="+", metavar="IMAGE")
     pr.add_argument("--model", help="model folder (default: the default model, see `python -m otter models`)")
@@ -489,7 +507,11 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate",
         help="accuracy of a model on a folder-per-class data set",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  python -m otter evaluate --model models/otters --json ../shared/otters",
+        epilog="""Says how many of the images the model trained on and validated on (from the content hashes training
+records in model.json) and scores the ones it never saw separately; for a model trained before hashes were
+recorded, that the overlap is unknown.
+example:
+  python -m otter evaluate --model models/otters --json ../shared/otters""",
     )
     ev.add_argument("data_dir", metavar="DATA_DIR")
     ev.add_argument("--model", help="model folder (default: the default model, see `python -m otter models`)")
@@ -497,7 +519,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--json",
         action="store_true",
-        help='print {"accuracy", "n", "classes", "confusion", "per_class", "ece", "ece_before", "ece_noise_floor", "unknown_rate"}',
+        help='print {"accuracy", "n", "classes", "confusion", "per_class", "ece", "ece_before", "ece_noise_floor", '
+        '"unknown_rate", "seen": {"known", "n_train", "n_valid", "n_unseen", "unseen_accuracy"} or {"known": false, "reason"}}',
     )
     ev.set_defaults(func=cmd_evaluate)
 
@@ -654,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "json", False):
             print(json.dumps({"error": str(ex)}))
         print(f"error: {ex}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED

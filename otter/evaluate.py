@@ -11,6 +11,7 @@ from .dataset import list_classes, list_images
 from .images import InvalidImage
 from .metrics import classification_report
 from .predict import Predictor
+from .seen import overlap
 
 
 class EvaluateError(ValueError):
@@ -19,34 +20,47 @@ class EvaluateError(ValueError):
 
 def evaluate(predictor: Predictor, data_dir: os.PathLike | str) -> dict:
     """Accuracy, confusion matrix and per-class figures, calibration error (15 bins) after and before
-    temperature scaling (with the ECE a perfectly calibrated model would measure on as many images), and the share flagged "not sure"; images of classes the model does not know are
-    counted in "skipped", unreadable images in "errors"."""
+    temperature scaling (with the ECE a perfectly calibrated model would measure on as many images), and the share
+    flagged "not sure"; images of classes the model does not know are counted in "skipped", unreadable images in
+    "errors". "seen" (`otter.seen.overlap`): how many of the scored images the model trained on and validated on,
+    and the accuracy on those it never saw, or {"known": False, "reason"} for a model that does not record them."""
     classes = predictor.classes
     known = [c for c in list_classes(data_dir) if c in classes]
     if not known:
         raise EvaluateError(f"{data_dir} has no class folder named like the model's classes ({', '.join(classes)})")
     images = [p for c in known for p in list_images(data_dir, c)]
     results = predictor.classify_batch(images)
-    y_true, probs, flagged, errors = [], [], [], []
+    y_true, probs, flagged, errors, scored = [], [], [], [], []
     for path, res in zip(images, results):
         if isinstance(res, InvalidImage):
             errors.append({"image": str(path), "error": str(res)})
             continue
+        scored.append(path)
         y_true.append(classes.index(path.parent.name))
         probs.append([res["probs"][c] for c in classes])
         flagged.append(not res["known"])
+    if not y_true:
+        folders = ", ".join(known)
+        why = (
+            f"none of the {len(errors)} images in {folders} could be read ({errors[0]['error']})"
+            if errors
+            else f"{folders} hold no images"
+        )
+        raise EvaluateError(f"nothing to evaluate in {data_dir}: {why}")
     y = np.array(y_true, dtype=int)
     p = np.array(probs, dtype=np.float64).reshape(len(y), len(classes))
-    report = classification_report(y, p.argmax(1) if len(y) else y, classes)
+    predicted = p.argmax(1)
+    report = classification_report(y, predicted, classes)
     # The probabilities are temperature-scaled; p ** T renormalised gives back the raw softmax exactly.
     raw = np.clip(p, 1e-300, 1) ** predictor.temperature
     raw /= np.maximum(raw.sum(1, keepdims=True), 1e-300)
     honesty = {
-        "ece": ece(p, y) if len(y) else None,
-        "ece_before": ece(raw, y) if len(y) else None,
-        "ece_noise_floor": ece_noise_floor(p) if len(y) else None,
+        "ece": ece(p, y),
+        "ece_before": ece(raw, y),
+        "ece_noise_floor": ece_noise_floor(p),
         "temperature": predictor.temperature,
-        "unknown_rate": float(np.mean(flagged)) if flagged else None,
+        "unknown_rate": float(np.mean(flagged)),
     }
     skipped = [c for c in list_classes(data_dir) if c not in classes]
-    return report | honesty | {"errors": errors, "skipped_classes": skipped, "model": predictor.name}
+    seen = overlap(predictor.meta, scored, [bool(ok) for ok in predicted == y])
+    return report | honesty | {"seen": seen, "errors": errors, "skipped_classes": skipped, "model": predictor.name}

@@ -37,7 +37,7 @@ def _open(src: ImageInput) -> tuple[Image.Image, str]:
         path = Path(src)
         name = path.name
         if not path.is_file():
-            raise InvalidImage(f"{name}: no such file")
+            raise InvalidImage(f"{name}: {'a folder, not an image file' if path.is_dir() else 'no such file'}")
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise InvalidImage(f"{name}: file is too large ({size // 1_000_000} MB, limit {MAX_FILE_BYTES // 1_000_000} MB)")

@@ -31,6 +31,7 @@ from .images import InvalidImage, load_image
 from .jobs import BackgroundJob, TrainError, TrainingBusy, TrainingCancelled, training_lock  # noqa: F401 (training_lock: re-exported)
 from .metrics import classification_report
 from .model_io import ARCHS, save_model
+from .seen import training_record
 
 # The default recipes, chosen by 5-fold cross-validation (bench/RESULTS.md). Fields left as None in a TrainConfig
 # (lr: RECIPE) take these values, depending on whether ImageNet weights are used.
@@ -670,6 +671,7 @@ def train(
                 "n_valid": int(len(valid_idx)),
             },
             "review": review,
+            "seen": training_record([items[i] for i in np.flatnonzero(~is_valid)], [items[i] for i in valid_idx]),
             "versions": _versions(),
             "train_seconds": round(time.monotonic() - run.start, 1),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

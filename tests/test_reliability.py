@@ -100,7 +100,7 @@ def test_bad_inputs_through_cli_json(tiny_trained, corpus):
         cwd=ROOT,
         timeout=300,
     )
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 3, out.stderr  # EXIT_SOME_FAILED: every result printed, some files unreadable
     assert "FutureWarning" not in out.stderr, out.stderr  # fastai's import-time torch.jit.script note is hidden
     results = json.loads(out.stdout)
     assert len(results) == len(names) + 1
