@@ -105,11 +105,18 @@ def test_a_model_without_the_record_still_evaluates_and_says_the_overlap_is_unkn
     assert "which of these images the model trained on is unknown" in capsys.readouterr().out
 
 
-def test_the_shipped_model_evaluates_with_the_overlap_unknown(tmp_path):
+def test_the_shipped_model_knows_it_trained_on_every_sample_photo(tmp_path):
     shipped = ROOT / "models" / "otters"
-    assert "seen" not in read_meta(shipped)
-    report = evaluate(Predictor.load(shipped), _other_photos(tmp_path / "other", per_class=1))
-    assert report["n"] == 2 and report["seen"]["known"] is False
+    data = tmp_path / "data"
+    for cls in ("river", "sea"):  # two untouched sample photos and one re-encoded (new bytes: unseen)
+        (data / cls).mkdir(parents=True)
+        for p in real_photos(cls, 1):
+            shutil.copy(p, data / cls / p.name)
+    _other_photos(tmp_path / "other", per_class=1)
+    shutil.copy(next((tmp_path / "other" / "sea").iterdir()), data / "sea" / "reencoded.jpg")
+    report = evaluate(Predictor.load(shipped), data)
+    assert report["n"] == 3
+    assert report["seen"]["known"] is True and report["seen"]["n_train"] == 2 and report["seen"]["n_unseen"] == 1
 
 
 # ------------------------------------------------------------------------------------ predict exit codes
