@@ -644,9 +644,6 @@ examples:
     return p
 
 
-EXTRA_COMMANDS = []  # (module, function) pairs that add their own sub-commands; see register()
-
-
 # Failures that end a command with a one-line message, by module. Looked up when one is raised, from the
 # modules already imported: a command that never loads the model code (download, scrape) never imports torch.
 EXPECTED_ERRORS = {

@@ -152,19 +152,40 @@ def _recover(models_dir: Path) -> None:
 
 
 def read_meta(model_dir: os.PathLike | str) -> dict:
+    """A model folder's model.json, checked. Every prediction lists the models, so parsed files are cached by
+    their stamp (path, modification time, size, inode): a file is parsed again only when it changed (0.8 ms for
+    the shipped model's 43 KB). Each call gets its own top-level dict; nested values are shared, read-only."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ModelError(f"{model_dir} is not a model folder (it does not exist)")
+    path = model_dir / META
     try:
-        meta = json.loads((model_dir / META).read_text())
+        st = path.stat()
     except FileNotFoundError as ex:
         raise ModelError(f"{model_dir} has no {META}; is it a model folder?") from ex
-    except (OSError, ValueError) as ex:
-        raise ModelError(f"{model_dir / META} is not valid JSON ({ex})") from ex
+    except OSError as ex:
+        raise ModelError(f"{path} cannot be read ({ex})") from ex
+    key = str(path.resolve())
+    stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+    cached = _META_CACHE.get(key)
+    if cached is not None and cached[0] == stamp:
+        return dict(cached[1])
+    try:
+        meta = json.loads(path.read_text())
+    except OSError as ex:
+        raise ModelError(f"{path} cannot be read ({ex})") from ex
+    except ValueError as ex:
+        raise ModelError(f"{path} is not valid JSON ({ex})") from ex
+    if not isinstance(meta, dict):
+        raise ModelError(f"{path} is not an otter model description (not a JSON object)")
     missing = [k for k in ("classes", "arch", "input_size") if k not in meta]
     if meta.get("format") != FORMAT or missing:
-        raise ModelError(f"{model_dir / META} is not an otter model description (missing {', '.join(missing) or 'format'})")
-    return meta
+        raise ModelError(f"{path} is not an otter model description (missing {', '.join(missing) or 'format'})")
+    _META_CACHE[key] = (stamp, meta)
+    return dict(meta)
+
+
+_META_CACHE: dict[str, tuple[tuple[int, int, int], dict]] = {}  # read_meta's: path -> (stamp, parsed model.json)
 
 
 def weight_files(model_dir: os.PathLike | str) -> list[Path]:

@@ -77,7 +77,9 @@ def test_bad_inputs_through_library_give_prediction_or_one_line_error(tiny_train
         else:
             with pytest.raises(InvalidImage) as info:
                 predictor.predict(corpus / name)
-            assert "\n" not in str(info.value) and name.split(".")[0] in str(info.value) or name in str(info.value)
+            message = str(info.value)
+            assert "\n" not in message, name  # one line
+            assert name in message or name.split(".")[0] in message, (name, message)  # names the file
         assert predictor.predict(real_photos("river", 1)[0]), "the next request still works"
 
 

@@ -373,3 +373,20 @@ def test_folding_batchnorm_keeps_outputs_and_leaves_the_original_model_alone(arc
     # every convolution's BatchNorm is folded (the head's BatchNorm1d layers stay); the original keeps all of its own
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules()) == 0
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == n_bn > 0
+
+
+def test_model_json_is_parsed_once_until_it_changes(model_copy, monkeypatch):
+    calls = []
+    real_loads = model_io.json.loads
+    monkeypatch.setattr(model_io.json, "loads", lambda text: calls.append(1) or real_loads(text))
+    first = model_io.read_meta(model_copy)
+    first["classes"] = ["changed by a caller"]  # a caller's change stays in its own copy
+    for _ in range(5):
+        model_io.list_models(model_copy.parent)
+    assert model_io.read_meta(model_copy)["classes"] != ["changed by a caller"]
+    assert len(calls) == 1  # a fresh folder: parsed once, then served from the cache
+    meta_file = model_copy / "model.json"
+    meta = real_loads(meta_file.read_text())
+    meta_file.write_text(json.dumps(dict(meta, note="edited")))  # a new stamp: parsed again
+    assert model_io.read_meta(model_copy)["note"] == "edited"
+    assert len(calls) == 2
