@@ -308,6 +308,27 @@ def review_table(
 
 
 REVIEW_CORNER = "true \\ predicted"
+DELETE_KEYS = ("Delete", "Backspace")
+
+
+def review_keys_legend(classes: list[str]) -> str:
+    """What each key does in the review, for the page: '1 river · 2 sea · Delete: to the trash · ← →: previous, next'."""
+    numbered = " · ".join(f"<kbd>{i}</kbd> {c}" for i, c in enumerate(classes[:9], start=1))
+    relabel = f"relabel as {numbered}" if numbered else "relabel: pick a model first"
+    return (
+        f"<b>Keys</b> (on the current image, outlined): {relabel} · <kbd>Delete</kbd> to the trash · "
+        "<kbd>←</kbd> <kbd>→</kbd> previous, next"
+    )
+
+
+def review_key(key: str | None, classes: list[str]) -> tuple[str, str | None] | None:
+    """What a key press in the review asks for: ("relabel", class) for 1-9, ("trash", None), ("move", "-1"/"+1")
+    for the arrows; None for any other key."""
+    if key and key.isdigit() and 1 <= int(key) <= min(9, len(classes)):
+        return "relabel", classes[int(key) - 1]
+    if key in DELETE_KEYS:
+        return "trash", None
+    return {"ArrowLeft": ("move", "-1"), "ArrowRight": ("move", "+1")}.get(key or "")
 
 
 def review_confusion(meta: dict | None) -> pd.DataFrame:
