@@ -28,6 +28,19 @@ from .ui import (
 )
 
 GALLERY = {"columns": 8, "height": 640, "allow_preview": False}  # about 4 rows in view, the rest a scroll away
+ROW_PX = 165  # one row of 8 thumbnails on a 1280 px wide page, with its gap
+
+
+def _gallery(items: list, **kwargs) -> gr.Gallery:
+    """A gallery update whose height fits a few rows (no empty box under one row), up to GALLERY's 640 px."""
+    rows = -(-len(items) // GALLERY["columns"])
+    return gr.Gallery(value=items, height=min(GALLERY["height"], 40 + ROW_PX * max(rows, 1)), **kwargs)
+
+
+def _pager_buttons(pages: int) -> tuple[gr.Button, gr.Button]:
+    return gr.Button(visible=pages > 1), gr.Button(visible=pages > 1)
+
+
 ONE_AT_A_TIME = {"trigger_mode": "multiple", "concurrency_limit": 1, "api_visibility": "private"}
 PRIVATE = {"api_visibility": "private"}
 
@@ -159,7 +172,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
         rels, p, pages = curate.page_of(curate.class_images(root, c), p)
         total = len(curate.class_images(root, c))
         line = f"**{c}**: {curate.page_line(p, pages, total)}" if c else ""
-        return curate.gallery(root, rels), rels, line, p
+        return _gallery(curate.gallery(root, rels)), rels, line, p, *_pager_buttons(pages)
 
     def trash_labels(ids):
         by_id = {i["id"]: curate.trash_label(i) for i in curate.trash_items(root)}
@@ -171,18 +184,19 @@ def build_curate_tab(ctx: AppContext) -> dict:
         label = f"Trash: {curate.page_line(p, pages, len(items))}, newest first" if items else "Trash is empty"
         prompt = curate.empty_trash_prompt(root)
         return (
-            gr.Gallery(value=curate.trash_gallery(on_page), label=label),
+            _gallery(curate.trash_gallery(on_page), label=label),
             [i["id"] for i in on_page],
             curate.page_line(p, pages, len(items)) if items else "",
             p,
+            *_pager_buttons(pages),
             curate.selection_line([], "trashed image"),
             [],
             gr.Checkbox(label=prompt, value=False, interactive=bool(items)),
             len(items),
         )
 
-    trash_outputs = [tr["grid"], trash_shown, tr["page_info"], trash_page, tr["selected"], trash_picked, tr["confirm"]]
-    trash_outputs.append(trash_count)
+    trash_outputs = [tr["grid"], trash_shown, tr["page_info"], trash_page, tr["prev_btn"], tr["next_btn"]]
+    trash_outputs += [tr["selected"], trash_picked, tr["confirm"], trash_count]
 
     def everything(c=None, msg=""):
         c, c_upd = class_update(c)
@@ -199,7 +213,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
             gr.Dropdown(choices=classes),
         )
 
-    image_outputs = [im["grid"], shown, im["page_info"], page]
+    image_outputs = [im["grid"], shown, im["page_info"], page, im["prev_btn"], im["next_btn"]]
     all_outputs = [status, counts, im["cls"], *image_outputs, im["selected"], picked, im["target"], *trash_outputs]
     all_outputs.append(rv["target"])
     # After a web download, show the class it went into, with its new images.
@@ -280,7 +294,8 @@ def build_curate_tab(ctx: AppContext) -> dict:
 
     # ---- trash
     for button, step in ((tr["prev_btn"], -1), (tr["next_btn"], 1)):
-        button.click(friendly(lambda p, step=step: trash_view(p + step)), [trash_page], trash_outputs, **PRIVATE)
+        # Another page keeps the selection (like the class gallery's): only the page's own outputs change.
+        button.click(friendly(lambda p, step=step: trash_view(p + step)[:6]), [trash_page], trash_outputs[:6], **PRIVATE)
 
     def trash_toggle(evt: gr.SelectData, ids, sel):
         if evt.index is not None and evt.index < len(ids):
@@ -323,7 +338,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
         index, line = current_view(rels, index)
         return (
             df,
-            gr.Gallery(value=[(str(root / r), cap) for r, cap in zip(rels, captions)], selected_index=index),
+            _gallery([(str(root / r), cap) for r, cap in zip(rels, captions)], selected_index=index),
             rels,
             curate.selection_line([]),
             gr.Dropdown(choices=classes, value=c if c in classes else "all"),

@@ -133,6 +133,7 @@ def test_pasted_urls_are_added_to_the_class_with_a_line_per_failed_url(page, app
     gone = site.base + "/pasted/gone.jpg"
     before = set((app["data"] / "sea").iterdir())
     pick_class(page, "sea")
+    expect(page.locator("#curate-next")).to_be_hidden()  # one page: no Prev/Next
     page.get_by_text("Add images from URLs").click()
     page.locator("#curate-urls textarea").fill("\n".join([*good, gone]))
     page.locator("#curate-url-add").click()
