@@ -9,6 +9,7 @@ import csv
 import io
 import os
 import tempfile
+import uuid
 import zipfile
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -239,21 +240,35 @@ def add_urls(
 # -------------------------------------------------------------------------------------------- export
 
 EXPORT_INDEX = "index.csv"
+EXPORT_DIR = "otter-exports"  # in the system's temporary folder
+EXPORT_KEEP_SECONDS = 3600  # older zips there are removed at the next export, so exports never fill the disk
+
+
+def _remove_old_exports(folder: Path) -> None:
+    cutoff = datetime.now(timezone.utc).timestamp() - EXPORT_KEEP_SECONDS
+    for old in folder.glob("*.zip"):
+        try:
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+        except OSError:
+            pass  # another export removed it, or it is not ours to remove
 
 
 def export_zip(root: os.PathLike | str, dest_dir: os.PathLike | str | None = None) -> tuple[Path, int]:
     """Zip the data set: every class's images under `images/<class>/<name>` and `index.csv` (path,label, paths
-    relative to the zip). Written into `dest_dir` (a new temporary folder by default), never inside the data
-    folder. Returns (the zip, how many images it holds)."""
+    relative to the zip). Written into `dest_dir` (by default EXPORT_DIR in the temporary folder, where zips over
+    an hour old are removed), never inside the data folder. Returns (the zip, how many images it holds)."""
     root = Path(root)
-    dest = Path(dest_dir) if dest_dir is not None else Path(tempfile.mkdtemp(prefix="otter-export-"))
+    dest = Path(dest_dir) if dest_dir is not None else Path(tempfile.gettempdir()) / EXPORT_DIR
     if is_inside(dest, root):
         raise DatasetError("the export is written outside the data folder, never into it")
     dest.mkdir(parents=True, exist_ok=True)
+    _remove_old_exports(dest)
     images = dataset.list_images(root)
     if not images:
         raise DatasetError("nothing to export: the data set has no images yet")
-    zip_path = dest / f"{root.name or 'data'}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.zip"
+    # Two exports at the same second (two visitors) get two files.
+    zip_path = dest / f"{root.name or 'data'}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}.zip"
     tmp = zip_path.with_suffix(".part")
     rows = []
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:  # JPEGs do not shrink further
