@@ -198,14 +198,14 @@ def build_curate_tab(ctx: AppContext) -> dict:
     trash_outputs = [tr["grid"], trash_shown, tr["page_info"], trash_page, tr["prev_btn"], tr["next_btn"]]
     trash_outputs += [tr["selected"], trash_picked, tr["confirm"], trash_count]
 
-    def everything(c=None, msg=""):
+    def everything(c=None, msg="", p=1):
         c, c_upd = class_update(c)
         classes = list_classes(root)
         return (
             msg,
             curate.counts_markdown(root),
             c_upd,
-            *images_view(c),
+            *images_view(c, p),
             curate.selection_line([]),
             [],
             gr.Dropdown(choices=classes),
@@ -220,14 +220,15 @@ def build_curate_tab(ctx: AppContext) -> dict:
     web["downloaded"].then(friendly(everything), [web["class"], web["summary"]], all_outputs, **PRIVATE)
 
     def act(action):
-        """Run a curation action, then refresh every view so all of them show what changed."""
+        """Run a curation action, then refresh every view so all of them show what changed; the class gallery
+        stays on its page (cleaning a large class page by page)."""
 
-        def run(c, *args):
+        def run(c, p, *args):
             try:
                 msg = action(*args)
             except EXPECTED_ERRORS as ex:
                 msg = f"⚠️ {one_line(ex)}"
-            return everything(c, msg)
+            return everything(c, msg, p)
 
         return friendly(run)
 
@@ -252,8 +253,10 @@ def build_curate_tab(ctx: AppContext) -> dict:
 
     im["select_page"].click(select_page, [shown, picked], [picked, im["selected"]], **PRIVATE)
     im["select_none"].click(lambda: ([], curate.selection_line([])), None, [picked, im["selected"]], **PRIVATE)
-    im["delete_btn"].click(act(lambda sel: curate.delete(root, sel)), [im["cls"], picked], all_outputs, **PRIVATE)
-    im["move_btn"].click(act(lambda sel, t: curate.move(root, sel, t)), [im["cls"], picked, im["target"]], all_outputs, **PRIVATE)
+    im["delete_btn"].click(act(lambda sel: curate.delete(root, sel)), [im["cls"], page, picked], all_outputs, **PRIVATE)
+    im["move_btn"].click(
+        act(lambda sel, t: curate.move(root, sel, t)), [im["cls"], page, picked, im["target"]], all_outputs, **PRIVATE
+    )
     im["add_btn"].click(
         friendly(lambda name: everything(name.strip() if name else None, curate.add_class(root, name or ""))),
         [im["new_class"]],
@@ -303,9 +306,9 @@ def build_curate_tab(ctx: AppContext) -> dict:
         return sel, curate.selection_line(trash_labels(sel), "trashed image")
 
     tr["grid"].select(trash_toggle, [trash_shown, trash_picked], [trash_picked, tr["selected"]], **ONE_AT_A_TIME)
-    tr["restore_btn"].click(act(lambda ids: curate.restore(root, ids)), [im["cls"], trash_picked], all_outputs, **PRIVATE)
+    tr["restore_btn"].click(act(lambda ids: curate.restore(root, ids)), [im["cls"], page, trash_picked], all_outputs, **PRIVATE)
     tr["empty_btn"].click(
-        act(lambda ok, n: curate.empty_trash(root, ok, n)), [im["cls"], tr["confirm"], trash_count], all_outputs, **PRIVATE
+        act(lambda ok, n: curate.empty_trash(root, ok, n)), [im["cls"], page, tr["confirm"], trash_count], all_outputs, **PRIVATE
     )
 
     # ---- review
@@ -406,7 +409,8 @@ def build_curate_tab(ctx: AppContext) -> dict:
     def on_key(evt: gr.EventData, c, name, rc, split, pred, rels, index):
         """A key in the review (REVIEW_KEYS_JS): relabel or trash the current image, or move to another one."""
         meta = review_meta(name)
-        what = curate.review_key((evt._data or {}).get("key"), (meta or {}).get("classes") or [])
+        key = evt._data.get("key") if isinstance(evt._data, dict) else None  # None: a mouse click on the legend
+        what = curate.review_key(key, (meta or {}).get("classes") or [])
         if what is None or not rels:
             return (gr.skip(),) * (len(all_outputs) + len(review_outputs))
         kind, arg = what

@@ -180,3 +180,17 @@ def test_export_zip_holds_every_image_and_an_index_outside_the_data_folder(small
 def test_fresh_start_says_how_to_begin(tmp_path):
     line = curate.counts_markdown(tmp_path)
     assert "add a class" in line and "upload" in line and "Web search" in line
+
+
+def test_review_keys_number_the_classes_and_map_each_key():
+    classes = ["river", "sea"]
+    legend = curate.review_keys_legend(classes)
+    assert "<kbd>1</kbd> river" in legend and "<kbd>2</kbd> sea" in legend and "Delete" in legend
+    assert curate.review_key("2", classes) == ("relabel", "sea")
+    assert curate.review_key("3", classes) is None  # no third class
+    assert curate.review_key("0", classes) is None
+    assert curate.review_key("Delete", classes) == ("trash", None) == curate.review_key("Backspace", classes)
+    assert curate.review_key("ArrowLeft", classes) == ("move", "-1")
+    assert curate.review_key("ArrowRight", []) == ("move", "+1")
+    assert curate.review_key("x", classes) is None and curate.review_key(None, classes) is None
+    assert "pick a model first" in curate.review_keys_legend([])
