@@ -131,9 +131,8 @@ def trash_gallery(items: list[dict]) -> list[tuple[str, str]]:
     return [(i["path"], f"{i['class']}/{i['name']}") for i in items]
 
 
-def empty_trash_prompt(root: os.PathLike | str) -> str:
-    """The confirmation's wording, with the number of files it would delete."""
-    n = len(dataset.list_trash(root))
+def empty_trash_prompt(n: int) -> str:
+    """The confirmation's wording, with the number of files (`n`) it would delete."""
     return f"I understand this deletes {n} file{'s' if n != 1 else ''} for good" if n else "The trash is empty"
 
 

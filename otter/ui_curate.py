@@ -169,9 +169,9 @@ def build_curate_tab(ctx: AppContext) -> dict:
         return value, gr.Dropdown(choices=classes, value=value)
 
     def images_view(c, p=1):
-        rels, p, pages = curate.page_of(curate.class_images(root, c), p)
-        total = len(curate.class_images(root, c))
-        line = f"**{c}**: {curate.page_line(p, pages, total)}" if c else ""
+        every = curate.class_images(root, c)
+        rels, p, pages = curate.page_of(every, p)
+        line = f"**{c}**: {curate.page_line(p, pages, len(every))}" if c else ""
         return _gallery(curate.gallery(root, rels)), rels, line, p, *_pager_buttons(pages)
 
     def trash_labels(ids):
@@ -182,7 +182,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
         items = curate.trash_items(root)
         on_page, p, pages = curate.page_of(items, p)
         label = f"Trash: {curate.page_line(p, pages, len(items))}, newest first" if items else "Trash is empty"
-        prompt = curate.empty_trash_prompt(root)
+        prompt = curate.empty_trash_prompt(len(items))  # the count the confirmation names is the one checked
         return (
             _gallery(curate.trash_gallery(on_page), label=label),
             [i["id"] for i in on_page],

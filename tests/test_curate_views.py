@@ -132,7 +132,7 @@ def test_empty_trash_needs_confirmation_and_deletes_only_the_trash(small_data, t
     (outside / "keep.jpg").write_bytes(b"precious")
     (small_data / ".trash" / "link").symlink_to(outside, target_is_directory=True)  # a link in the trash: never followed
     kept = {p: p.read_bytes() for p in dataset.list_images(small_data)}
-    assert curate.empty_trash_prompt(small_data) == "I understand this deletes 3 files for good"
+    assert curate.empty_trash_prompt(len(curate.trash_items(small_data))) == "I understand this deletes 3 files for good"
     assert curate.empty_trash(small_data, confirmed=False).startswith("Nothing deleted")
     assert curate.empty_trash(small_data, confirmed=True, expected=2).startswith("Nothing deleted: the trash changed")
     assert len(curate.trash_items(small_data)) == 3
@@ -141,7 +141,7 @@ def test_empty_trash_needs_confirmation_and_deletes_only_the_trash(small_data, t
     assert (outside / "keep.jpg").read_bytes() == b"precious"
     assert {p: p.read_bytes() for p in dataset.list_images(small_data)} == kept  # the classes are untouched
     assert curate.empty_trash(small_data, confirmed=True) == "The trash is already empty."
-    assert curate.empty_trash_prompt(small_data) == "The trash is empty"
+    assert curate.empty_trash_prompt(0) == "The trash is empty"
 
 
 def test_a_trash_that_is_a_symlink_is_not_emptied(small_data, tmp_path):
