@@ -27,7 +27,8 @@ from .ui import (
     one_line,
 )
 
-GALLERY = {"columns": 8, "height": 640, "allow_preview": False}  # about 4 rows in view, the rest a scroll away
+# 8 columns even for a few images (not fewer, wider ones): the height below assumes it.
+GALLERY = {"columns": 8, "fit_columns": False, "height": 640, "allow_preview": False}  # 4 rows in view, then scroll
 ROW_PX = 165  # one row of 8 thumbnails on a 1280 px wide page, with its gap
 
 

@@ -195,6 +195,10 @@ def test_review_by_keyboard_relabels_trashes_and_moves(page, app):
     page.locator("#review-target input").click()  # typing in a box is typing, not review keys
     page.keyboard.press("1")
     page.keyboard.press("Delete")
+    page.get_by_role("tab", name="Images").click()  # and on another tab the keys are not the review's
+    page.locator("#curate-gallery").click(position={"x": 5, "y": 5})
+    page.keyboard.press("Delete")
+    page.keyboard.press("2")
     page.wait_for_timeout(1500)
     assert sorted(p.name for p in app["data"].rglob("*") if p.is_file()) == files
     expect(status).to_contain_text(f"Moved to the trash 1 image: {nxt}")
