@@ -5,7 +5,14 @@ Built on `dataset`; no Gradio here.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+import tempfile
+import uuid
+import zipfile
+from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -14,9 +21,11 @@ from . import dataset, intake, similar
 from .confusion import cell_at, confusion_frame
 from .dataset import DatasetError
 from .images import InvalidImage
-from .safepath import UnsafePath
+from .safepath import UnsafePath, check_name, is_inside
 
-GALLERY_LIMIT = 500  # images shown per class; the browser slows down with thousands of thumbnails
+PAGE_SIZE = 60  # images per gallery page: a page of thumbnails stays quick to load and to scan
+SELECTION_SHOWN = 12  # selected images named in the selection line; the rest are counted
+URL_LIMIT = 200  # URLs one paste may download (as many as one web search): keeps a public app polite
 ACTION_ERRORS = (DatasetError, UnsafePath, InvalidImage, OSError)
 
 
@@ -31,10 +40,38 @@ def counts_markdown(root: os.PathLike | str) -> str:
 
 
 def class_images(root: os.PathLike | str, cls: str | None) -> list[str]:
-    """`class/name` of the images in one class (at most GALLERY_LIMIT), [] for no or unknown class."""
+    """`class/name` of every image in one class, [] for no or unknown class."""
     if not cls or cls not in dataset.list_classes(root):
         return []
-    return [dataset.rel(root, p) for p in dataset.list_images(root, cls)[:GALLERY_LIMIT]]
+    return [dataset.rel(root, p) for p in dataset.list_images(root, cls)]
+
+
+def page_of(items: list, page: int | None, per_page: int = PAGE_SIZE) -> tuple[list, int, int]:
+    """(the items on `page`, that page clamped to the pages there are, how many pages): pages count from 1, and an
+    empty list has one (empty) page."""
+    pages = max(1, -(-len(items) // per_page))
+    page = min(max(1, int(page or 1)), pages)
+    return items[(page - 1) * per_page : page * per_page], page, pages
+
+
+def page_line(page: int, pages: int, total: int, noun: str = "image") -> str:
+    """'page 2 of 5 · 270 images' (or just the count when everything fits on one page)."""
+    count = f"{total} {noun}{'s' if total != 1 else ''}"
+    return f"page {page} of {pages} · {count}" if pages > 1 else count
+
+
+def toggle(selection: list[str], item: str) -> list[str]:
+    """`selection` with `item` added, or removed when it was there (a click on a selected image unselects it)."""
+    return [s for s in selection if s != item] if item in selection else [*selection, item]
+
+
+def selection_line(selection: list[str], noun: str = "image") -> str:
+    """'**3 selected**: river/a.jpg, river/b.jpg, sea/c.jpg' (the first SELECTION_SHOWN, then how many more)."""
+    if not selection:
+        return f"Nothing selected: click {noun}s in the gallery to select them (click again to unselect)."
+    shown = ", ".join(selection[:SELECTION_SHOWN])
+    more = f" and {len(selection) - SELECTION_SHOWN} more" if len(selection) > SELECTION_SHOWN else ""
+    return f"**{len(selection)} selected**: {shown}{more}"
 
 
 def gallery(root: os.PathLike | str, rels: list[str]) -> list[tuple[str, str]]:
@@ -85,13 +122,35 @@ def trash_items(root: os.PathLike | str) -> list[dict]:
     return dataset.list_trash(root)
 
 
-def trash_choices(items: list[dict]) -> list[tuple[str, str]]:
-    """(label, trash id) for a pick list: 'sea/img.jpg (deleted in the app)'."""
-    return [(f"{i['class']}/{i['name']} ({i.get('reason', '')})", i["id"]) for i in items]
+def trash_label(item: dict) -> str:
+    """'sea/img.jpg (deleted in the app)' for a trashed image."""
+    return f"{item['class']}/{item['name']} ({item.get('reason', '')})"
 
 
 def trash_gallery(items: list[dict]) -> list[tuple[str, str]]:
-    return [(i["path"], f"{i['class']}/{i['name']}") for i in items[:GALLERY_LIMIT]]
+    return [(i["path"], f"{i['class']}/{i['name']}") for i in items]
+
+
+def empty_trash_prompt(n: int) -> str:
+    """The confirmation's wording, with the number of files (`n`) it would delete."""
+    return f"I understand this deletes {n} file{'s' if n != 1 else ''} for good" if n else "The trash is empty"
+
+
+def empty_trash(root: os.PathLike | str, confirmed: bool, expected: int | None = None) -> str:
+    """Delete everything in the trash for good, only when `confirmed`; when `expected` (the count the user was
+    shown) no longer matches, nothing is deleted and the user confirms again."""
+    n = len(dataset.list_trash(root))
+    if not n:
+        return "The trash is already empty."
+    if not confirmed:
+        return f'Nothing deleted: tick "I understand this deletes {n} files for good" first.'
+    if expected is not None and expected != n:
+        return f"Nothing deleted: the trash changed meanwhile and now holds {n} files. Check it, then confirm again."
+    try:
+        gone = dataset.empty_trash(root)
+    except ACTION_ERRORS as ex:
+        return f"Could not empty the trash: {ex}"
+    return f"Deleted {gone} file{'s' if gone != 1 else ''} from the trash for good."
 
 
 def restore(root: os.PathLike | str, ids: list[str]) -> str:
@@ -139,6 +198,102 @@ def upload(root: os.PathLike | str, cls: str | None, files: list[os.PathLike | s
     return msg + "."
 
 
+def add_urls(
+    root: os.PathLike | str,
+    cls: str | None,
+    text: str | None,
+    allow_private: bool = False,
+    progress: Callable | None = None,
+    **download_options,
+) -> str:
+    """Download pasted image URLs (one a line; blank lines and `#` comments skipped) into a class, the way
+    `python -m otter download` does (`otter.download.download_images`: size and type checks, duplicates of any
+    class skipped, images trashed before refused). Says what was kept and, per URL, what failed."""
+    from .download import download_images, parse_url_lines
+
+    if not cls or not str(cls).strip():
+        return "Choose (or add) a class to add the images to first."
+    urls = parse_url_lines(text or "")
+    if not urls:
+        return "Paste image URLs first, one a line."
+    if len(urls) > URL_LIMIT:
+        return f"Too many URLs ({len(urls)}): paste at most {URL_LIMIT} at a time."
+    try:
+        name = check_name(str(cls), "class name")
+        result = download_images(
+            urls, Path(root) / name, query="pasted", progress=progress, allow_private=allow_private, **download_options
+        )
+    except ACTION_ERRORS as ex:
+        return f"Cannot add the URLs: {ex}"
+    msg = f"Added {len(result.kept)} image{'s' if len(result.kept) != 1 else ''} to **{name}**: {result.summary_line()}."
+    problems = [o for o in result.outcomes if o.status != "kept"]
+    problems.sort(key=lambda o: urls.index(o.url) if o.url in urls else len(urls))
+    for o in problems[:20]:
+        why = f"duplicate of {o.file}" if o.status == "duplicate" else o.reason + (f" ({o.detail})" if o.detail else "")
+        msg += f"\n- {o.url}: {why}"
+    if len(problems) > 20:
+        msg += f"\n- and {len(problems) - 20} more"
+    return msg
+
+
+# -------------------------------------------------------------------------------------------- export
+
+EXPORT_INDEX = "index.csv"
+EXPORT_DIR = "otter-exports"  # in the system's temporary folder
+EXPORT_KEEP_SECONDS = 3600  # older zips there are removed at the next export, so exports never fill the disk
+
+
+def _remove_old_exports(folder: Path) -> None:
+    cutoff = datetime.now(timezone.utc).timestamp() - EXPORT_KEEP_SECONDS
+    for old in folder.glob("*.zip"):
+        try:
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+        except OSError:
+            pass  # another export removed it, or it is not ours to remove
+
+
+def export_zip(root: os.PathLike | str, dest_dir: os.PathLike | str | None = None) -> tuple[Path, int]:
+    """Zip the data set: every class's images under `images/<class>/<name>` and `index.csv` (path,label, paths
+    relative to the zip). Written into `dest_dir` (by default EXPORT_DIR in the temporary folder, where zips over
+    an hour old are removed), never inside the data folder. Returns (the zip, how many images it holds)."""
+    root = Path(root)
+    dest = Path(dest_dir) if dest_dir is not None else Path(tempfile.gettempdir()) / EXPORT_DIR
+    if is_inside(dest, root):
+        raise DatasetError("the export is written outside the data folder, never into it")
+    dest.mkdir(parents=True, exist_ok=True)
+    _remove_old_exports(dest)
+    images = dataset.list_images(root)
+    if not images:
+        raise DatasetError("nothing to export: the data set has no images yet")
+    # Two exports at the same second (two visitors) get two files.
+    zip_path = dest / f"{root.name or 'data'}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}.zip"
+    tmp = zip_path.with_suffix(".part")
+    rows = []
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:  # JPEGs do not shrink further
+        for p in images:
+            arc = f"images/{p.parent.name}/{p.name}"
+            zf.write(p, arc)
+            rows.append((arc, p.parent.name))
+        index = io.StringIO()
+        csv.writer(index, lineterminator="\n").writerows([("path", "label"), *rows])
+        zf.writestr(EXPORT_INDEX, index.getvalue())
+    os.replace(tmp, zip_path)
+    return zip_path, len(rows)
+
+
+def export_view(root: os.PathLike | str, dest_dir: os.PathLike | str | None = None) -> tuple[str | None, str]:
+    """(the zip to download or None, a line saying what it holds or why there is none)."""
+    try:
+        path, n = export_zip(root, dest_dir)
+    except ACTION_ERRORS as ex:
+        return None, f"⚠️ Cannot export: {ex}"
+    classes = dataset.list_classes(root)
+    return str(
+        path
+    ), f"Exported {n} images in {len(classes)} classes ({', '.join(classes)}): images/<class>/… and index.csv (path,label)."
+
+
 # -------------------------------------------------------------------------------------------- review
 
 REVIEW_COLUMNS = ["image", "label", "predicted", "loss", "prob", "split"]
@@ -167,6 +322,27 @@ def review_table(
 
 
 REVIEW_CORNER = "true \\ predicted"
+DELETE_KEYS = ("Delete", "Backspace")
+
+
+def review_keys_legend(classes: list[str]) -> str:
+    """What each key does in the review, for the page: '1 river · 2 sea · Delete: to the trash · ← →: previous, next'."""
+    numbered = " · ".join(f"<kbd>{i}</kbd> {c}" for i, c in enumerate(classes[:9], start=1))
+    relabel = f"relabel as {numbered}" if numbered else "relabel: pick a model first"
+    return (
+        f"<b>Keys</b> (on the current image, outlined): {relabel} · <kbd>Delete</kbd> to the trash · "
+        "<kbd>←</kbd> <kbd>→</kbd> previous, next"
+    )
+
+
+def review_key(key: str | None, classes: list[str]) -> tuple[str, str | None] | None:
+    """What a key press in the review asks for: ("relabel", class) for 1-9, ("trash", None), ("move", "-1"/"+1")
+    for the arrows; None for any other key."""
+    if key and key.isdigit() and 1 <= int(key) <= min(9, len(classes)):
+        return "relabel", classes[int(key) - 1]
+    if key in DELETE_KEYS:
+        return "trash", None
+    return {"ArrowLeft": ("move", "-1"), "ArrowRight": ("move", "+1")}.get(key or "")
 
 
 def review_confusion(meta: dict | None) -> pd.DataFrame:

@@ -181,6 +181,25 @@ def restore(root: os.PathLike | str, trash_id: str) -> Path:
         return dest
 
 
+def empty_trash(root: os.PathLike | str) -> int:
+    """Delete every trashed image for good; returns how many. Only `<root>/.trash/<id>/` folders go: a trash that
+    is a symlink is refused, and a symlink inside it is removed as a link, never followed."""
+    root = _root(root)
+    trash = root / TRASH
+    with manifest.locked(root):
+        if trash.is_symlink() or not is_inside(trash, root):
+            raise DatasetError(f"{trash} is not a folder inside {root}; not emptying it")
+        if not trash.is_dir():
+            return 0
+        n = len(list_trash(root))
+        for entry in trash.iterdir():
+            if entry.is_symlink() or not entry.is_dir():
+                entry.unlink()
+            else:
+                shutil.rmtree(entry)
+        return n
+
+
 def verify_folder(root: os.PathLike | str, min_side: int = 16) -> dict:
     """Fully decode every image; move broken, empty, non-image, too small and too large files to the trash
     with the reason. Returns {"checked", "ok", "trashed": [{"file", "reason", "trash_id"}]}."""

@@ -94,14 +94,19 @@ class _Failed(Exception):
         self.reason, self.detail = reason, detail
 
 
-def read_url_file(path: os.PathLike | str) -> list[str]:
-    """URLs from a text file, one per line; blank lines and `#` comments are skipped."""
+def parse_url_lines(text: str) -> list[str]:
+    """URLs from text, one per line; blank lines and `#` comments are skipped."""
     urls = []
-    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             urls.append(line)
     return urls
+
+
+def read_url_file(path: os.PathLike | str) -> list[str]:
+    """URLs from a text file, one per line; blank lines and `#` comments are skipped."""
+    return parse_url_lines(Path(path).read_text(encoding="utf-8", errors="replace"))
 
 
 def _non_public(ip_text: str) -> bool:

@@ -475,3 +475,26 @@ def test_cli_download_and_its_errors_never_import_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=str(repo))
     assert out.stdout.split()[-3:] == ["0", "1", "False"], out.stderr
     assert "error: no URL file" in out.stderr
+
+
+def test_pasted_urls_are_added_with_one_line_per_failed_url(tmp_path, site):
+    from otter import curate
+
+    photos = real_photos("sea", 8)[6:]
+    good = [site.add(f"/paste/{i}.jpg", p.read_bytes()) for i, p in enumerate(photos)]
+    page = site.add("/paste/page.jpg", b"<html>not a picture</html>", ctype="text/html")
+    missing = site.base + "/paste/gone.jpg"
+    text = f"# two otters\n{good[0]}\n\n{good[1]}\n{page}\n{missing}\nftp://example.org/x.jpg\n"
+    data = tmp_path / "data"
+    msg = curate.add_urls(data, "sea", text, allow_private=True, timeout=TIMEOUT, min_side=16)
+    assert msg.startswith("Added 2 images to **sea**: kept 2, failed 3")
+    assert f"- {page}: not an image" in msg and f"- {missing}: http 404" in msg and "- ftp://example.org/x.jpg: bad url" in msg
+    assert len(list((data / "sea").glob("*.jpg"))) == 2
+    assert set(manifest.read(data)["source_url"]) == set(good)  # recorded like any download
+    again = curate.add_urls(data, "river", good[0], allow_private=True, timeout=TIMEOUT)
+    assert again.startswith("Added 0 images to **river**") and f"- {good[0]}: duplicate of sea/" in again
+    assert "blocked address" in curate.add_urls(data, "sea", good[1])  # the app refuses local addresses by default
+    assert curate.add_urls(data, None, good[0]).startswith("Choose (or add) a class")
+    assert curate.add_urls(data, "sea", "\n# nothing\n").startswith("Paste image URLs")
+    assert curate.add_urls(data, "../up", good[0]).startswith("Cannot add the URLs: class name")
+    assert "at most" in curate.add_urls(data, "sea", "\n".join(f"http://x/{i}.jpg" for i in range(curate.URL_LIMIT + 1)))

@@ -66,7 +66,7 @@ def test_click_a_lookalike_pair_trash_one_image_and_restore_it(page, app):
     expect(page.locator("#dup-pairs").get_by_text("sea/mirrored.jpg")).to_have_count(0)
 
     page.get_by_role("tab", name="Trash").click()
-    page.locator("#trash-selected label", has_text="sea/mirrored.jpg").click()
+    page.locator("#trash-gallery button.thumbnail-item", has=page.locator("img[alt='sea/mirrored.jpg']")).click()
     page.locator("#trash-restore").click()
     page.locator("#curate-status").filter(has_text="Restored 1 image").wait_for()
     assert copy.read_bytes() == before
