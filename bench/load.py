@@ -12,29 +12,13 @@ import argparse
 import statistics
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import free_port, record, start_app, wait_for_port  # noqa: E402
-
-
-def fire(url: str, images: list[Path], n: int, workers: int) -> tuple[list[float], list[dict]]:
-    """Send n predict requests (cycling over images) with `workers` threads; returns latencies and answers."""
-    from gradio_client import Client, handle_file
-
-    clients = [Client(url, verbose=False) for _ in range(workers)]
-
-    def one(i: int):
-        t = time.perf_counter()
-        out = clients[i % workers].predict(handle_file(str(images[i % len(images)])), api_name="/predict")
-        return time.perf_counter() - t, out
-
-    with ThreadPoolExecutor(workers) as pool:
-        results = list(pool.map(one, range(n)))
-    return [r[0] for r in results], [r[1] for r in results]
+from tests.servers import fire  # noqa: E402
 
 
 def main() -> None:

@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
-
-from bench.common import free_port
+from servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 OTTERS = (ROOT / ".." / "shared" / "otters").resolve()

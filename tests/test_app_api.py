@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 from gradio_client import Client, handle_file
+from servers import free_port, start_app, wait_for_port
 
-from bench.common import free_port, start_app, wait_for_port
 from conftest import ROOT, real_photos, running_app
 
 

@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from servers import free_port
 
-from bench.common import free_port
 from conftest import browser_page, make_shapes
 
 CHROMIUM = "/usr/bin/chromium"

@@ -7,9 +7,9 @@ import shutil
 import time
 
 import pytest
+from servers import free_port
 from test_collect import FakeSearch, site  # noqa: F401 - `site` is the local image server fixture
 
-from bench.common import free_port
 from conftest import real_photos
 from otter import manifest, scrape, ui_collect
 from otter.dataset import list_classes

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
+from servers import free_port
 from test_collect import site  # noqa: F401 - the local image server fixture
 
-from bench.common import free_port
 from conftest import browser_page, real_photos, running_app, shape_image
 from otter import ui_collect
 

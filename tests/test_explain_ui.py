@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from servers import free_port
 
-from bench.common import free_port
 from conftest import make_small_set, real_photos
 from otter.predict import Predictor
 from otter.safepath import UnsafePath

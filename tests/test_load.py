@@ -6,8 +6,8 @@ import threading
 
 import pytest
 from gradio_client import Client, handle_file
+from servers import fire
 
-from bench.load import fire
 from conftest import make_shapes, real_photos, running_app
 from otter.model_io import weight_files
 from otter.predict import Predictor

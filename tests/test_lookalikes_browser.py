@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageOps
+from servers import free_port
 
-from bench.common import free_port
 from conftest import browser_page, real_photos
 
 CHROMIUM = "/usr/bin/chromium"

@@ -1,0 +1,64 @@
+"""Real servers for tests and benchmarks: a free port, `python app.py` in a subprocess, waiting for it to listen,
+and many concurrent predict requests through gradio_client. (bench/ imports these from here.)"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 180) -> None:
+    """Until something listens on 127.0.0.1:port; fails if `proc` exits first or time runs out."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("app exited before it listened")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("app did not start")
+
+
+def start_app(root: Path, models: str, port: int, data: str | None = None, log=None) -> subprocess.Popen:
+    """`python app.py` on 127.0.0.1:port with the given models folder and data folder (default: an empty
+    temporary one); its output goes to the open file `log`, or nowhere."""
+    env = dict(
+        os.environ,
+        GRADIO_SERVER_NAME="127.0.0.1",
+        GRADIO_SERVER_PORT=str(port),
+        OTTER_MODELS_DIR=models,
+        OTTER_DATA_DIR=data or tempfile.mkdtemp(prefix="otter-bench-"),
+        GRADIO_ANALYTICS_ENABLED="False",
+    )
+    out = log or subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env, stdout=out, stderr=out)
+
+
+def fire(url: str, images: list[Path], n: int, workers: int) -> tuple[list[float], list[dict]]:
+    """Send n predict requests (cycling over images) with `workers` threads; returns latencies and answers."""
+    from gradio_client import Client, handle_file
+
+    clients = [Client(url, verbose=False) for _ in range(workers)]
+
+    def one(i: int):
+        t = time.perf_counter()
+        out = clients[i % workers].predict(handle_file(str(images[i % len(images)])), api_name="/predict")
+        return time.perf_counter() - t, out
+
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(one, range(n)))
+    return [r[0] for r in results], [r[1] for r in results]
