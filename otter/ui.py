@@ -133,7 +133,7 @@ def predict_api(ctx: AppContext, image) -> dict:
 @dataclass
 class BatchView:
     """What Predict's "Many photos at once" shows: the table (None: nothing to show), each readable photo with
-    its label as caption, the CSV file and a one-line note."""
+    "label · file" as caption, the CSV file and a one-line note."""
 
     table: object = None  # a pandas DataFrame
     photos: list[tuple[str, str]] = field(default_factory=list)
@@ -152,7 +152,8 @@ def predict_many_view(ctx: AppContext, files, model_name: str | None) -> BatchVi
     csv = write_csv(df, tempfile.mkdtemp(prefix="otter-predictions-"))
     bad = int((df["error"] != "").sum())
     note = f"{len(df) - bad} classified" + (f", {bad} could not be read (see the error column)" if bad else "")
-    photos = [(path, f"{row.file}: {row.label}") for path, row in zip(paths, df.itertuples()) if not row.error]
+    # The label first: a thumbnail's caption is cut to its width.
+    photos = [(path, f"{row.label} · {row.file}") for path, row in zip(paths, df.itertuples()) if not row.error]
     return BatchView(df, photos, str(csv), note)
 
 

@@ -111,8 +111,8 @@ def test_many_photos_give_a_table_thumbnails_and_a_csv(page, tmp_path):
     thumbs = page.locator("#predict-photos button.thumbnail-item img")
     expect(thumbs).to_have_count(2)  # the readable photos, each captioned with its file and label
     captions = page.locator("#predict-photos .caption-label").all_inner_texts()
-    assert [c.split(":")[0] for c in captions] == [p.name for p in photos[:2]]
-    assert all(c.split(": ")[1] in table for c in captions)
+    assert [c.split(" · ")[1] for c in captions] == [p.name for p in photos[:2]]
+    assert all(c.split(" · ")[0] in ("river", "sea", "not sure") for c in captions)
     screenshot(page, "predict-many", tmp_path)
     with page.expect_download() as download:
         page.locator("#predict-csv a").first.click()
@@ -281,7 +281,7 @@ def test_photo_unlike_the_classes_shows_not_sure(page, app):
                 page.locator("#predict-note").filter(has_text="2 classified").wait_for(timeout=TIMEOUT_MS)
                 for row in (0, 1):  # the label column says "not sure", not the likeliest class
                     expect(page.locator(f'#predict-table [data-testid="cell-{row}-1"]')).to_have_text("not sure")
-                expect(page.locator("#predict-photos .caption-label").first).to_contain_text(": not sure")
+                expect(page.locator("#predict-photos .caption-label").first).to_contain_text("not sure · ")
             else:
                 expect(label).not_to_contain_text("Not sure")
                 expect(label).to_contain_text("sea")

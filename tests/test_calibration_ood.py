@@ -209,7 +209,7 @@ def test_batch_view_says_not_sure_in_the_label_column_and_captions_each_photo(sh
     view = predict_many_view(ctx, [str(disc), str(odd), str(bad)], None)
     assert list(view.table["label"])[1:] == ["not sure", ""] and list(view.table["known"])[:2] == [True, False]
     assert view.table["label"][0] in ("disc", "square")
-    assert view.photos == [(str(disc), f"{disc.name}: {view.table['label'][0]}"), (str(odd), "stripes.png: not sure")]
+    assert view.photos == [(str(disc), f"{view.table['label'][0]} · {disc.name}"), (str(odd), "not sure · stripes.png")]
     assert view.note == "2 classified, 1 could not be read (see the error column)"
     assert Path(view.csv).read_text().splitlines()[2].startswith("stripes.png,not sure,")
     empty = predict_many_view(ctx, [], None)
