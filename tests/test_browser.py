@@ -81,6 +81,7 @@ def test_drop_a_photo_and_see_a_label(page, tmp_path):
 def test_bad_file_shows_its_message_once_and_the_app_keeps_working(page, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
+    page.locator("#explain-toggle input").check()  # the explanation beside the answer must not repeat it either
     page.locator("#predict-image input[type=file]").set_input_files(str(bad))
     info = page.locator("#predict-info")
     info.filter(has_text="not an image").wait_for(timeout=TIMEOUT_MS)
