@@ -22,7 +22,10 @@ from .safepath import MAX_NAME_LENGTH, check_name, inside
 from .train import TrainConfig, TrainError, TrainingBusy, TrainJob, collect_items
 
 NO_MODEL = "No model yet: train one in the **Train** tab (or run `python -m otter train`), then come back here."
-NOT_SURE = "Not sure: this doesn't look like the classes this model knows ({classes})"
+NOT_SURE_HEADING = "Not sure"  # the page's label for a photo unlike the classes; the reason goes below it
+NOT_SURE_REASON = "This photo doesn't look like the classes this model knows ({classes})."
+NOT_SURE = "Not sure: this doesn't look like the classes this model knows ({classes})"  # the API's label: one line
+NOT_SURE_LABEL = "not sure"  # the label column of a results table
 
 
 class NoModel(ModelError):
@@ -47,6 +50,11 @@ class Prediction:
     def not_sure(self) -> str | None:
         """The "Not sure: ..." sentence for a photo unlike the training classes, else None."""
         return None if self.known else NOT_SURE.format(classes=", ".join(self.classes or self.probs))
+
+    @property
+    def not_sure_reason(self) -> str | None:
+        """Why the page says "Not sure" (a sentence without those words, shown under the heading), else None."""
+        return None if self.known else NOT_SURE_REASON.format(classes=", ".join(self.classes or self.probs))
 
     def label_data(self) -> dict:
         """What a `gr.Label` shows (already postprocessed): the top class, or "Not sure: ..." with the
@@ -149,8 +157,8 @@ class ModelService:
         )
 
     def predict_files(self, files: list[os.PathLike | str], name: str | None = None) -> pd.DataFrame:
-        """One row per file: file, label, probability, known (False: "not sure"), each class's probability,
-        or the error for a bad file."""
+        """One row per file: file, label ("not sure" for a photo unlike the classes), probability (the likeliest
+        class's), known (False: "not sure"), each class's probability, or the error for a bad file."""
         predictor = self.predictor(name)
         paths = [Path(f) for f in files]
         results = predictor.classify_batch(paths)
@@ -159,7 +167,7 @@ class ModelService:
             if isinstance(res, InvalidImage):
                 rows.append({"file": path.name, "label": "", "probability": None, "error": str(res).split(": ", 1)[-1]})
                 continue
-            label, p = res["label"], res["confidence"]
+            label, p = res["label"] if res["known"] else NOT_SURE_LABEL, res["confidence"]
             rows.append(
                 {"file": path.name, "label": label, "probability": round(p, 4), "known": res["known"], "error": ""}
                 | _rounded(res["probs"])

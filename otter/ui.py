@@ -5,7 +5,7 @@ Adding to the app (other features plug in here with small edits):
 - a sub-tab of Curate: write `build_xxx_tab(ctx, shared)` and call it inside `otter.ui_curate.build_curate_tab`'s
   `with gr.Tabs():` block, where the comment "more Curate sub-tabs go here" is;
 - something in Predict (an explanation image, a "not sure" note): add outputs in `build_predict_tab`
-  and extend `predict_view`;
+  and extend `predict_view` (events go after the "/predict" API's, which must stay the app's first);
 - the web image search: `build_web_search(ctx, shared)` below is its place in the Curate tab.
 """
 
@@ -33,6 +33,7 @@ from .model_zip import zip_model
 from .safepath import UnsafePath
 from .service import (
     NO_MODEL,
+    NOT_SURE_HEADING,
     ModelService,
     NoModel,
     Prediction,
@@ -100,22 +101,25 @@ def predict_on_device(models_dir: str, path: str, model_name: str | None) -> Pre
     return shared_model_service(models_dir).predict(path, model_name)
 
 
-def predict_view(ctx: AppContext, image, model_name: str | None):
-    """For the Predict tab: (label dict, summary markdown). Problems become a message, not an error dialog."""
+def predict_view(ctx: AppContext, image, model_name: str | None) -> tuple[str | dict | None, str, bool]:
+    """For the Predict tab: (what the label shows, the markdown below it, whether the photo can stay shown).
+
+    Each thing is said once: "Not sure" is the label's heading (the reason and the probabilities are below it),
+    and a file that is not a readable image is one line below the label (no pop-up), with False so the page
+    removes it rather than show a broken-image icon."""
     path = _path(image)
     if path is None:
-        return None, ""
+        return None, "", True
     try:
         pred = predict_on_device(str(ctx.models_dir), path, model_name)
     except NoModel:
-        return None, NO_MODEL
+        return None, NO_MODEL, True
     except InvalidImage as ex:
-        gr.Warning(one_line(ex))
-        return None, f"⚠️ {one_line(ex)}"
+        return None, f"⚠️ {one_line(ex)}", False
     if not pred.known:  # no confident label: the verdict, and the probabilities muted below it
         muted = " · ".join(f"{c} {p:.0%}" for c, p in sorted(pred.probs.items(), key=lambda kv: -kv[1]))
-        return pred.not_sure, f"**{pred.not_sure}.**\n\n_Probabilities anyway: {muted}_\n\n{pred.summary()}"
-    return pred.probs, pred.summary()
+        return NOT_SURE_HEADING, f"{pred.not_sure_reason}\n\n_Probabilities anyway: {muted}_\n\n{pred.summary()}", True
+    return pred.probs, pred.summary(), True
 
 
 def predict_api(ctx: AppContext, image) -> dict:
@@ -127,18 +131,31 @@ def predict_api(ctx: AppContext, image) -> dict:
     return predict_on_device(str(ctx.models_dir), path, None).label_data()
 
 
-def predict_many_view(ctx: AppContext, files, model_name: str | None):
+@dataclass
+class BatchView:
+    """What Predict's "Many photos at once" shows: the table (None: nothing to show), each readable photo with
+    "label · file" as caption, the CSV file and a one-line note."""
+
+    table: object = None  # a pandas DataFrame
+    photos: list[tuple[str, str]] = field(default_factory=list)
+    csv: str | None = None
+    note: str = ""
+
+
+def predict_many_view(ctx: AppContext, files, model_name: str | None) -> BatchView:
     if not files:
-        return None, None, ""
+        return BatchView()
     paths = [_path(f) for f in files]
     try:
         df = ctx.models.predict_files(paths, model_name)
     except NoModel:
-        return None, None, NO_MODEL
+        return BatchView(note=NO_MODEL)
     csv = write_csv(df, tempfile.mkdtemp(prefix="otter-predictions-"))
     bad = int((df["error"] != "").sum())
     note = f"{len(df) - bad} classified" + (f", {bad} could not be read (see the error column)" if bad else "")
-    return df, str(csv), note
+    # The label first: a thumbnail's caption is cut to its width.
+    photos = [(path, f"{row.label} · {row.file}") for path, row in zip(paths, df.itertuples()) if not row.error]
+    return BatchView(df, photos, str(csv), note)
 
 
 def model_picker_update(ctx: AppContext, value: str | None = None):
@@ -162,8 +179,8 @@ def example_photos(data_dir: Path, per_class: int = 2) -> list[str]:
 
 
 def build_predict_tab(ctx: AppContext) -> dict:
-    with gr.Row():
-        with gr.Column():
+    with gr.Row() as row:
+        with gr.Column() as left:
             image = gr.Image(
                 type="filepath",
                 image_mode=None,
@@ -171,28 +188,14 @@ def build_predict_tab(ctx: AppContext) -> dict:
                 label="Photo: drop, paste or take one",
                 elem_id="predict-image",
             )
-            examples = example_photos(ctx.data_dir)
-            if examples:
-                gr.Examples(examples=[[e] for e in examples], inputs=[image], label="Examples from the data set")
         with gr.Column():
             picker = gr.Dropdown(label="Model", choices=[], visible=False, elem_id="model-picker")
             label = gr.Label(num_top_classes=3, label="Prediction", elem_id="predict-label")
             info = gr.Markdown(elem_id="predict-info")
-        build_explain(ctx, image, picker)  # a column beside the label: "Show where the model looked"
-    with gr.Accordion("Many photos at once", open=False):
-        files = gr.File(file_count="multiple", file_types=["image"], label="Photos", elem_id="predict-files")
-        table = gr.Dataframe(label="Results", interactive=False, elem_id="predict-table")
-        with gr.Row():
-            note = gr.Markdown(elem_id="predict-note")
-            download = gr.File(label="Results as CSV", interactive=False, elem_id="predict-csv")
 
-    def on_image(img, model_name):
-        return friendly(predict_view)(ctx, img, model_name)
-
-    image.change(on_image, [image, picker], [label, info], preprocess=False, api_visibility="private", concurrency_id="predict")
-    picker.change(on_image, [image, picker], [label, info], preprocess=False, api_visibility="private", concurrency_id="predict")
-
-    # The stable API endpoint (`gradio_client`: client.predict(handle_file(path), api_name="/predict")).
+    # The stable API endpoint (`gradio_client`: client.predict(handle_file(path), api_name="/predict")). It must be
+    # the app's first event (fn_index 0): Gradio's page takes a "/predict" endpoint's parameters for fn_index 0's,
+    # so any other event there, with more inputs, logs "Too many arguments provided for the endpoint" on each call.
     api_button = gr.Button(visible=False)
     api_button.click(
         friendly(functools.partial(predict_api, ctx)),
@@ -204,10 +207,51 @@ def build_predict_tab(ctx: AppContext) -> dict:
         concurrency_id="predict",
         concurrency_limit=4,
     )
+    with left:
+        examples = example_photos(ctx.data_dir)
+        if examples:
+            gr.Examples(examples=[[e] for e in examples], inputs=[image], label="Examples from the data set")
+    with row:
+        build_explain(ctx, image, picker)  # a column beside the label: "Show where the model looked"
+    with gr.Accordion("Many photos at once", open=False):
+        files = gr.File(file_count="multiple", file_types=["image"], label="Photos", elem_id="predict-files")
+        with gr.Row():
+            table = gr.Dataframe(label="Results", interactive=False, visible=False, scale=3, elem_id="predict-table")
+            photos = gr.Gallery(
+                label="Photos and their labels", columns=3, height=400, visible=False, scale=2, elem_id="predict-photos"
+            )
+        with gr.Row():
+            note = gr.Markdown(elem_id="predict-note")
+            download = gr.File(label="Results as CSV", interactive=False, elem_id="predict-csv")
+
+    def on_image(img, model_name):
+        if _path(img) is None:  # removed by the user (see `image.clear`) or by us after a bad file: keep the message
+            return gr.skip(), gr.skip(), gr.skip()
+        shown, text, keep_photo = friendly(predict_view)(ctx, img, model_name)
+        return shown, text, gr.skip() if keep_photo else None
+
+    image.change(
+        on_image, [image, picker], [label, info, image], preprocess=False, api_visibility="private", concurrency_id="predict"
+    )
+    picker.change(
+        on_image, [image, picker], [label, info, image], preprocess=False, api_visibility="private", concurrency_id="predict"
+    )
+    image.clear(lambda: (None, ""), None, [label, info], api_visibility="private")
+
+    def on_files(f, model_name):
+        view = friendly(predict_many_view)(ctx, f, model_name)
+        shown = view.table is not None
+        return (
+            gr.Dataframe(value=view.table, visible=shown),
+            gr.Gallery(value=view.photos, visible=bool(view.photos)),
+            view.csv,
+            view.note,
+        )
+
     files.change(
-        friendly(functools.partial(predict_many_view, ctx)),
+        on_files,
         [files, picker],
-        [table, download, note],
+        [table, photos, download, note],
         preprocess=False,
         api_visibility="private",
         concurrency_id="predict",

@@ -44,16 +44,21 @@ def explain_on_device(
 
 
 def explain_view(
-    models: ModelService, image_path: str | None, model_name: str | None, target: str | None = None
+    models: ModelService,
+    image_path: str | None,
+    model_name: str | None,
+    target: str | None = None,
+    say_problems: bool = True,
 ) -> ExplainResult:
     """The overlay for `target` (None, or a class the model does not know: the predicted class), a one-line note,
-    and the classes to choose from. Bad photos and a missing model become the note, never an exception."""
+    and the classes to choose from. Bad photos and a missing model become the note, never an exception; with
+    `say_problems=False` (in Predict, whose answer already says it) no note at all."""
     if not image_path:
         return ExplainResult()
     try:
         classes, explanation = explain_on_device(models, image_path, model_name, target)
     except (InvalidImage, NoModel) as ex:
-        return ExplainResult(note=f"⚠️ {str(ex).splitlines()[0]}")
+        return ExplainResult(note=f"⚠️ {str(ex).splitlines()[0]}" if say_problems else "")
     overlay = explanation.overlay
     overlay.thumbnail((MAX_SIDE, MAX_SIDE))
     prob = explanation.probabilities[explanation.target]
@@ -94,7 +99,8 @@ def build_explain_panel(models: ModelService, image: gr.Image, picker: gr.Dropdo
         if not on:  # toggle off: compute nothing, hide the panel
             return _hidden()
         path = payload.get("path") if isinstance(payload, dict) else payload
-        return _show(explain_view(models, path, model_name, target))
+        # A bad photo or no model: Predict's answer beside this panel says so, once.
+        return _show(explain_view(models, path, model_name, target, say_problems=False))
 
     outputs = [overlay, which, note]
     # A new photo, another model or the toggle: explain the top class. Choosing a class (`input` fires only on a

@@ -81,3 +81,15 @@ def test_app_py_on_an_empty_models_folder_predicts_with_the_shipped_model(tiny_t
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("photos", [0, 2], ids=["no-examples", "examples"])
+def test_the_predict_api_is_the_first_event(tmp_path, photos):
+    """Gradio's page takes "/predict"'s parameters for event 0's (`unnamed_endpoints[0]` in its client), so event 0
+    must be "/predict" itself: another one there warns "Too many arguments provided for the endpoint" each time."""
+    from conftest import make_small_set
+    from otter.ui import build_app
+
+    demo = build_app(make_small_set(tmp_path / "data", per_class=photos), tmp_path / "models")
+    first = demo.config["dependencies"][0]
+    assert first["api_name"] == "predict" and len(first["inputs"]) == 1

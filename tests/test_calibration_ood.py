@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -183,13 +184,36 @@ def test_app_predict_view_and_api_say_not_sure_with_probabilities(shapes_model, 
     odd = tmp_path / "stripes.png"
     stripes_image().save(odd)
     ctx = AppContext(data, model_dir.parent, ModelService(model_dir.parent), trainer=None)
-    label, info = predict_view(ctx, str(odd), None)
-    assert label == "Not sure: this doesn't look like the classes this model knows (disc, square)"
-    assert label in info and "disc" in info.split("Probabilities anyway:")[1]
+    label, info, keep_photo = predict_view(ctx, str(odd), None)
+    assert label == "Not sure" and keep_photo
+    assert info.startswith("This photo doesn't look like the classes this model knows (disc, square).")
+    assert "disc" in info.split("Probabilities anyway:")[1]
+    assert f"{label} {info}".lower().count("not sure") == 1  # said once: the heading, not again below it
     api = predict_api(ctx, str(odd))
-    assert api["label"] == label and {c["label"] for c in api["confidences"]} == {"disc", "square"}
+    assert api["label"] == "Not sure: this doesn't look like the classes this model knows (disc, square)"
+    assert {c["label"] for c in api["confidences"]} == {"disc", "square"}
     disc = sorted((data / "disc").iterdir())[0]
     assert predict_api(ctx, str(disc))["label"] in ("disc", "square")
+
+
+def test_batch_view_says_not_sure_in_the_label_column_and_captions_each_photo(shapes_model, tmp_path):
+    from otter.service import ModelService
+    from otter.ui import AppContext, predict_many_view
+
+    model_dir, data = shapes_model
+    odd, bad = tmp_path / "stripes.png", tmp_path / "notes.png"
+    stripes_image().save(odd)
+    bad.write_text("not an image")
+    disc = sorted((data / "disc").iterdir())[0]
+    ctx = AppContext(data, model_dir.parent, ModelService(model_dir.parent), trainer=None)
+    view = predict_many_view(ctx, [str(disc), str(odd), str(bad)], None)
+    assert list(view.table["label"])[1:] == ["not sure", ""] and list(view.table["known"])[:2] == [True, False]
+    assert view.table["label"][0] in ("disc", "square")
+    assert view.photos == [(str(disc), f"{view.table['label'][0]} · {disc.name}"), (str(odd), "not sure · stripes.png")]
+    assert view.note == "2 classified, 1 could not be read (see the error column)"
+    assert Path(view.csv).read_text().splitlines()[2].startswith("stripes.png,not sure,")
+    empty = predict_many_view(ctx, [], None)
+    assert empty.table is None and empty.photos == [] and empty.csv is None
 
 
 def test_none_of_these_output_trained_on_synthetic_negatives(tmp_path):

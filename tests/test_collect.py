@@ -7,6 +7,7 @@ import functools
 import hashlib
 import io
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,10 +18,11 @@ import pytest
 from ddgs.exceptions import DDGSException
 from PIL import Image
 
+from bench.common import free_port
 from conftest import real_photos
 from otter import cli, manifest, scrape
 from otter.download import download_images, read_url_file
-from otter.scrape import SearchError, queries_for_class, search_images
+from otter.scrape import SearchError, queries_for_class, search_images, search_many
 
 SLOW_SECONDS = 2.5
 TIMEOUT = 1.0
@@ -263,6 +265,65 @@ def test_persistent_rate_limit_is_reported_clearly():
     assert len(fake.calls) == 4 and waits == [0.5, 1.0, 2.0]
 
 
+def ddgs_offline_error(kind: str = "DNSError") -> Exception:
+    """What `DDGS().images` raises without a connection (ddgs 9, primp 2): its HTTP client wraps primp's error
+    in a DDGSException, and the search wraps that one again (see ddgs/http_client.py and ddgs/ddgs.py)."""
+    import primp
+
+    cause = getattr(primp, kind)("error sending request for url (https://duckduckgo.com/?q=otter) > error resolving DNS")
+    try:
+        try:
+            raise cause
+        except primp.PrimpError as ex:
+            raise DDGSException(f"{type(ex).__name__}: {ex!r}") from ex
+    except DDGSException as inner:
+        return DDGSException(inner)
+
+
+class OfflineSearch:
+    """A backend that fails like ddgs does without a connection, counting its calls."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error, self.calls = error, 0
+
+    def __call__(self, query, *, max_results, region, safesearch, page):
+        self.calls += 1
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ddgs_offline_error("DNSError"), ddgs_offline_error("ConnectError"), socket.gaierror(-3, "Temporary failure")],
+    ids=["dns", "refused", "stdlib-dns"],
+)
+def test_no_connection_is_one_call_and_one_plain_line(error):
+    waits = []
+    offline = OfflineSearch(error)
+    with pytest.raises(SearchError) as caught:
+        search_many(queries_for_class("sea otter"), 50, backend=offline, sleep=waits.append)
+    assert str(caught.value) == "No internet connection: web search needs to reach DuckDuckGo."
+    assert offline.calls == 1 and waits == []  # no retry, no other phrasing: none could reach the service either
+
+
+def test_other_search_failures_are_not_retried():
+    waits = []
+    offline = OfflineSearch(DDGSException("engine broke: unexpected page"))
+    with pytest.raises(SearchError, match=r"^image search for 'otter' failed: engine broke: unexpected page: try again"):
+        search_images("otter", 5, backend=offline, sleep=waits.append)
+    assert offline.calls == 1 and waits == []
+
+
+def test_the_real_ddgs_error_for_a_refused_connection_is_recognised():
+    """The exception `ddgs_offline_error` imitates, from the installed ddgs itself: a connection to a closed
+    port on 127.0.0.1 (nothing leaves the machine)."""
+    from ddgs.http_client import HttpClient
+
+    with pytest.raises(DDGSException) as caught:
+        HttpClient(timeout=5).get(f"http://127.0.0.1:{free_port()}/")
+    assert scrape.is_connection_failure(DDGSException(caught.value))
+    assert not scrape.is_rate_limit(DDGSException(caught.value))
+
+
 def test_queries_for_class_gives_several_phrasings():
     qs = queries_for_class("sea_otter")
     assert qs[0] == "sea otter" and len(qs) >= 3 and len(set(qs)) == len(qs) and all("sea otter" in q for q in qs)
@@ -346,6 +407,16 @@ def test_search_view_turns_a_rate_limit_into_a_message(monkeypatch):
     monkeypatch.setattr(scrape, "BACKOFF_SECONDS", 0.0)
     items, hits, msg = search_view("sea otter", 10, backend=FakeSearch([], fail=99))
     assert items == [] and hits == [] and msg.startswith("⚠️ image search for 'sea otter' failed") and "\n" not in msg
+
+
+def test_search_view_says_no_internet_at_once():
+    from otter.ui_collect import search_view
+
+    offline = OfflineSearch(ddgs_offline_error())
+    started = time.monotonic()
+    items, hits, msg = search_view("sea otter", 50, variants=True, backend=offline)
+    assert msg == "⚠️ No internet connection: web search needs to reach DuckDuckGo."
+    assert items == [] and hits == [] and offline.calls == 1 and time.monotonic() - started < 1
 
 
 def test_download_view_refuses_local_addresses_by_default(tmp_path, site):

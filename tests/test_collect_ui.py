@@ -8,7 +8,7 @@ import time
 
 import pytest
 from servers import free_port
-from test_collect import FakeSearch, site  # noqa: F401 - `site` is the local image server fixture
+from test_collect import FakeSearch, OfflineSearch, ddgs_offline_error, site  # noqa: F401 - `site` is the local image server fixture
 
 from conftest import real_photos
 from otter import manifest, scrape, ui_collect
@@ -76,3 +76,32 @@ def test_search_then_download_fills_the_class_gallery(app_url, site, monkeypatch
     assert fake.calls[0]["query"] == "sea otter"
     assert len(list((data / "sea").glob("*.jpg"))) == 3
     assert sorted(manifest.read(data)["source_url"]) == sorted(urls[:3])
+
+
+def test_search_without_internet_says_so_once_and_at_once(app_url, monkeypatch):
+    """Offline, ddgs fails with a DNS error: the page says so in one plain line within seconds (it used to spin
+    through 14 s of retries, then show "DNSError: DNSError('error sending request ...')")."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.skip("no chromium")
+    url, _ = app_url
+    offline = OfflineSearch(ddgs_offline_error("DNSError"))
+    monkeypatch.setattr(scrape, "DEFAULT_BACKEND", offline)
+    monkeypatch.setattr(scrape, "BACKOFF_SECONDS", 5.0)  # a retry would be seen: the message would come too late
+    line = "No internet connection: web search needs to reach DuckDuckGo."
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(url)
+        page.get_by_role("tab", name="Curate").click()
+        page.get_by_role("tab", name="Web search").click()
+        page.locator("#search-query textarea").fill("sea otter")
+        page.get_by_label("Also search variations (photo, swimming, close up…)").check()
+        page.locator("#search-button").click()
+        playwright.expect(page.locator("#search-message")).to_have_text(f"⚠️ {line}", timeout=15_000)  # retries would take 35 s
+        page.wait_for_timeout(1000)
+        assert page.locator("body").inner_text().count(line) == 1  # no pop-up repeating it
+        assert "DNSError" not in page.locator("body").inner_text()
+        browser.close()
+    assert offline.calls == 1

@@ -44,6 +44,8 @@ def test_view_turns_problems_into_a_note(models, tmp_path):
     assert explain_view(models, None, None).note == ""
     empty = explain_view(ModelService(tmp_path / "no-models"), str(real_photos("sea", 1)[0]), None)
     assert empty.overlay is None and "⚠️" in empty.note
+    quiet = explain_view(models, str(bad), None, say_problems=False)  # Predict's own answer says it: said once
+    assert quiet.overlay is None and quiet.note == ""
 
 
 def test_review_item_path_stays_inside_the_data_folder(tmp_path):
