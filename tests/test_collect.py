@@ -17,8 +17,8 @@ import httpx
 import pytest
 from ddgs.exceptions import DDGSException
 from PIL import Image
+from servers import free_port
 
-from bench.common import free_port
 from conftest import real_photos
 from otter import cli, manifest, scrape
 from otter.download import download_images, read_url_file
