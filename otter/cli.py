@@ -572,7 +572,7 @@ examples:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="""examples:
   python -m otter scrape sea "sea otter" --max 100
-  python -m otter scrape river "river otter" --variants     # also "river otter photo", "… swimming", …
+  python -m otter scrape river "river otter" --variants     # also "river otter photo", "… close up", …
   python -m otter scrape sea "sea otter" --search-only > urls.txt   # list URLs, download nothing""",
     )
     sc.add_argument("cls", metavar="CLASS")

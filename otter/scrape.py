@@ -217,12 +217,13 @@ def search_images(
 
 
 def queries_for_class(name: str, subject: str = "") -> list[str]:
-    """Several phrasings for one class, to widen the search: "sea otter" -> "sea otter", "sea otter swimming", …
+    """Several phrasings for one class, to widen the search: "sea otter" -> "sea otter", "sea otter photo", …
+    Only words that fit any subject (a car, a leaf, a rash): nothing like "swimming" or "in the wild".
     `subject` is appended when the class name alone is ambiguous (class "sea", subject "otter")."""
     base = " ".join(name.replace("_", " ").replace("-", " ").split())
     if subject and subject.lower() not in base.lower().split():
         base = f"{base} {subject.strip()}"
-    return [base, f"{base} photo", f"{base} swimming", f"{base} close up", f"{base} in the wild"]
+    return [base, f"{base} photo", f"{base} close up", f"{base} photography", f"{base} picture"]
 
 
 def search_many(

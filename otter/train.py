@@ -448,10 +448,11 @@ def _fit_schedule(items, labels, classes, valid_idx, cfg: TrainConfig, run: _Run
                     lr = found
                 else:
                     lr, note = DEFAULT_LR, f"lr_find found no usable learning rate (too few images?); using {DEFAULT_LR:g}"
+                recorded = vars(learn.recorder)  # empty when lr_find stopped before its first batch
                 lr_data = {
                     "suggestion": lr,
-                    "lrs": [float(x) for x in learn.recorder.lrs],
-                    "losses": [float(x) for x in learn.recorder.losses],
+                    "lrs": [float(x) for x in recorded.get("lrs", [])],
+                    "losses": [float(x) for x in recorded.get("losses", [])],
                     "note": note,
                 }
                 run.emit("lr_find", lr=lr, note=note)

@@ -82,7 +82,7 @@ def build_search_panel(data_dir: os.PathLike | str, wrap: Callable[[Callable], C
     with gr.Row():
         query = gr.Textbox(label="Search for", placeholder="e.g. sea otter", scale=3, elem_id="search-query")
         count = gr.Slider(10, LIMIT, value=DEFAULT_MAX, step=10, label="Max images", scale=2, elem_id="search-max")
-        variants = gr.Checkbox(label="Also search variations (photo, swimming, close up…)", value=False, scale=2)
+        variants = gr.Checkbox(label="Also search variations (photo, close up, photography…)", value=False, scale=2)
         search_btn = gr.Button("Search", variant="primary", scale=1, elem_id="search-button")
     message = gr.Markdown(elem_id="search-message")
     found = gr.Gallery(label="Found", columns=8, height=360, allow_preview=True, elem_id="search-gallery")

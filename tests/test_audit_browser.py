@@ -13,7 +13,6 @@ from conftest import browser_page, make_shapes
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)"),
 ]
 TIMEOUT_MS = 300_000  # the audit trains real (tiny) models
 

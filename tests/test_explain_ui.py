@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 from servers import free_port
@@ -60,7 +59,6 @@ def test_review_item_path_stays_inside_the_data_folder(tmp_path):
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
 def test_toggle_shows_the_overlay_in_predict_and_review(tiny_trained, tmp_path, monkeypatch):
     from playwright.sync_api import sync_playwright
 

@@ -3,8 +3,6 @@ of it, then restore it from the Trash."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from PIL import Image, ImageOps
 from servers import free_port
@@ -14,7 +12,6 @@ from conftest import browser_page, real_photos
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)"),
 ]
 TIMEOUT_MS = 180_000  # the search computes the embeddings of a few photos first
 
