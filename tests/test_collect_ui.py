@@ -3,14 +3,14 @@ new class, and find the images in the class gallery."""
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import pytest
+from playwright.sync_api import expect
 from servers import free_port
 from test_collect import FakeSearch, OfflineSearch, ddgs_offline_error, site  # noqa: F401 - `site` is the local image server fixture
 
-from conftest import real_photos
+from conftest import browser_page, real_photos
 from otter import manifest, scrape, ui_collect
 from otter.dataset import list_classes
 
@@ -28,10 +28,6 @@ def app_url(tmp_path):
 
 
 def test_search_then_download_fills_the_class_gallery(app_url, site, monkeypatch):  # noqa: F811
-    import playwright.sync_api as playwright  # browser tests are core tests: no chromium is a failure, not a skip
-
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "the browser tests need chromium (apt-get install chromium)"
     url, data = app_url
     photos = real_photos("sea", 12)[9:]
     urls = [site.add(f"/ui/{i}.jpg", p.read_bytes()) for i, p in enumerate(photos)] + [site.base + "/ui/gone.jpg"]
@@ -46,32 +42,26 @@ def test_search_then_download_fills_the_class_gallery(app_url, site, monkeypatch
     monkeypatch.setattr(ui_collect, "list_classes", slow_classes)
 
     wait = {"timeout": 30_000}  # the test machine may be busy: generous waits, never a speed check
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = browser.new_page()
-        page.goto(url)
+    with browser_page(url) as page:
         page.get_by_role("tab", name="Curate").click()
         page.get_by_role("tab", name="Web search").click()
         page.locator("#search-query textarea").fill("sea otter")
         page.locator("#search-button").click()
-        playwright.expect(page.locator("#search-message")).to_contain_text("Found 4 images", **wait)
-        playwright.expect(page.locator("#search-gallery img")).to_have_count(4, **wait)
+        expect(page.locator("#search-message")).to_contain_text("Found 4 images", **wait)
+        expect(page.locator("#search-gallery img")).to_have_count(4, **wait)
 
         box = page.locator("#search-class input")
         box.fill("sea")
         box.press("Enter")
         box.press("Tab")  # commit the typed class name before pressing Download
         page.wait_for_timeout(2000)  # let the slow class-list refresh land: it must not wipe the typed name
-        playwright.expect(box).to_have_value("sea", **wait)
+        expect(box).to_have_value("sea", **wait)
         page.locator("#search-download").click()
-        playwright.expect(page.locator("#search-summary")).to_contain_text(
-            "kept 3, failed 1 (http 404: 1), duplicates 0", timeout=60_000
-        )
+        expect(page.locator("#search-summary")).to_contain_text("kept 3, failed 1 (http 404: 1), duplicates 0", timeout=60_000)
         # The Images view now shows the new class with its three downloaded images.
         page.get_by_role("tab", name="Images").click()
-        playwright.expect(page.locator("#curate-gallery img")).to_have_count(3, **wait)
-        playwright.expect(page.locator("#curate-status")).to_contain_text("kept 3", **wait)
-        browser.close()
+        expect(page.locator("#curate-gallery img")).to_have_count(3, **wait)
+        expect(page.locator("#curate-status")).to_contain_text("kept 3", **wait)
 
     assert fake.calls[0]["query"] == "sea otter"
     assert len(list((data / "sea").glob("*.jpg"))) == 3
@@ -81,27 +71,19 @@ def test_search_then_download_fills_the_class_gallery(app_url, site, monkeypatch
 def test_search_without_internet_says_so_once_and_at_once(app_url, monkeypatch):
     """Offline, ddgs fails with a DNS error: the page says so in one plain line within seconds (it used to spin
     through 14 s of retries, then show "DNSError: DNSError('error sending request ...')")."""
-    import playwright.sync_api as playwright  # browser tests are core tests: no chromium is a failure, not a skip
-
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "the browser tests need chromium (apt-get install chromium)"
     url, _ = app_url
     offline = OfflineSearch(ddgs_offline_error("DNSError"))
     monkeypatch.setattr(scrape, "DEFAULT_BACKEND", offline)
     monkeypatch.setattr(scrape, "BACKOFF_SECONDS", 5.0)  # a retry would be seen: the message would come too late
     line = "No internet connection: web search needs to reach DuckDuckGo."
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = browser.new_page()
-        page.goto(url)
+    with browser_page(url) as page:
         page.get_by_role("tab", name="Curate").click()
         page.get_by_role("tab", name="Web search").click()
         page.locator("#search-query textarea").fill("sea otter")
         page.get_by_label("Also search variations (photo, close up, photography…)").check()
         page.locator("#search-button").click()
-        playwright.expect(page.locator("#search-message")).to_have_text(f"⚠️ {line}", timeout=15_000)  # retries would take 35 s
+        expect(page.locator("#search-message")).to_have_text(f"⚠️ {line}", timeout=15_000)  # retries would take 35 s
         page.wait_for_timeout(1000)
         assert page.locator("body").inner_text().count(line) == 1  # no pop-up repeating it
         assert "DNSError" not in page.locator("body").inner_text()
-        browser.close()
     assert offline.calls == 1
