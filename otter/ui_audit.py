@@ -37,7 +37,7 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> None:
     status = gr.Markdown(elem_id="audit-status")
     with gr.Row():
         run_btn = gr.Button("Run audit", variant="primary", elem_id="audit-run", scale=1)
-        cancel_btn = gr.Button("Cancel", variant="stop", elem_id="audit-cancel", scale=1)
+        cancel_btn = gr.Button("Cancel", variant="stop", interactive=False, elem_id="audit-cancel", scale=1)
         method = gr.Radio(
             [(label, key) for key, label in METHOD_CHOICES.items()],
             value="embeddings",
@@ -131,8 +131,8 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> None:
             cfg = audit.quick_config(**({"pretrained": how == "finetune"} | CONFIG_OVERRIDES)) if method == "finetune" else None
             audit.AuditJob(root, folds=FOLDS, config=cfg, models_dir=ctx.models_dir, method=method).start()
         except TrainError as ex:
-            return (*view(c, cl, f"⚠️ {ex}"), gr.skip())  # only a tick stops the timer
-        return (*view(c, cl, "Audit started."), gr.Timer(active=True))
+            return (*view(c, cl, f"⚠️ {ex}"), gr.skip(), gr.skip())  # only a tick stops the timer
+        return (*view(c, cl, "Audit started."), gr.Timer(active=True), gr.Button(interactive=True))
 
     def cancel():
         job = audit.AuditJob.current()
@@ -144,10 +144,12 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> None:
     def tick(c, cl):
         job = audit.AuditJob.current()
         if job is not None and job.running:
-            return (audit_view.job_line(job), *[gr.skip()] * (len(outputs) - 1), gr.Timer(active=True), gr.skip())
+            running = (gr.Timer(active=True), gr.skip(), gr.Button(interactive=True))
+            return (audit_view.job_line(job), *[gr.skip()] * (len(outputs) - 1), *running)
         # Stop polling after showing the end, unless an audit was started meanwhile (its Start re-armed the timer).
         again = audit.AuditJob.current()
-        return (*view(c, cl), gr.Timer(active=again is not None and again.running), class_choices(c))
+        busy = again is not None and again.running
+        return (*view(c, cl), gr.Timer(active=busy), class_choices(c), gr.Button(interactive=busy))
 
     private = {"api_visibility": "private"}
     grid.select(on_pick, [shown], [pick, picked], **private)
@@ -156,13 +158,14 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> None:
     cls.change(wrap(lambda c: (*view(c, None), None)), [cls], [*outputs, cell], **private)
     back_btn.click(wrap(lambda c: (*view(c, None), None)), [cls], [*outputs, cell], **private)
     matrix.select(wrap(on_cell), [cls], [*outputs, cell], **private)
-    run_btn.click(wrap(start), [cls, cell, method], [*outputs, timer], **private)
+    run_btn.click(wrap(start), [cls, cell, method], [*outputs, timer, cancel_btn], **private)
     cancel_btn.click(wrap(cancel), None, [picked], **private)
-    timer.tick(wrap(tick), [cls, cell], [*outputs, timer, cls], **private)
+    timer.tick(wrap(tick), [cls, cell], [*outputs, timer, cls, cancel_btn], **private)
 
     def on_open(c):
         job = audit.AuditJob.current()
-        timer_v = gr.Timer(active=True) if job is not None and job.running else gr.skip()  # start it, never stop it
-        return (*view(c, None), None, timer_v, class_choices(c))
+        running = job is not None and job.running
+        timer_v = gr.Timer(active=True) if running else gr.skip()  # start it, never stop it
+        return (*view(c, None), None, timer_v, class_choices(c), gr.Button(interactive=running))
 
-    tab.select(wrap(on_open), [cls], [*outputs, cell, timer, cls], **private)
+    tab.select(wrap(on_open), [cls], [*outputs, cell, timer, cls, cancel_btn], **private)

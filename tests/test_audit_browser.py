@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 from servers import free_port
 
 from conftest import browser_page, make_shapes
@@ -48,8 +49,10 @@ def test_run_audit_relabel_a_suspect_and_open_a_matrix_cell(page, app):
     page.get_by_role("tab", name="Curate").click()
     page.get_by_role("tab", name="Suspects").click()
     page.locator("#audit-status").filter(has_text="No audit yet").wait_for()
+    expect(page.locator("#audit-cancel")).to_be_disabled()  # nothing to cancel yet
     page.locator("#audit-run").click()
     page.locator("#audit-status").filter(has_text="suspects").wait_for(timeout=TIMEOUT_MS)
+    expect(page.locator("#audit-cancel")).to_be_disabled()  # the audit is over
 
     result = audit.load_audit(data)
     shown = [r for r in audit_view.suspects(result) if (data / r["image"]).is_file()]
