@@ -146,7 +146,7 @@ def form_values(cfg: TrainConfig, model_name: str) -> dict:
         "sizes": ",".join(map(str, cfg.sizes or ())),
         "epochs": ",".join(map(str, epochs)),
         "lr": "find" if cfg.lr is None else f"{cfg.lr:g}",
-        "bs": cfg.bs,
+        "bs": str(cfg.bs),
         "valid": round(cfg.valid_pct * 100),
         "model_name": model_name,
     }

@@ -348,9 +348,8 @@ def build_train_tab(ctx: AppContext) -> dict:
         lr = gr.Textbox(
             label="Learning rate", placeholder="recipe default: 1e-3 (from scratch 3e-3); 'find': lr_find", elem_id="train-lr"
         )
-        bs = gr.Number(
-            value=None, label="Batch size", placeholder="recipe default: 16 (from scratch 32)", precision=0, elem_id="train-bs"
-        )
+        # A Textbox like its neighbours: a blank gr.Number reaches the server as 0, not as "blank".
+        bs = gr.Textbox(label="Batch size", placeholder="recipe default: 16 (from scratch 32)", elem_id="train-bs")
         valid = gr.Slider(0, 50, value=20, step=1, label="Validation %")
     with gr.Row():
         start = gr.Button("Start training", variant="primary", elem_id="train-start")

@@ -90,7 +90,7 @@ def test_form_values_and_progress_bar_of_a_job():
         "sizes": "32,64",
         "epochs": "2,3",
         "lr": "0.003",
-        "bs": 32,
+        "bs": "32",
         "valid": 10,
         "model_name": "m",
     }
