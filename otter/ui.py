@@ -339,17 +339,13 @@ def build_train_tab(ctx: AppContext) -> dict:
     with gr.Row():
         sizes = gr.Textbox(
             label="Image sizes (progressive resizing)",
-            placeholder="recipe default: 224 (from scratch 64,128,192)",
+            placeholder="recipe: 224 (scratch 64,128,192)",
             elem_id="train-sizes",
         )
-        epochs = gr.Textbox(
-            label="Epochs per size", placeholder="recipe default: 3 (from scratch 20,25,20)", elem_id="train-epochs"
-        )
-        lr = gr.Textbox(
-            label="Learning rate", placeholder="recipe default: 1e-3 (from scratch 3e-3); 'find': lr_find", elem_id="train-lr"
-        )
+        epochs = gr.Textbox(label="Epochs per size", placeholder="recipe: 3 (scratch 20,25,20)", elem_id="train-epochs")
+        lr = gr.Textbox(label="Learning rate", placeholder="recipe: 1e-3 (scratch 3e-3); or find", elem_id="train-lr")
         # A Textbox like its neighbours: a blank gr.Number reaches the server as 0, not as "blank".
-        bs = gr.Textbox(label="Batch size", placeholder="recipe default: 16 (from scratch 32)", elem_id="train-bs")
+        bs = gr.Textbox(label="Batch size", placeholder="recipe: 16 (scratch 32)", elem_id="train-bs")
         valid = gr.Slider(0, 50, value=20, step=1, label="Validation %")
     with gr.Row():
         start = gr.Button("Start training", variant="primary", elem_id="train-start")
@@ -402,7 +398,7 @@ def build_train_tab(ctx: AppContext) -> dict:
             label += " (the model in training shows its own when it finishes)"
         return {results_box: gr.Accordion(label=label), lr_plot: lr_v, confusion: conf_v, per_class: per_v, shown_model: shown}
 
-    def on_start(arch_v, pre_v, sizes_v, epochs_v, lr_v, bs_v, valid_v, name_v):
+    def on_start(arch_v, pre_v, sizes_v, epochs_v, lr_v, bs_v, valid_v, name_v, shown):
         try:
             cfg = jobview.parse_settings(arch_v, pre_v, sizes_v, epochs_v, lr_v, bs_v, valid_v)
             job = ctx.trainer.start(cfg, (name_v or "").strip() or default_model_name(ctx.data_dir, ctx.models_dir))
@@ -411,12 +407,17 @@ def build_train_tab(ctx: AppContext) -> dict:
         msg = f"Started training **{job.model_dir.name}** ({cfg.arch}, sizes {','.join(map(str, cfg.sizes))}, pretrained {'on' if cfg.pretrained else 'off'})."
         if job.model_dir.name in ctx.models.names():
             msg += " When it finishes it replaces the model of that name; until then that model keeps answering."
-        return {message: msg, timer: gr.Timer(active=True), watched: str(job.model_dir), cancel: gr.Button(interactive=True)}
+        view = {message: msg, timer: gr.Timer(active=True), watched: str(job.model_dir), cancel: gr.Button(interactive=True)}
+        if shown:  # the results below are the previous model's until this one is done
+            view[results_box] = gr.Accordion(
+                label=f"Results of model {shown} (the model in training shows its own when it finishes)"
+            )
+        return view
 
     start.click(
         friendly(on_start),
-        [arch, pretrained, sizes, epochs, lr, bs, valid, model_name],
-        [message, timer, watched, cancel],
+        [arch, pretrained, sizes, epochs, lr, bs, valid, model_name, shown_model],
+        [message, timer, watched, cancel, results_box],
         api_visibility="private",
     )
     cancel.click(friendly(lambda: ctx.trainer.cancel()), None, [message], api_visibility="private")
