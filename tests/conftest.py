@@ -107,15 +107,22 @@ def model_copy(tiny_trained, tmp_path) -> Path:
 def running_app(tiny_model: Path, base: Path, per_class: int = 3, size: int = 48, **launch_kwargs):
     """A real Gradio server on 127.0.0.1 over a small photo set and a copy of `tiny_model`:
     yields {"url", "data", "models"} and closes the server afterwards."""
-    from otter.ui import build_app, launch
-
     data = make_small_set(base / "data", per_class=per_class, size=size)
     shutil.copytree(tiny_model, base / "models" / "tiny")
-    demo = build_app(data, base / "models")
+    with serving(data, base / "models", **launch_kwargs) as url:
+        yield {"url": url, "data": data, "models": base / "models"}
+
+
+@contextmanager
+def serving(data: Path, models: Path, **launch_kwargs):
+    """The app over `data` and `models`, served by a real Gradio server on 127.0.0.1: yields its URL."""
+    from otter.ui import build_app, launch
+
+    demo = build_app(data, models)
     port = free_port()
     launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs)
     try:
-        yield {"url": f"http://127.0.0.1:{port}/", "data": data, "models": base / "models"}
+        yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
 

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
-from servers import free_port
 
-from conftest import browser_page, make_shapes
+from conftest import browser_page, make_shapes, serving
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
@@ -21,18 +20,14 @@ TIMEOUT_MS = 300_000  # the audit trains real (tiny) models
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     from otter import ui_audit
-    from otter.ui import build_app, launch
 
     base = tmp_path_factory.mktemp("audit-browser")
     data = make_shapes(base / "data", per_class=8)
     shutil.copyfile(data / "disc" / "disc001.png", data / "square" / "copy-disc001.png")  # always a suspect
     saved = ui_audit.FOLDS, ui_audit.CONFIG_OVERRIDES
     ui_audit.FOLDS, ui_audit.CONFIG_OVERRIDES = 2, {"sizes": (16,), "epochs": 1, "bs": 4}
-    demo = build_app(data, base / "models")
-    port = free_port()
-    launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield {"url": f"http://127.0.0.1:{port}/", "data": data}
-    demo.close()
+    with serving(data, base / "models") as url:
+        yield {"url": url, "data": data}
     ui_audit.FOLDS, ui_audit.CONFIG_OVERRIDES = saved
 
 

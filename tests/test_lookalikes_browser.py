@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 from PIL import Image, ImageOps
-from servers import free_port
 
-from conftest import browser_page, real_photos
+from conftest import browser_page, real_photos, serving
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
@@ -18,7 +17,6 @@ TIMEOUT_MS = 180_000  # the search computes the embeddings of a few photos first
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    from otter.ui import build_app, launch
 
     base = tmp_path_factory.mktemp("lookalikes-browser")
     data = base / "data"
@@ -29,11 +27,8 @@ def app(tmp_path_factory):
                 im.convert("RGB").resize((160, 120)).save(data / cls / p.name, quality=90)
     with Image.open(data / "river" / real_photos("river", 1)[0].name) as im:
         ImageOps.mirror(im).save(data / "sea" / "mirrored.jpg", quality=85)  # a copy filed under the other class
-    demo = build_app(data, base / "models")
-    port = free_port()
-    launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield {"url": f"http://127.0.0.1:{port}/", "data": data}
-    demo.close()
+    with serving(data, base / "models") as url:
+        yield {"url": url, "data": data}
 
 
 @pytest.fixture(scope="module")
