@@ -393,10 +393,8 @@ def build_train_tab(ctx: AppContext) -> dict:
         """The results box of model `name` (the finished one, else the newest), labelled with its name."""
         shown = name or ctx.models.newest()
         lr_v, conf_v, per_v = results_view(ctx, shown)
-        label = f"Results of model {shown}" if shown else "Results of the last model"
-        if running and shown:
-            label += " (the model in training shows its own when it finishes)"
-        return {results_box: gr.Accordion(label=label), lr_plot: lr_v, confusion: conf_v, per_class: per_v, shown_model: shown}
+        box = gr.Accordion(label=results_label(shown, running))
+        return {results_box: box, lr_plot: lr_v, confusion: conf_v, per_class: per_v, shown_model: shown}
 
     def on_start(arch_v, pre_v, sizes_v, epochs_v, lr_v, bs_v, valid_v, name_v, shown):
         try:
@@ -409,9 +407,7 @@ def build_train_tab(ctx: AppContext) -> dict:
             msg += " When it finishes it replaces the model of that name; until then that model keeps answering."
         view = {message: msg, timer: gr.Timer(active=True), watched: str(job.model_dir), cancel: gr.Button(interactive=True)}
         if shown:  # the results below are the previous model's until this one is done
-            view[results_box] = gr.Accordion(
-                label=f"Results of model {shown} (the model in training shows its own when it finishes)"
-            )
+            view[results_box] = gr.Accordion(label=results_label(shown, running=True))
         return view
 
     start.click(
@@ -481,6 +477,13 @@ def build_train_tab(ctx: AppContext) -> dict:
     outputs = [status, bar, table, plot, cancel, results_box, lr_plot, confusion, per_class, compare, use, finished]
     outputs += [shown_model, timer, *form.values()]
     return {"refresh": (friendly(on_load), None, outputs)}
+
+
+def results_label(shown: str | None, running: bool) -> str:
+    """The Train tab's results box title: whose results they are, and that a model in training is not it."""
+    if not shown:
+        return "Results of the last model"
+    return f"Results of model {shown}" + (" (the model in training shows its own when it finishes)" if running else "")
 
 
 def name_hint(ctx: AppContext) -> str:
