@@ -7,7 +7,7 @@ bf16: see the README) and OTTER_DEVICE (cpu to ignore a GPU).
 
 from pathlib import Path
 
-from otter.ui import build_app, launch
+from otter.app.ui import build_app, launch
 
 # The models shipped in this repository (models/otters) are copied into $OTTER_MODELS_DIR when it has none yet,
 # so a Space whose models live in a Storage Bucket predicts on its first start.

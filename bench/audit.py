@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 warnings.filterwarnings("ignore")
 
-from otter import dataset  # noqa: E402
-from otter.audit import audit, quick_config  # noqa: E402
-from otter.train import train  # noqa: E402
+from otter.data import dataset  # noqa: E402
+from otter.model.train import train  # noqa: E402
+from otter.review.audit import audit, quick_config  # noqa: E402
 
 TOPS = (10, 20, 30)
 

@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 warnings.filterwarnings("ignore")
 
 from bench.audit import cpu_seconds, flip_labels, hits  # noqa: E402
-from otter import dataset  # noqa: E402
-from otter.audit import audit  # noqa: E402
+from otter.data import dataset  # noqa: E402
+from otter.review.audit import audit  # noqa: E402
 
 
 def main() -> None:

@@ -34,10 +34,10 @@ def features(items: list[Path], size: int) -> tuple[np.ndarray, np.ndarray, floa
     """(plain, mirrored) embeddings, n x 1280 each, and the seconds it took."""
     import torch
 
-    from otter import embeddings as emb
-    from otter.backbones import get
-    from otter.images import load_image
-    from otter.predict import preprocess
+    from otter.data.images import load_image
+    from otter.model.backbones import get
+    from otter.model.predict import preprocess
+    from otter.review import embeddings as emb
 
     bb = get(emb.BACKBONE)
     mean, std = torch.tensor(bb.mean).view(3, 1, 1), torch.tensor(bb.std).view(3, 1, 1)
@@ -154,7 +154,7 @@ def main() -> None:
     ap.add_argument("--only", help="run only candidates whose name contains this")
     args = ap.parse_args()
 
-    from otter.train import collect_items
+    from otter.model.train import collect_items
 
     items, labels, classes = collect_items(args.data)
     load = os.getloadavg()[0]

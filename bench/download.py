@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 warnings.filterwarnings("ignore")
 
 from bench.common import record  # noqa: E402
-from otter.download import download_images  # noqa: E402
+from otter.data.download import download_images  # noqa: E402
 
 
 def serve(files: list[Path], latency: float) -> tuple[ThreadingHTTPServer, list[str]]:

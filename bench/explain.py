@@ -21,9 +21,9 @@ warnings.filterwarnings("ignore")
 import torch  # noqa: E402
 
 from bench.common import record  # noqa: E402
-from otter.images import load_image  # noqa: E402
-from otter.model_io import build_model  # noqa: E402
-from otter.predict import Predictor  # noqa: E402
+from otter.data.images import load_image  # noqa: E402
+from otter.model.io import build_model  # noqa: E402
+from otter.model.predict import Predictor  # noqa: E402
 
 
 def main() -> None:

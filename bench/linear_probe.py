@@ -32,10 +32,10 @@ def main() -> None:
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.model_selection import StratifiedKFold
 
-    from otter import backbones
-    from otter.images import load_image
-    from otter.predict import preprocess
-    from otter.train import collect_items
+    from otter.data.images import load_image
+    from otter.model import backbones
+    from otter.model.predict import preprocess
+    from otter.model.train import collect_items
 
     items, labels, classes = collect_items(args.data)
     y = np.array([classes.index(lbl) for lbl in labels])

@@ -75,7 +75,7 @@ VERSIONS = {
 
 def plant(data: Path, seed: int) -> tuple[dict[str, str], list[list[str]]]:
     """Edited copies ({copy: original}) and version groups ([original, 4 versions]), as class/file."""
-    from otter import dataset
+    from otter.data import dataset
 
     rng = np.random.default_rng(seed)
     images = dataset.list_images(data)
@@ -142,7 +142,7 @@ def phash_pairs(data: Path, images: list[str]) -> list[tuple[int, int, float]]:
     """(i, j, 1 - Hamming distance / 64) of the 64-bit perceptual hashes (the look-alike finder before)."""
     import imagehash
 
-    from otter.images import load_image
+    from otter.data.images import load_image
 
     bits = np.array([imagehash.phash(load_image(data / r)).hash.flatten() for r in images], dtype=bool)
     sim = 1.0 - (bits[:, None, :] != bits[None, :, :]).sum(-1) / 64.0
@@ -157,8 +157,9 @@ def main() -> None:
     ap.add_argument("--show", type=float, help="list the groups without a planted image at this threshold")
     args = ap.parse_args()
 
-    from otter import dataset, similar
-    from otter import embeddings as emb
+    from otter.data import dataset
+    from otter.review import embeddings as emb
+    from otter.review import similar
 
     rows: dict[str, list[dict]] = {}
     per_edit: dict[str, list[float]] = {}

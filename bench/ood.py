@@ -31,8 +31,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 warnings.filterwarnings("ignore")
 
-from otter import calibrate, ood  # noqa: E402
-from otter.synthetic import FAMILIES, synthetic_images  # noqa: E402
+from otter.data.synthetic import FAMILIES, synthetic_images  # noqa: E402
+from otter.model import calibrate, ood  # noqa: E402
 
 NONE = "__none_of_these__"  # the name otter.train uses
 SUMMARY_KEYS = ("auroc", "flagged_unknown", "flagged_in_class", "threshold_over_train_q95")
@@ -40,7 +40,7 @@ LOFO_TRAIN = ("noise", "gradient", "stripes", "scrambled")  # --lofo: the others
 
 
 def load_small(paths, size=160):
-    from otter.images import load_image
+    from otter.data.images import load_image
 
     return [load_image(p).resize((size, size)) for p in paths]
 
@@ -50,7 +50,7 @@ def feats_logits(model, images, size, batch=64):
     import torch
 
     from otter.config import IMAGENET_MEAN, IMAGENET_STD
-    from otter.predict import preprocess
+    from otter.model.predict import preprocess
 
     mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
     model = model.eval()
@@ -65,7 +65,7 @@ def feats_logits(model, images, size, batch=64):
 
 def train_fold(items, labels, classes, valid_idx, cfg, negatives, workdir):
     """fit_recipe on the non-held-out items, plus `negatives` (PIL images) as an extra class if given."""
-    from otter.train import _none_last, _Run, fit_recipe
+    from otter.model.train import _none_last, _Run, fit_recipe
 
     items, labels, classes = list(items), list(labels), list(classes)
     if negatives:
@@ -124,7 +124,7 @@ def cross_validate(args) -> dict:
     import torch
     from sklearn.model_selection import StratifiedKFold
 
-    from otter.train import TrainConfig, collect_items
+    from otter.model.train import TrainConfig, collect_items
 
     torch.set_num_threads(args.threads)
     items, labels, classes = collect_items(args.data)
@@ -220,8 +220,8 @@ def summarise(rows, args, seconds) -> dict:
 
 def check_model(args) -> dict:
     """Score a shipped model folder with its own temperature and detector."""
-    from otter.dataset import list_images
-    from otter.predict import Predictor
+    from otter.data.dataset import list_images
+    from otter.model.predict import Predictor
 
     pred = Predictor.load(args.model)
     paths = list_images(args.data)
@@ -262,7 +262,7 @@ def oof_temperature(jsonl: Path, recipe: str) -> tuple[float, dict]:
 
 def fit_shipped(args) -> dict:
     """Fit calibration and 'not sure' of a model trained on every photo, from cross-validation numbers."""
-    from otter.honest import refit_model_folder
+    from otter.model.honest import refit_model_folder
 
     rows = [json.loads(line) for line in Path(args.fit_from).read_text().splitlines() if line.strip()]
     rows = [r for r in rows if r["variant"] == "plain" and "threshold_over_train_q95" in r["methods"][args.method]]

@@ -39,7 +39,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 def head_logits(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray) -> np.ndarray:
     from sklearn.linear_model import LogisticRegression
 
-    from otter import heads
+    from otter.model import heads
 
     clf = LogisticRegression(C=heads.C, max_iter=5000).fit(_unit(x_tr), y_tr)
     return clf.decision_function(_unit(x_te)).reshape(len(x_te), -1) if len(clf.classes_) > 2 else _two(clf, x_te)
@@ -63,8 +63,10 @@ def main() -> None:
 
     from sklearn.model_selection import StratifiedKFold
 
-    from otter import calibrate, embeddings, ood, synthetic
-    from otter.images import load_image
+    from otter.data import synthetic
+    from otter.data.images import load_image
+    from otter.model import calibrate, ood
+    from otter.review import embeddings
 
     load = os.getloadavg()[0]
     t = time.monotonic()

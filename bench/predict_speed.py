@@ -20,10 +20,10 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from bench.common import median_time, record  # noqa: E402
-from otter.images import load_image  # noqa: E402
-from otter.model_io import load_model  # noqa: E402
-from otter.predict import Predictor  # noqa: E402
-from otter.train import TrainConfig, collect_items, make_dataloaders  # noqa: E402
+from otter.data.images import load_image  # noqa: E402
+from otter.model.io import load_model  # noqa: E402
+from otter.model.predict import Predictor  # noqa: E402
+from otter.model.train import TrainConfig, collect_items, make_dataloaders  # noqa: E402
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ def run_fold(job):
 
     from sklearn.model_selection import StratifiedKFold
 
-    from otter.train import TrainConfig, _Run, collect_items, fit_recipe, predict_items
+    from otter.model.train import TrainConfig, _Run, collect_items, fit_recipe, predict_items
 
     items, labels, classes = collect_items(data)
     skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
@@ -47,8 +47,8 @@ def run_fold(job):
     v_labels = [labels[i] for i in valid_idx]
     probs, _ = predict_items(learn, v_items, v_labels)
     # flip TTA: average with horizontally flipped input
-    from otter import backbones
-    from otter.predict import Predictor
+    from otter.model import backbones
+    from otter.model.predict import Predictor
 
     meta = {"classes": list(learn.dls.vocab), "input_size": cfg.sizes[-1], "normalize": backbones.get(cfg.arch).normalize}
     pred = Predictor(learn.model, meta)
@@ -78,9 +78,9 @@ def _fold_ood(model, cfg, items, labels, vocab, valid_idx, fold) -> dict:
     synthetic unknown images (otter.synthetic) it flags."""
     import numpy as np
 
-    from otter import backbones, ood
-    from otter.honest import features_logits
-    from otter.synthetic import synthetic_images
+    from otter.data.synthetic import synthetic_images
+    from otter.model import backbones, ood
+    from otter.model.honest import features_logits
 
     size, norm = int(cfg.sizes[-1]), backbones.get(cfg.arch).normalize
     held_out = set(int(i) for i in valid_idx)

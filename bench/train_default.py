@@ -26,9 +26,9 @@ warnings.filterwarnings("ignore")
 import numpy as np  # noqa: E402
 
 from otter.config import PRECISION_CHOICES  # noqa: E402
-from otter.honest import refit_model_folder  # noqa: E402
-from otter.model_io import META  # noqa: E402
-from otter.train import TrainConfig, train  # noqa: E402
+from otter.model.honest import refit_model_folder  # noqa: E402
+from otter.model.io import META  # noqa: E402
+from otter.model.train import TrainConfig, train  # noqa: E402
 
 
 def cv_summary(rows: list[dict]) -> dict:

@@ -24,11 +24,11 @@ import torch  # noqa: E402
 
 from bench.common import record  # noqa: E402
 from otter.config import IMAGENET_MEAN, IMAGENET_STD, PRECISION_CHOICES  # noqa: E402
-from otter.device import autocast  # noqa: E402
-from otter.images import load_image  # noqa: E402
-from otter.model_io import build_model  # noqa: E402
-from otter.predict import preprocess  # noqa: E402
-from otter.train import TrainConfig, _Run, collect_items, fit_recipe, split_valid, training_precision  # noqa: E402
+from otter.data.images import load_image  # noqa: E402
+from otter.model.device import autocast  # noqa: E402
+from otter.model.io import build_model  # noqa: E402
+from otter.model.predict import preprocess  # noqa: E402
+from otter.model.train import TrainConfig, _Run, collect_items, fit_recipe, split_valid, training_precision  # noqa: E402
 
 
 def otter_speed(items, labels, classes, valid_idx, cfg, precision: str) -> float:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from . import config
-from .backbones import NAMES as ARCH_NAMES
+from .model.backbones import NAMES as ARCH_NAMES
 
 # Exit codes, the same for every command (README "Command line"); EXIT_SOME_FAILED is predict's alone.
 EXIT_OK = 0
@@ -34,7 +34,7 @@ def _models_root(args) -> Path:
 
 
 def _resolve_model(args) -> Path:
-    from .model_io import default_model
+    from .model.io import default_model
 
     if args.model:
         return Path(args.model)
@@ -59,7 +59,7 @@ def _fmt_eta(seconds) -> str:
 
 
 def cmd_train(args) -> int:
-    from .train import RECIPE, TrainConfig, train
+    from .model.train import RECIPE, TrainConfig, train
 
     epochs = args.epochs if args.epochs is None or len(args.epochs) > 1 else args.epochs[0]
     lr = None if args.lr == "find" else (float(args.lr) if args.lr is not None else RECIPE)
@@ -76,7 +76,7 @@ def cmd_train(args) -> int:
         precision=args.precision,
         **({"mixup": args.mixup} if args.mixup is not None else {}),
     )
-    from .default_model import keep_default
+    from .model.default_model import keep_default
 
     model_dir = Path(args.model) if args.model else _models_root(args) / "model"
     data = config.data_dir(args.data)
@@ -142,8 +142,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .images import InvalidImage
-    from .predict import Predictor
+    from .data.images import InvalidImage
+    from .model.predict import Predictor
 
     predictor = Predictor.load(_resolve_model(args))
     results = predictor.classify_batch(args.images)
@@ -173,7 +173,7 @@ def cmd_predict(args) -> int:
 
 def _write_explanations(predictor, args, out: list[dict]) -> None:
     """--explain OUT_DIR: one Grad-CAM overlay PNG per readable image, its path added to the image's result."""
-    from .explain import ExplainError, write_overlays
+    from .model.explain import ExplainError, write_overlays
 
     try:
         written = write_overlays(predictor, args.images, args.explain)
@@ -187,9 +187,9 @@ def _write_explanations(predictor, args, out: list[dict]) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate
-    from .predict import Predictor
-    from .seen import summary_line
+    from .data.seen import summary_line
+    from .model.evaluate import evaluate
+    from .model.predict import Predictor
 
     report = evaluate(Predictor.load(_resolve_model(args)), args.data_dir)
     if args.json:
@@ -232,8 +232,8 @@ def _embed_progress(on_other=None):
 
 
 def cmd_verify(args) -> int:
-    from .dataset import verify_folder
-    from .similar import find_duplicates
+    from .data.dataset import verify_folder
+    from .review.similar import find_duplicates
 
     data = config.data_dir(args.data)
     report = verify_folder(data)
@@ -297,9 +297,9 @@ def _finish_download(args, result, found: int | None = None) -> int:
 
 
 def cmd_scrape(args) -> int:
-    from . import scrape
-    from .download import download_images
-    from .safepath import check_name
+    from .data import scrape
+    from .data.download import download_images
+    from .data.safepath import check_name
 
     cls = check_name(args.cls, "class name")
     queries = args.query or [cls]
@@ -323,8 +323,8 @@ def cmd_scrape(args) -> int:
 
 
 def cmd_download(args) -> int:
-    from .download import download_images, read_url_file
-    from .safepath import check_name
+    from .data.download import download_images, read_url_file
+    from .data.safepath import check_name
 
     cls = check_name(args.cls, "class name")
     if not Path(args.urls_file).is_file():
@@ -340,7 +340,7 @@ def cmd_download(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    from .audit import audit, quick_config, quick_recipe
+    from .review.audit import audit, quick_config, quick_recipe
 
     finetune = args.method == "finetune"
     if not finetune and (args.sizes or args.epochs or args.pretrained is not None):
@@ -397,8 +397,8 @@ def cmd_audit(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .default_model import delete_model, model_rows, set_default
-    from .model_io import default_name
+    from .model.default_model import delete_model, model_rows, set_default
+    from .model.io import default_name
 
     root = _models_root(args)
     if args.action == "default":
@@ -557,7 +557,7 @@ examples:
     v.set_defaults(func=cmd_verify)
 
     def download_options(sp) -> None:
-        from .download import MAX_SIDE, MAX_WORKERS, TIMEOUT
+        from .data.download import MAX_SIDE, MAX_WORKERS, TIMEOUT
 
         sp.add_argument("--data", help="data set folder (default: $OTTER_DATA_DIR or ./data)")
         sp.add_argument("--workers", type=int, default=MAX_WORKERS, help=f"concurrent downloads (default {MAX_WORKERS})")
@@ -647,13 +647,13 @@ examples:
 # Failures that end a command with a one-line message, by module. Looked up when one is raised, from the
 # modules already imported: a command that never loads the model code (download, scrape) never imports torch.
 EXPECTED_ERRORS = {
-    "otter.backbones": "BackboneError",
-    "otter.dataset": "DatasetError",
-    "otter.evaluate": "EvaluateError",
-    "otter.images": "InvalidImage",
-    "otter.model_io": "ModelError",
-    "otter.safepath": "UnsafePath",
-    "otter.jobs": "TrainError",
+    "otter.model.backbones": "BackboneError",
+    "otter.data.dataset": "DatasetError",
+    "otter.model.evaluate": "EvaluateError",
+    "otter.data.images": "InvalidImage",
+    "otter.model.io": "ModelError",
+    "otter.data.safepath": "UnsafePath",
+    "otter.model.jobs": "TrainError",
 }
 
 

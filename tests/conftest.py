@@ -23,7 +23,7 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 
 def weights_bytes(model_dir: Path) -> bytes:
     """All of a model folder's weights (one file, or shards and their index), to compare before and after."""
-    from otter.model_io import weight_files
+    from otter.model.io import weight_files
 
     files = weight_files(model_dir)
     assert files, f"{model_dir} has no weights"
@@ -86,7 +86,7 @@ def shapes_data(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_trained(tmp_path_factory):
     """(model_dir, TrainResult) of a 1-epoch, 32 px model on a few real photos; shared by many tests."""
-    from otter.train import TrainConfig, train
+    from otter.model.train import TrainConfig, train
 
     base = tmp_path_factory.mktemp("tiny")
     data = make_small_set(base / "data", per_class=8, size=64)
@@ -116,7 +116,7 @@ def running_app(tiny_model: Path, base: Path, per_class: int = 3, size: int = 48
 @contextmanager
 def serving(data: Path, models: Path, **launch_kwargs):
     """The app over `data` and `models`, served by a real Gradio server on 127.0.0.1: yields its URL."""
-    from otter.ui import build_app, launch
+    from otter.app.ui import build_app, launch
 
     demo = build_app(data, models)
     port = free_port()
@@ -163,7 +163,7 @@ def no_job_outlives_its_test(request):
     """Every background job (training, audit, embeddings) a test starts ends with that test: one left running
     in this process would share the 2 cores with the next test's training and slow it many times over."""
     yield
-    from otter.jobs import BackgroundJob
+    from otter.model.jobs import BackgroundJob
 
     for kind in BackgroundJob._kinds:
         job = kind.current()

@@ -88,7 +88,7 @@ def test_the_predict_api_is_the_first_event(tmp_path, photos):
     """Gradio's page takes "/predict"'s parameters for event 0's (`unnamed_endpoints[0]` in its client), so event 0
     must be "/predict" itself: another one there warns "Too many arguments provided for the endpoint" each time."""
     from conftest import make_small_set
-    from otter.ui import build_app
+    from otter.app.ui import build_app
 
     demo = build_app(make_small_set(tmp_path / "data", per_class=photos), tmp_path / "models")
     first = demo.config["dependencies"][0]

@@ -14,9 +14,10 @@ import pytest
 from PIL import Image
 
 from conftest import make_shapes, real_photos
-from otter import audit as au
-from otter import cli, dataset, manifest
-from otter.train import TrainingBusy, training_lock
+from otter import cli
+from otter.data import dataset, manifest
+from otter.model.train import TrainingBusy, training_lock
+from otter.review import audit as au
 
 # Small but real training: shapes are told apart by colour, which a from-scratch net learns in a few epochs.
 TINY = {"arch": "xresnet18", "pretrained": False, "sizes": (32,), "epochs": 10, "bs": 4, "lr": 1e-2, "mixup": 0.0, "aug": 0.0}
@@ -205,7 +206,7 @@ def test_audit_refuses_to_start_while_training_holds_the_lock(data_copy, tmp_pat
 def test_embeddings_job_reports_progress_and_cancel_keeps_previous_audit(data_copy, tmp_path):
     import shutil as sh
 
-    from otter import audit_view
+    from otter.app import audit_view
 
     before = (data_copy / ".otter" / "audit.csv").read_bytes()
     sh.rmtree(data_copy / ".otter" / "embeddings")  # cold: the job computes embeddings first
@@ -248,7 +249,7 @@ def test_job_reports_folds_and_cancel_keeps_previous_audit(data_copy, tmp_path):
 
 
 def test_suspects_view_filters_by_class_and_matrix_clicks_name_cells(audited):
-    from otter import audit_view
+    from otter.app import audit_view
 
     data, result = audited
     square = audit_view.suspects(result, "square")

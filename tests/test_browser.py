@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from conftest import real_photos, running_app, weights_bytes
-from otter.service import ModelService
+from otter.app.service import ModelService
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
@@ -224,7 +224,7 @@ def wait_for_end(status) -> str:
 
 def test_train_a_tiny_model_compare_it_and_use_it_for_predict(page, app, tmp_path):
     """A new model does not replace the default by itself: the tab compares the two, "Use for Predict" switches."""
-    from otter.model_io import default_name
+    from otter.model.io import default_name
 
     page.get_by_role("tab", name="Train").click()
     name_box = page.locator("#train-model-name textarea, #train-model-name input").first
@@ -290,8 +290,8 @@ def test_photo_unlike_the_classes_shows_not_sure(page, app):
     """With the detector accepting everything the page shows a class; rejecting everything, "Not sure"."""
     import json
 
-    from otter.model_io import default_model
-    from otter.ood import METHODS
+    from otter.model.io import default_model
+    from otter.model.ood import METHODS
 
     model_dir = default_model(app["models"])  # the one Predict uses (an earlier test may have made another the default)
     meta_file = model_dir / "model.json"

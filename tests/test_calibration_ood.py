@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 from conftest import make_shapes, real_photos, shape_image
-from otter import calibrate, ood
 from otter.cli import main as cli_main
-from otter.evaluate import evaluate
-from otter.predict import Predictor
-from otter.synthetic import FAMILIES, synthetic_images
+from otter.data.synthetic import FAMILIES, synthetic_images
+from otter.model import calibrate, ood
+from otter.model.evaluate import evaluate
+from otter.model.predict import Predictor
 
 
 def stripes_image(size: int = 48) -> Image.Image:
@@ -31,7 +31,7 @@ def noise_image(size: int = 48, seed: int = 0) -> Image.Image:
 @pytest.fixture(scope="module")
 def shapes_model(tmp_path_factory):
     """A tiny model on discs vs squares, with a validation split, so calibration and the detector are fitted."""
-    from otter.train import TrainConfig, train
+    from otter.model.train import TrainConfig, train
 
     base = tmp_path_factory.mktemp("shapes_model")
     data = make_shapes(base / "data", per_class=16)
@@ -166,7 +166,7 @@ def test_ece_noise_floor_is_what_a_calibrated_model_measures_and_shrinks_with_mo
 
 def test_model_without_validation_split_records_why_and_knows_everything(model_copy):
     # tiny_trained uses the default valid_pct; a model trained on everything records why nothing was fitted
-    from otter.honest import fit_honesty
+    from otter.model.honest import fit_honesty
 
     pred = Predictor.load(model_copy)
     cal, rec, tensors = fit_honesty(pred.model, 2, 32, [stripes_image()], [0], [], [])
@@ -177,8 +177,8 @@ def test_model_without_validation_split_records_why_and_knows_everything(model_c
 
 
 def test_app_predict_view_and_api_say_not_sure_with_probabilities(shapes_model, tmp_path):
-    from otter.service import ModelService
-    from otter.ui import AppContext, predict_api, predict_view
+    from otter.app.service import ModelService
+    from otter.app.ui import AppContext, predict_api, predict_view
 
     model_dir, data = shapes_model
     odd = tmp_path / "stripes.png"
@@ -197,8 +197,8 @@ def test_app_predict_view_and_api_say_not_sure_with_probabilities(shapes_model, 
 
 
 def test_batch_view_says_not_sure_in_the_label_column_and_captions_each_photo(shapes_model, tmp_path):
-    from otter.service import ModelService
-    from otter.ui import AppContext, predict_many_view
+    from otter.app.service import ModelService
+    from otter.app.ui import AppContext, predict_many_view
 
     model_dir, data = shapes_model
     odd, bad = tmp_path / "stripes.png", tmp_path / "notes.png"
@@ -217,7 +217,7 @@ def test_batch_view_says_not_sure_in_the_label_column_and_captions_each_photo(sh
 
 
 def test_none_of_these_output_trained_on_synthetic_negatives(tmp_path):
-    from otter.train import TrainConfig, train
+    from otter.model.train import TrainConfig, train
 
     data = make_shapes(tmp_path / "data", per_class=8)
     cfg = TrainConfig(
@@ -247,7 +247,7 @@ def test_none_output_is_moved_after_the_real_classes():
 
     import torch
 
-    from otter.train import NONE_CLASS, _none_last
+    from otter.model.train import NONE_CLASS, _none_last
 
     last = torch.nn.Linear(4, 3)
     model = torch.nn.Sequential(torch.nn.Identity(), torch.nn.Sequential(torch.nn.Flatten(), last))
@@ -257,7 +257,7 @@ def test_none_output_is_moved_after_the_real_classes():
 
 
 def test_features_for_the_not_sure_test_work_in_either_precision(tiny_trained):
-    from otter.honest import features_logits
+    from otter.model.honest import features_logits
 
     photos = real_photos("sea", 2) + real_photos("river", 1)
     out = {}

@@ -6,7 +6,7 @@ import json
 
 from conftest import make_small_set, real_photos
 from otter.cli import main
-from otter.dataset import list_trash
+from otter.data.dataset import list_trash
 
 
 def test_commands_work_with_relative_data_and_models_folders(tmp_path, monkeypatch, capsys):

@@ -20,9 +20,10 @@ from PIL import Image
 from servers import free_port
 
 from conftest import real_photos
-from otter import cli, manifest, scrape
-from otter.download import download_images, read_url_file
-from otter.scrape import SearchError, queries_for_class, search_images, search_many
+from otter import cli
+from otter.data import manifest, scrape
+from otter.data.download import download_images, read_url_file
+from otter.data.scrape import SearchError, queries_for_class, search_images, search_many
 
 SLOW_SECONDS = 2.5
 TIMEOUT = 1.0
@@ -156,7 +157,7 @@ def test_download_keeps_exactly_the_good_images_and_counts_each_failure(tmp_path
 
 
 def test_a_second_download_finds_only_duplicates_even_in_another_class(tmp_path, mixed_urls, monkeypatch):
-    from otter.intake import Ledger
+    from otter.data.intake import Ledger
 
     monkeypatch.setattr(Ledger, "FLUSH_EVERY", 2)  # manifest rows are written in batches: cover a partial one
     good, _, _ = mixed_urls
@@ -181,7 +182,7 @@ def test_an_image_put_in_a_folder_by_hand_counts_as_a_duplicate(tmp_path, site):
 
 
 def test_a_trashed_image_is_not_downloaded_again(tmp_path, site):
-    from otter.dataset import move_to_trash
+    from otter.data.dataset import move_to_trash
 
     url = site.add("/trash-me.jpg", real_photos("river", 2)[1].read_bytes())
     data = tmp_path / "data"
@@ -393,7 +394,7 @@ def test_cli_download_refuses_unsafe_class_and_missing_file(tmp_path, capsys):
 
 
 def test_search_view_shows_thumbnails_and_keeps_hits():
-    from otter.ui_collect import search_view
+    from otter.app.ui_collect import search_view
 
     fake = FakeSearch(["http://x/a.jpg", "http://x/b.jpg"])
     items, hits, msg = search_view("sea otter", 10, backend=fake)
@@ -405,7 +406,7 @@ def test_search_view_shows_thumbnails_and_keeps_hits():
 
 
 def test_search_view_turns_a_rate_limit_into_a_message(monkeypatch):
-    from otter.ui_collect import search_view
+    from otter.app.ui_collect import search_view
 
     monkeypatch.setattr(scrape, "BACKOFF_SECONDS", 0.0)
     items, hits, msg = search_view("sea otter", 10, backend=FakeSearch([], fail=99))
@@ -413,7 +414,7 @@ def test_search_view_turns_a_rate_limit_into_a_message(monkeypatch):
 
 
 def test_search_view_says_no_internet_at_once():
-    from otter.ui_collect import search_view
+    from otter.app.ui_collect import search_view
 
     offline = OfflineSearch(ddgs_offline_error())
     started = time.monotonic()
@@ -423,7 +424,7 @@ def test_search_view_says_no_internet_at_once():
 
 
 def test_download_view_refuses_local_addresses_by_default(tmp_path, site):
-    from otter.ui_collect import download_view
+    from otter.app.ui_collect import download_view
 
     url = site.add("/private.jpg", real_photos("river", 1)[0].read_bytes())
     hits = search_images("river otter", 10, backend=FakeSearch([url, site.add("/hop.jpg", status=302, to=url)]))
@@ -448,7 +449,7 @@ def test_download_refuses_a_redirect_to_a_local_address(tmp_path, site, monkeypa
     )
     target = site.add("/inner.jpg", real_photos("river", 1)[0].read_bytes())
     transport = httpx.MockTransport(lambda request: httpx.Response(302, headers={"Location": target}))
-    from otter.download import _refuse_private
+    from otter.data.download import _refuse_private
 
     with httpx.Client(transport=transport, follow_redirects=True, event_hooks={"request": [_refuse_private]}) as client:
         result = download_images(["http://images.example/otter.jpg"], tmp_path / "data" / "river", client=client)
@@ -478,7 +479,7 @@ def test_download_refuses_a_host_that_rebinds_to_a_local_address(tmp_path, site,
 
 
 def test_the_connection_check_passes_public_peers_and_proxies():
-    from otter.download import _PeerCheck
+    from otter.data.download import _PeerCheck
 
     class Stream:
         closed = False
@@ -506,8 +507,8 @@ def test_the_connection_check_passes_public_peers_and_proxies():
 
 
 def test_download_view_downloads_hits_into_a_new_class(tmp_path, site, monkeypatch):
-    from otter import ui_collect
-    from otter.ui_collect import download_view
+    from otter.app import ui_collect
+    from otter.app.ui_collect import download_view
 
     monkeypatch.setattr(ui_collect, "ALLOW_PRIVATE_URLS", True)  # the test server is on 127.0.0.1
 
@@ -552,7 +553,7 @@ def test_cli_download_and_its_errors_never_import_torch(tmp_path):
 
 
 def test_pasted_urls_are_added_with_one_line_per_failed_url(tmp_path, site):
-    from otter import curate
+    from otter.app import curate
 
     photos = real_photos("sea", 8)[6:]
     good = [site.add(f"/paste/{i}.jpg", p.read_bytes()) for i, p in enumerate(photos)]

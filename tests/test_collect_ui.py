@@ -11,15 +11,16 @@ from servers import free_port
 from test_collect import FakeSearch, OfflineSearch, ddgs_offline_error, site  # noqa: F401 - `site` is the local image server fixture
 
 from conftest import browser_page, real_photos
-from otter import manifest, scrape, ui_collect
-from otter.dataset import list_classes
+from otter.app import ui_collect
+from otter.data import manifest, scrape
+from otter.data.dataset import list_classes
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def app_url(tmp_path):
-    from otter.ui import build_app
+    from otter.app.ui import build_app
 
     demo = build_app(tmp_path / "data", tmp_path / "models")
     demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)

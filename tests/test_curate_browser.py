@@ -14,7 +14,7 @@ from servers import free_port
 from test_collect import site  # noqa: F401 - the local image server fixture
 
 from conftest import browser_page, real_photos, running_app, shape_image
-from otter import ui_collect
+from otter.app import ui_collect
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
@@ -103,7 +103,7 @@ def test_a_large_class_is_paged_selected_in_the_gallery_and_the_page_stays_short
 
 def test_emptying_the_trash_asks_first_and_deletes_only_the_trash(page, app):
     victims = sorted((app["data"] / "many").iterdir())[:2]
-    from otter import curate
+    from otter.app import curate
 
     curate.delete(app["data"], [f"many/{p.name}" for p in victims])
     n = len(curate.trash_items(app["data"]))
@@ -203,7 +203,7 @@ def test_review_by_keyboard_relabels_trashes_and_moves(page, app):
 
 
 def test_a_fresh_start_says_how_to_begin(tmp_path):
-    from otter.ui import build_app, launch
+    from otter.app.ui import build_app, launch
 
     demo = build_app(tmp_path / "data", tmp_path / "models")
     port = free_port()

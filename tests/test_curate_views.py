@@ -5,7 +5,8 @@ from __future__ import annotations
 import shutil
 
 from conftest import real_photos
-from otter import curate, dataset
+from otter.app import curate
+from otter.data import dataset
 
 
 def test_delete_many_then_restore_keeps_bytes(small_data):

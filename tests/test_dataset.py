@@ -5,9 +5,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from otter import curate, dataset, intake, manifest
-from otter.dataset import DatasetError
-from otter.safepath import UnsafePath
+from otter.app import curate
+from otter.data import dataset, intake, manifest
+from otter.data.dataset import DatasetError
+from otter.data.safepath import UnsafePath
 
 
 def test_lists_classes_and_counts(small_data):

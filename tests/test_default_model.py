@@ -11,12 +11,13 @@ from datetime import date
 import pytest
 
 from conftest import make_small_set, real_photos
-from otter import model_io, service
+from otter.app import service
+from otter.app.jobview import parse_settings
+from otter.app.service import ModelService, TrainService, default_model_name
 from otter.cli import main
-from otter.default_model import comparison, delete_model, set_default
-from otter.jobview import parse_settings
-from otter.model_io import DEFAULT_FILE, default_name, seed_models
-from otter.service import ModelService, TrainService, default_model_name
+from otter.model import io as model_io
+from otter.model.default_model import comparison, delete_model, set_default
+from otter.model.io import DEFAULT_FILE, default_name, seed_models
 
 
 def copy_model(src, dest, created: str):
@@ -179,9 +180,9 @@ def test_default_model_name_says_what_it_is_and_replaces_nothing(tmp_path):
 def test_a_model_zip_unpacks_into_a_model_that_predicts_the_same(model_copy, tmp_path):
     import zipfile
 
-    from otter.model_io import ModelError
-    from otter.model_zip import zip_model
-    from otter.predict import Predictor
+    from otter.model.io import ModelError
+    from otter.model.model_zip import zip_model
+    from otter.model.predict import Predictor
 
     (model_copy / "notes").mkdir()  # subfolders and links are not packed
     (model_copy / "link.json").symlink_to(model_copy / "model.json")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from otter import dataset
-from otter import embeddings as emb
-from otter.jobs import TrainingCancelled
+from otter.data import dataset
+from otter.model.jobs import TrainingCancelled
+from otter.review import embeddings as emb
 
 
 @pytest.fixture(autouse=True)

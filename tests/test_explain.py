@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 from otter.cli import main
-from otter.explain import ExplainError, heatmap_at, overlay_image
-from otter.images import InvalidImage
-from otter.predict import Predictor
+from otter.data.images import InvalidImage
+from otter.model.explain import ExplainError, heatmap_at, overlay_image
+from otter.model.predict import Predictor
 
 SIZE = 128  # resnet18's last block is a 4x4 grid at 128 px: enough to tell quadrants apart (2x2 at 64 px is not)
 CORNERS = ("tl", "tr", "bl", "br")
@@ -48,7 +48,7 @@ def corner_model(tmp_path_factory) -> Path:
     """A resnet18 trained from scratch to tell "square" (a bright square in one of the four corners) from "plain".
 
     The corner varies within the class, so a heat map can only point at the right quadrant by following the square."""
-    from otter.train import TrainConfig, train
+    from otter.model.train import TrainConfig, train
 
     base = tmp_path_factory.mktemp("corners")
     for cls in ("square", "plain"):

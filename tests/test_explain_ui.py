@@ -8,10 +8,10 @@ import pytest
 from servers import free_port
 
 from conftest import make_small_set, real_photos
-from otter.predict import Predictor
-from otter.safepath import UnsafePath
-from otter.service import ModelService
-from otter.ui_explain import MAX_SIDE, explain_view, review_image_path
+from otter.app.service import ModelService
+from otter.app.ui_explain import MAX_SIDE, explain_view, review_image_path
+from otter.data.safepath import UnsafePath
+from otter.model.predict import Predictor
 
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 240_000
@@ -62,7 +62,7 @@ def test_review_item_path_stays_inside_the_data_folder(tmp_path):
 def test_toggle_shows_the_overlay_in_predict_and_review(tiny_trained, tmp_path, monkeypatch):
     from playwright.sync_api import sync_playwright
 
-    from otter.ui import build_app, launch
+    from otter.app.ui import build_app, launch
 
     calls = []
     original = Predictor.explain

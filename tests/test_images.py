@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from otter.images import InvalidImage, load_image
+from otter.data.images import InvalidImage, load_image
 
 
 def png_bytes(im: Image.Image, fmt: str = "PNG", **kw) -> bytes:

@@ -4,8 +4,8 @@ import time
 import numpy as np
 import pytest
 
-from otter.jobs import BackgroundJob, TrainingBusy, TrainingCancelled
-from otter.train import TrainJob
+from otter.model.jobs import BackgroundJob, TrainingBusy, TrainingCancelled
+from otter.model.train import TrainJob
 
 
 class GatedJob(BackgroundJob):
@@ -61,7 +61,7 @@ def test_cancel_and_failure_end_with_one_line_messages():
 def test_predict_items_leaves_the_callers_grad_mode_as_it_was():
     import torch
 
-    from otter.train import predict_items
+    from otter.model.train import predict_items
 
     class Learn:  # the two things predict_items uses of a fastai Learner; get_preds switches grad off, as fastai may
         class dls:
@@ -84,7 +84,7 @@ def test_predict_items_leaves_the_callers_grad_mode_as_it_was():
 
 
 def test_a_job_counts_as_running_until_its_cleanup_is_over():
-    from otter.jobs import BackgroundJob, TrainingBusy
+    from otter.model.jobs import BackgroundJob, TrainingBusy
 
     release = threading.Event()
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from conftest import make_shapes
-from otter.jobview import (
+from otter.app.jobview import (
     ARCH_DEFAULT,
     confusion_figure,
     confusion_frame,
@@ -22,7 +22,7 @@ from otter.jobview import (
     progress_html,
     status_markdown,
 )
-from otter.train import PRETRAINED_RECIPE, SCRATCH_RECIPE, TrainConfig, TrainError, train
+from otter.model.train import PRETRAINED_RECIPE, SCRATCH_RECIPE, TrainConfig, TrainError, train
 
 
 def test_blank_settings_take_the_recipe_defaults():

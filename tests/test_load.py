@@ -9,10 +9,10 @@ from gradio_client import Client, handle_file
 from servers import fire
 
 from conftest import make_shapes, real_photos, running_app
-from otter.model_io import weight_files
-from otter.predict import Predictor
-from otter.service import ModelService
-from otter.train import TrainConfig, TrainJob
+from otter.app.service import ModelService
+from otter.model.io import weight_files
+from otter.model.predict import Predictor
+from otter.model.train import TrainConfig, TrainJob
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import ROOT
-from otter import backbones, plain_model
+from otter.model import backbones, plain_model
 
 
 @pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet18"])
@@ -33,7 +33,7 @@ def test_fastai_only_bodies_are_left_to_fastai():
 
 def test_predicting_with_the_shipped_model_never_imports_fastai():
     code = (
-        "import sys; from otter.predict import Predictor; from otter.model_io import default_model; "
+        "import sys; from otter.model.predict import Predictor; from otter.model.io import default_model; "
         "p = Predictor.load(default_model('models')); "
         "r = p.classify(sys.argv[1]); "
         "print(r['label'], 'fastai' in sys.modules)"

@@ -15,10 +15,11 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, make_shapes, real_photos, weights_bytes
-from otter import dataset, model_io
-from otter.images import InvalidImage
-from otter.predict import Predictor
-from otter.train import TrainConfig, TrainJob, training_lock
+from otter.data import dataset
+from otter.data.images import InvalidImage
+from otter.model import io as model_io
+from otter.model.predict import Predictor
+from otter.model.train import TrainConfig, TrainJob, training_lock
 
 PY = sys.executable
 
@@ -160,7 +161,7 @@ def test_sigkill_during_training_keeps_previous_model(model_copy, tmp_path):
 
 KILL_DURING_EXPORT = """
 import os, signal, sys
-from otter import model_io
+from otter.model import io as model_io
 model, meta = model_io.load_model(sys.argv[1])
 meta["marker"] = "new"
 where = sys.argv[2]
@@ -262,7 +263,7 @@ def test_two_sessions_deleting_and_restoring_lose_nothing(small_data):
 def test_data_folder_untouched_by_training_and_prediction(small_data, tmp_path):
     snapshot = {p: p.read_bytes() for p in small_data.rglob("*") if p.is_file()}
     cfg = TrainConfig(pretrained=False, arch="resnet18", sizes=(32,), epochs=1, bs=8, mixup=0.0)
-    from otter.train import train
+    from otter.model.train import train
 
     train(small_data, cfg, tmp_path / "models" / "m")
     Predictor.load(tmp_path / "models" / "m").predict_batch(list(snapshot))

@@ -12,10 +12,10 @@ from PIL import Image
 
 from conftest import ROOT, real_photos
 from otter.cli import EXIT_ERROR, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, main
-from otter.evaluate import evaluate
-from otter.model_io import META, read_meta
-from otter.predict import Predictor
-from otter.seen import HASH_CHARS, image_hash
+from otter.data.seen import HASH_CHARS, image_hash
+from otter.model.evaluate import evaluate
+from otter.model.io import META, read_meta
+from otter.model.predict import Predictor
 
 
 def _split_files(result) -> dict[str, list[Path]]:

@@ -9,11 +9,11 @@ import time
 import pytest
 
 from conftest import make_shapes, real_photos, weights_bytes
-from otter.jobview import epoch_table, loss_frame, parse_settings, status_markdown
-from otter.model_io import read_meta
-from otter.safepath import UnsafePath
-from otter.service import NO_MODEL, ModelService, NoModel, TrainService, shared_model_service
-from otter.train import TrainError, TrainingBusy
+from otter.app.jobview import epoch_table, loss_frame, parse_settings, status_markdown
+from otter.app.service import NO_MODEL, ModelService, NoModel, TrainService, shared_model_service
+from otter.data.safepath import UnsafePath
+from otter.model.io import read_meta
+from otter.model.train import TrainError, TrainingBusy
 
 
 def test_no_model_points_to_train_tab(tmp_path):

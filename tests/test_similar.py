@@ -14,7 +14,10 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from conftest import OTTERS
-from otter import cli, curate, dataset, similar
+from otter import cli
+from otter.app import curate
+from otter.data import dataset
+from otter.review import similar
 
 EDITS = {
     "crop": lambda im: im.crop((16, 16, 144, 144)),

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from conftest import make_shapes, real_photos, weights_bytes
-from otter import model_io
-from otter.device import PRECISIONS
-from otter.images import InvalidImage
-from otter.predict import Predictor
-from otter.train import TrainConfig, TrainError, TrainingBusy, TrainJob, train, training_lock
+from otter.data.images import InvalidImage
+from otter.model import io as model_io
+from otter.model.device import PRECISIONS
+from otter.model.predict import Predictor
+from otter.model.train import TrainConfig, TrainError, TrainingBusy, TrainJob, train, training_lock
 
 
 def test_model_folder_has_weights_and_metadata(tiny_trained):
@@ -46,7 +46,7 @@ def test_predictor_matches_fastai_learn_predict(tiny_trained, precision, toleran
 
 
 def test_precision_follows_the_cpu_unless_told(monkeypatch):
-    from otter import device
+    from otter.model import device
 
     cpu = torch.device("cpu")
     monkeypatch.delenv(device.PRECISION_ENV, raising=False)
@@ -302,7 +302,7 @@ def test_unusable_data_sets_give_clear_errors(tmp_path, layout, needle):
 
 @pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
 def test_training_runs_in_the_precision_asked_for(tmp_path, monkeypatch, precision, dtype):
-    from otter import train as train_module
+    from otter.model import train as train_module
 
     seen, make_learner = [], train_module.make_learner
 
@@ -342,7 +342,7 @@ def test_lr_find_with_no_usable_suggestion_falls_back_to_default(tmp_path, monke
     import fastai.callback.schedule  # noqa: F401 - puts lr_find on Learner
     import fastai.learner
 
-    from otter.train import DEFAULT_LR
+    from otter.model.train import DEFAULT_LR
 
     def no_suggestion(self, *args, **kwargs):
         raise IndexError("index 0 is out of bounds")  # what fastai raises with too few batches
@@ -359,8 +359,8 @@ def test_lr_find_with_no_usable_suggestion_falls_back_to_default(tmp_path, monke
 
 @pytest.mark.parametrize("arch", ["xresnet18", "resnet18", "efficientnet_lite0"])
 def test_folding_batchnorm_keeps_outputs_and_leaves_the_original_model_alone(arch):
-    from otter.model_io import build_model
-    from otter.predict import optimize_for_inference
+    from otter.model.io import build_model
+    from otter.model.predict import optimize_for_inference
 
     torch.manual_seed(0)
     model = build_model({"arch": arch, "classes": ["a", "b"]})

@@ -15,8 +15,8 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+from ..config import IMAGE_EXTENSIONS
 from . import manifest
-from .config import IMAGE_EXTENSIONS
 from .dataset import add_class, free_name, list_images, rel
 from .images import InvalidImage, load_image
 from .safepath import UnsafePath, check_name

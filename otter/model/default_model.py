@@ -14,8 +14,8 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .model_io import DEFAULT_FILE, ModelError, default_name, list_models, recorded_default
-from .safepath import check_name
+from ..data.safepath import check_name
+from .io import DEFAULT_FILE, ModelError, default_name, list_models, recorded_default
 
 TRASH = ".trash"  # hidden, so `list_models` never sees a deleted model
 

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from .dataset import list_classes
-from .default_model import keep_default
-from .images import ImageInput, InvalidImage
-from .model_io import ModelError, default_name, list_models
-from .predict import Predictor, top_label
-from .safepath import MAX_NAME_LENGTH, check_name, inside
-from .train import TrainConfig, TrainError, TrainingBusy, TrainJob, collect_items
+from ..data.dataset import list_classes
+from ..data.images import ImageInput, InvalidImage
+from ..data.safepath import MAX_NAME_LENGTH, check_name, inside
+from ..model.default_model import keep_default
+from ..model.io import ModelError, default_name, list_models
+from ..model.predict import Predictor, top_label
+from ..model.train import TrainConfig, TrainError, TrainingBusy, TrainJob, collect_items
 
 NO_MODEL = "No model yet: train one in the **Train** tab (or run `python -m otter train`), then come back here."
 NOT_SURE_HEADING = "Not sure"  # the page's label for a photo unlike the classes; the reason goes below it
@@ -230,7 +230,7 @@ class TrainService:
         """Check what can be checked at once (settings, data set, name, no other job), then train in the background."""
         if self.running():
             raise TrainingBusy("a training job is already running; wait for it to finish or cancel it")
-        from .audit import AuditJob  # an audit trains too: one job at a time on the CPU
+        from ..review.audit import AuditJob  # an audit trains too: one job at a time on the CPU
 
         audit_job = AuditJob.current()
         if audit_job is not None and audit_job.running:

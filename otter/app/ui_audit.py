@@ -10,9 +10,10 @@ from collections.abc import Callable
 
 import gradio as gr
 
-from . import audit, audit_view
-from .dataset import list_classes
-from .train import TrainError
+from ..data.dataset import list_classes
+from ..model.train import TrainError
+from ..review import audit
+from . import audit_view
 
 POLL_SECONDS = 1.0
 FOLDS = audit.DEFAULT_FOLDS

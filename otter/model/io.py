@@ -25,9 +25,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from ..data.safepath import check_name
 from . import plain_model
 from .backbones import NAMES, BackboneError, build
-from .safepath import check_name
 
 WEIGHTS = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"  # with sharded weights: which tensor is in which shard file

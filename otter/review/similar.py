@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dataset, manifest
+from ..data import dataset, manifest
+from ..model.jobs import BackgroundJob, TrainingCancelled
 from .embeddings import Embeddings, embed_folder
-from .jobs import BackgroundJob, TrainingCancelled
 
 NEAR_SCORE = 0.20  # bench/lookalikes.py: 8.3 of 10 edited copies and all 4-version photos grouped, 3-4 other groups
 NEIGHBOURS = 3  # an image's usual similarity: the mean over this many neighbours after its copies (`_usual`)

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..config import IMAGENET_MEAN, IMAGENET_STD
+from ..data.images import ImageInput, load_image
 from . import calibrate, ood
-from .config import IMAGENET_MEAN, IMAGENET_STD
-from .images import ImageInput, load_image
 from .predict import preprocess
 
 DEFAULT_METHOD = "mahalanobis"  # chosen by bench/ood.py, see bench/RESULTS.md
@@ -113,8 +113,8 @@ def refit_model_folder(model_dir, data_dir, fallback: dict | None = None, method
     shipped default model), in place and atomically, from the cross-validation `fallback`. Returns the new meta."""
     from pathlib import Path
 
-    from .dataset import list_images
-    from .model_io import load_model, save_model
+    from ..data.dataset import list_images
+    from .io import load_model, save_model
 
     model, meta = load_model(model_dir)
     classes = list(meta["classes"])

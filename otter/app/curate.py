@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import dataset, intake, similar
-from .confusion import cell_at, confusion_frame
-from .dataset import DatasetError
-from .images import InvalidImage
-from .safepath import UnsafePath, check_name, is_inside
+from ..data import dataset, intake
+from ..data.dataset import DatasetError
+from ..data.images import InvalidImage
+from ..data.safepath import UnsafePath, check_name, is_inside
+from ..review import similar
+from ..review.confusion import cell_at, confusion_frame
 
 PAGE_SIZE = 60  # images per gallery page: a page of thumbnails stays quick to load and to scan
 SELECTION_SHOWN = 12  # selected images named in the selection line; the rest are counted
@@ -209,7 +210,7 @@ def add_urls(
     """Download pasted image URLs (one a line; blank lines and `#` comments skipped) into a class, the way
     `python -m otter download` does (`otter.download.download_images`: size and type checks, duplicates of any
     class skipped, images trashed before refused). Says what was kept and, per URL, what failed."""
-    from .download import download_images, parse_url_lines
+    from ..data.download import download_images, parse_url_lines
 
     if not cls or not str(cls).strip():
         return "Choose (or add) a class to add the images to first."
@@ -410,7 +411,7 @@ PAIR_COLUMNS = ["left", "left class", "right", "right class", "score", "look-ali
 def lookalike_views(root: os.PathLike | str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """(pairs table, groups table, a line on what is missing) from the cached embeddings only: images without
     an embedding yet are left out (the app's Find look-alikes computes them first)."""
-    from .embeddings import NOT_YET, embed_folder
+    from ..review.embeddings import NOT_YET, embed_folder
 
     emb = embed_folder(root, compute_missing=False)
     missing = sum(reason == NOT_YET for reason in emb.failed.values())

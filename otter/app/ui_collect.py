@@ -12,10 +12,10 @@ from pathlib import Path
 
 import gradio as gr
 
-from . import scrape
-from .dataset import DatasetError, list_classes
-from .download import Outcome, download_images
-from .safepath import UnsafePath, check_name
+from ..data import scrape
+from ..data.dataset import DatasetError, list_classes
+from ..data.download import Outcome, download_images
+from ..data.safepath import UnsafePath, check_name
 
 DEFAULT_MAX = 50
 LIMIT = 200  # most images one search may fetch: keeps a public app polite to the search service

@@ -6,12 +6,12 @@ import os
 
 import numpy as np
 
+from ..data.dataset import list_classes, list_images
+from ..data.images import InvalidImage
+from ..data.seen import overlap
 from .calibrate import ece, ece_noise_floor
-from .dataset import list_classes, list_images
-from .images import InvalidImage
 from .metrics import classification_report
 from .predict import Predictor
-from .seen import overlap
 
 
 class EvaluateError(ValueError):

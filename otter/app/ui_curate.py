@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ..data.dataset import list_classes
+from ..model.io import ModelError, read_meta
 from . import curate, ui_collect
-from .dataset import list_classes
-from .model_io import ModelError, read_meta
 from .ui import (
     EXPECTED_ERRORS,
     AppContext,

@@ -33,13 +33,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import dataset, heads, similar
-from .config import models_dir as default_models_dir
+from ..config import models_dir as default_models_dir
+from ..data import dataset
+from ..model import heads
+from ..model.jobs import BackgroundJob, TrainError, training_lock
+from . import similar
 from .embeddings import Embeddings, embed_folder
-from .jobs import BackgroundJob, TrainError, training_lock
 
 if TYPE_CHECKING:  # train imports torch and fastai: an audit on cached embeddings never needs them
-    from .train import TrainConfig
+    from ..model.train import TrainConfig
 
 STATE_DIR = ".otter"
 AUDIT_CSV = "audit.csv"
@@ -70,7 +72,7 @@ class AuditError(TrainError):
 def quick_config(**overrides) -> TrainConfig:
     """The fine-tuning audit's training recipe (QUICK_PRETRAINED_RECIPE, or QUICK_RECIPE from scratch when
     `pretrained=False`), with any TrainConfig field overridden."""
-    from .train import TrainConfig
+    from ..model.train import TrainConfig
 
     return TrainConfig(**(quick_recipe(overrides.get("pretrained", True)) | overrides))
 
@@ -265,7 +267,7 @@ def audit(
             emit({"type": "stage", "stage": f"fitting {folds}-fold heads", "progress": share, "eta": None})
             probs = heads.out_of_fold(emb.vectors, labels, classes, folds=folds, seed=seed, cancel=cancel)
         else:
-            from .crossval import out_of_fold
+            from ..model.crossval import out_of_fold
 
             emit({"type": "stage", "stage": f"training {folds} models", "progress": 0.0, "eta": None})
             items = [data_dir / image for image in emb.images]

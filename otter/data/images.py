@@ -10,7 +10,7 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .config import MAX_FILE_BYTES, MAX_IMAGE_PIXELS
+from ..config import MAX_FILE_BYTES, MAX_IMAGE_PIXELS
 
 ImageInput = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
 

@@ -11,10 +11,10 @@ from collections.abc import Callable
 
 import gradio as gr
 
+from ..model.jobs import TrainError
+from ..review.similar import NEAR_SCORE, LookalikeJob
 from . import curate
-from .jobs import TrainError
 from .jobview import _fmt_time
-from .similar import NEAR_SCORE, LookalikeJob
 
 POLL_SECONDS = 1.0
 

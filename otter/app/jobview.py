@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .train import PRETRAINED_RECIPE, RECIPE, SCRATCH_RECIPE, TrainConfig, TrainError
+from ..model.train import PRETRAINED_RECIPE, RECIPE, SCRATCH_RECIPE, TrainConfig, TrainError
 
 ARCH_DEFAULT = "default (by recipe)"
 

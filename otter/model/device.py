@@ -9,7 +9,7 @@ import warnings
 
 import torch
 
-from .config import PRECISION_CHOICES
+from ..config import PRECISION_CHOICES
 
 
 def pick_device() -> torch.device:

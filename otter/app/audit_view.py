@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .audit import AuditJob, AuditResult, images_in_cell, is_stale
-from .confusion import cell_at, confusion_frame
+from ..review.audit import AuditJob, AuditResult, images_in_cell, is_stale
+from ..review.confusion import cell_at, confusion_frame
 from .jobview import _fmt_time
 
 GALLERY_LIMIT = 120  # suspects shown at once; the rest follow as the first are fixed

@@ -17,8 +17,8 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..config import IMAGE_EXTENSIONS
 from . import manifest
-from .config import IMAGE_EXTENSIONS
 from .images import InvalidImage, load_image
 from .safepath import UnsafePath, check_name, inside, is_inside
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.images import InvalidImage, load_image
 from .heads import fold_indices
-from .images import InvalidImage, load_image
 from .train import TrainConfig, TrainError, _Run, clear_cache, fit_recipe, predict_items
 
 

@@ -23,15 +23,16 @@ from urllib.error import URLError
 import numpy as np
 from PIL import Image
 
-from . import __version__, backbones
-from .config import PRECISION_CHOICES
-from .config import models_dir as default_models_dir
-from .dataset import list_classes, list_images
-from .images import InvalidImage, load_image
+from .. import __version__
+from ..config import PRECISION_CHOICES
+from ..config import models_dir as default_models_dir
+from ..data.dataset import list_classes, list_images
+from ..data.images import InvalidImage, load_image
+from ..data.seen import training_record
+from . import backbones
+from .io import ARCHS, save_model
 from .jobs import BackgroundJob, TrainError, TrainingBusy, TrainingCancelled, training_lock  # noqa: F401 (training_lock: re-exported)
 from .metrics import classification_report
-from .model_io import ARCHS, save_model
-from .seen import training_record
 
 # The default recipes, chosen by 5-fold cross-validation (bench/RESULTS.md). Fields left as None in a TrainConfig
 # (lr: RECIPE) take these values, depending on whether ImageNet weights are used.
@@ -522,7 +523,7 @@ def _with_negatives(items: list[Path], labels: list[str], classes: list[str], va
     (written to `workdir`; scrambled and distorted ones are made from training photos only, never validation)."""
     if cfg.negatives <= 0:
         return items, labels, classes
-    from .synthetic import write_negatives
+    from ..data.synthetic import write_negatives
 
     held_out = set(valid_idx)
     train_idx = [i for i in range(len(items)) if i not in held_out]

@@ -8,7 +8,7 @@ import os
 import zipfile
 from pathlib import Path
 
-from .model_io import read_meta
+from .io import read_meta
 
 
 def zip_model(model_dir: os.PathLike | str, folder: os.PathLike | str) -> Path:

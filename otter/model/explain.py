@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .images import ImageInput, InvalidImage, load_image
+from ..data.images import ImageInput, InvalidImage, load_image
+from ..data.safepath import inside
 from .predict import preprocess
-from .safepath import inside
 
 # How overlays look: a matplotlib colour map (cold blue to hot red) blended over the photo.
 COLORMAP = "jet"

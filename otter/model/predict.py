@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..data.images import ImageInput, InvalidImage, load_image
 from .device import PRECISIONS, pick_device, pick_precision
-from .images import ImageInput, InvalidImage, load_image
-from .model_io import load_model
+from .io import load_model
 from .ood import Detector, detector_from_meta, features_and_logits
 
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import gradio as gr
 from PIL import Image
 
-from .device import gpu_task
-from .explain import Explanation
-from .images import InvalidImage
-from .safepath import inside
+from ..data.images import InvalidImage
+from ..data.safepath import inside
+from ..model.device import gpu_task
+from ..model.explain import Explanation
 from .service import ModelService, NoModel
 
 TOGGLE_LABEL = "Show where the model looked"

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dataset
-from .images import InvalidImage
-from .jobs import TrainingCancelled
+from ..data import dataset
+from ..data.images import InvalidImage
+from ..model.jobs import TrainingCancelled
 
 BACKBONE = "efficientnet_lite0"  # otter.backbones' name; its ImageNet weights ship in a package
 SIZE = 224  # px, squished: the size the network was trained on in ImageNet
@@ -65,7 +65,7 @@ class Embeddings:
 
 def spec(flip: bool = FLIP) -> dict:
     """Everything the vectors depend on; the cache is keyed by it, so changing any of it recomputes them."""
-    from . import backbones
+    from ..model import backbones
 
     bb = backbones.get(BACKBONE)
     try:
@@ -107,9 +107,9 @@ def _network():
     import timm
     import torch
 
-    from . import backbones
-    from .device import pick_device
-    from .predict import fold_batchnorm
+    from ..model import backbones
+    from ..model.device import pick_device
+    from ..model.predict import fold_batchnorm
 
     device = pick_device()
     with _net_lock:
@@ -135,9 +135,9 @@ def compute(
     batch as it is finished (the cache saves work so far when cancelled)."""
     import torch
 
-    from .backbones import get
-    from .images import load_image
-    from .predict import preprocess
+    from ..data.images import load_image
+    from ..model.backbones import get
+    from ..model.predict import preprocess
 
     emit = progress or (lambda e: None)
     bb = get(BACKBONE)

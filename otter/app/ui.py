@@ -23,14 +23,16 @@ from pathlib import Path
 
 import gradio as gr
 
-from . import config, jobview
-from .dataset import list_classes, list_images
-from .default_model import comparison, set_default
-from .device import gpu_task
-from .images import InvalidImage
-from .model_io import ARCHS, ModelError, read_meta, recover, seed_models
-from .model_zip import zip_model
-from .safepath import UnsafePath
+from .. import config
+from ..data.dataset import list_classes, list_images
+from ..data.images import InvalidImage
+from ..data.safepath import UnsafePath
+from ..model.default_model import comparison, set_default
+from ..model.device import gpu_task
+from ..model.io import ARCHS, ModelError, read_meta, recover, seed_models
+from ..model.model_zip import zip_model
+from ..model.train import TrainError
+from . import jobview
 from .service import (
     NO_MODEL,
     NOT_SURE_HEADING,
@@ -42,7 +44,6 @@ from .service import (
     shared_model_service,
     write_csv,
 )
-from .train import TrainError
 
 EXPECTED_ERRORS = (InvalidImage, ModelError, TrainError, UnsafePath, ValueError, OSError)
 POLL_SECONDS = 1.0
