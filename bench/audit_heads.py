@@ -36,7 +36,7 @@ def features(items: list[Path], size: int) -> tuple[np.ndarray, np.ndarray, floa
 
     from otter.data.images import load_image
     from otter.model.backbones import get
-    from otter.model.predict import preprocess
+    from otter.model.preprocess import preprocess
     from otter.review import embeddings as emb
 
     bb = get(emb.BACKBONE)

@@ -34,7 +34,7 @@ def main() -> None:
 
     from otter.data.images import load_image
     from otter.model import backbones
-    from otter.model.predict import preprocess
+    from otter.model.preprocess import preprocess
     from otter.model.train import collect_items
 
     items, labels, classes = collect_items(args.data)

@@ -50,7 +50,7 @@ def feats_logits(model, images, size, batch=64):
     import torch
 
     from otter.config import IMAGENET_MEAN, IMAGENET_STD
-    from otter.model.predict import preprocess
+    from otter.model.preprocess import preprocess
 
     mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
     model = model.eval()

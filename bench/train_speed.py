@@ -27,7 +27,7 @@ from otter.config import IMAGENET_MEAN, IMAGENET_STD, PRECISION_CHOICES  # noqa:
 from otter.data.images import load_image  # noqa: E402
 from otter.model.device import autocast  # noqa: E402
 from otter.model.io import build_model  # noqa: E402
-from otter.model.predict import preprocess  # noqa: E402
+from otter.model.preprocess import preprocess  # noqa: E402
 from otter.model.train import TrainConfig, _Run, collect_items, fit_recipe, split_valid, training_precision  # noqa: E402
 
 

@@ -159,3 +159,47 @@ def test_importing_data_loads_no_torch_and_nothing_below_app_loads_gradio():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[:2] == ["[]", "False"], out.stdout + out.stderr
+
+
+def import_cycles(package: Path, parts: tuple[str, ...]) -> list[list[str]]:
+    """Groups of modules (in `parts` of the package) that import each other, directly or round a loop; lazy
+    imports count, since a function-level import is how a cycle hides."""
+    modules = {module_name(p, package): p for p in package.rglob("*.py")}
+    modules = {m: p for m, p in modules.items() if part_of(m) in parts and m != package.name}
+    graph = {}
+    for name, path in modules.items():
+        deps = set()
+        for _, target in imports_of(path, package):
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                deps.add(target)
+        graph[name] = deps
+
+    def reaches(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for dep in graph[todo.pop()]:
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return seen
+
+    reach = {m: reaches(m) for m in graph}
+    cycles = {frozenset({m} | {n for n in reach[m] if m in reach[n]}) for m in graph if m in reach[m]}
+    return sorted(sorted(c) for c in cycles)
+
+
+def test_no_import_cycles_below_the_app():
+    assert import_cycles(PACKAGE, ("base", "data", "model", "review")) == []
+
+
+def test_an_import_cycle_is_found(tmp_path):
+    package = tmp_path / "otter"
+    (package / "model").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "model" / "__init__.py").write_text("")
+    (package / "model" / "explain.py").write_text("from .predict import preprocess\n")
+    (package / "model" / "predict.py").write_text("def explain():\n    from .explain import explain\n")
+    (package / "model" / "preprocess.py").write_text("import torch\n")
+    assert import_cycles(package, ("model",)) == [["otter.model.explain", "otter.model.predict"]]

@@ -23,7 +23,7 @@ from PIL import Image
 
 from ..data.images import ImageInput, InvalidImage, load_image
 from ..data.safepath import inside
-from .predict import preprocess
+from .preprocess import preprocess
 
 # How overlays look: a matplotlib colour map (cold blue to hot red) blended over the photo.
 COLORMAP = "jet"

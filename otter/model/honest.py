@@ -15,7 +15,7 @@ import torch
 from ..config import IMAGENET_MEAN, IMAGENET_STD
 from ..data.images import ImageInput, load_image
 from . import calibrate, ood
-from .predict import preprocess
+from .preprocess import preprocess
 
 DEFAULT_METHOD = "mahalanobis"  # chosen by bench/ood.py, see bench/RESULTS.md
 

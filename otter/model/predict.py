@@ -6,21 +6,13 @@ import copy
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from ..data.images import ImageInput, InvalidImage, load_image
 from .device import PRECISIONS, pick_device, pick_precision
 from .io import load_model
 from .ood import Detector, detector_from_meta, features_and_logits
-
-
-def preprocess(im: Image.Image, size: int, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """Exactly what the training pipeline does to a validation image: squish-resize (PIL bilinear), /255, normalise."""
-    im = im.resize((size, size), Image.BILINEAR)
-    x = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255.0)
-    return x.sub_(mean).div_(std)
+from .preprocess import preprocess
 
 
 def _is_batchnorm(m: torch.nn.Module) -> bool:

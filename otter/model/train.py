@@ -150,7 +150,7 @@ CACHE_BYTES = 1_500_000_000  # resized training images kept in memory between ep
 
 def load_training_image(path: os.PathLike | str, size: int):
     """Decode and squish-resize once per size and run (cached): on 2 cores, decoding and resizing every
-    epoch would cost as much as the model itself. Same operations as `otter.predict.preprocess`."""
+    epoch would cost as much as the model itself. Same operations as `otter.model.preprocess.preprocess`."""
     global _resized_bytes
     key = (str(path), os.path.getmtime(path), int(size))
     with _cache_lock:

@@ -137,7 +137,7 @@ def compute(
 
     from ..data.images import load_image
     from ..model.backbones import get
-    from ..model.predict import preprocess
+    from ..model.preprocess import preprocess
 
     emit = progress or (lambda e: None)
     bb = get(BACKBONE)
