@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from . import config
+from .errors import BadInput, describe
 from .model.backbones import NAMES as ARCH_NAMES
 
 # Exit codes, the same for every command (README "Command line"); EXIT_SOME_FAILED is predict's alone.
@@ -25,8 +26,8 @@ PREDICT_EXIT_CODES = """exit codes:
   3  every result printed, but at least one image could not be read ("error" in its result)"""
 
 
-class CliError(Exception):
-    """An expected failure: printed as one line, exit code EXIT_ERROR."""
+class CliError(BadInput):
+    """Options that do not go together, or a file named on the command line that is not there."""
 
 
 def _models_root(args) -> Path:
@@ -173,12 +174,9 @@ def cmd_predict(args) -> int:
 
 def _write_explanations(predictor, args, out: list[dict]) -> None:
     """--explain OUT_DIR: one Grad-CAM overlay PNG per readable image, its path added to the image's result."""
-    from .model.explain import ExplainError, write_overlays
+    from .model.explain import write_overlays
 
-    try:
-        written = write_overlays(predictor, args.images, args.explain)
-    except ExplainError as ex:
-        raise CliError(str(ex)) from ex
+    written = write_overlays(predictor, args.images, args.explain)  # ExplainError: a one-line OtterError
     for r, dest in zip(out, written):
         if "error" not in r and isinstance(dest, Path):
             r["overlay"] = str(dest)
@@ -305,10 +303,7 @@ def cmd_scrape(args) -> int:
     queries = args.query or [cls]
     if args.variants:
         queries = [v for q in queries for v in scrape.queries_for_class(q)]
-    try:
-        hits = scrape.search_many(queries, args.max, region=args.region, safesearch=args.safesearch)
-    except scrape.SearchError as ex:
-        raise CliError(str(ex)) from ex
+    hits = scrape.search_many(queries, args.max, region=args.region, safesearch=args.safesearch)  # SearchError: one line
     if args.search_only:
         for h in hits:
             print(h["url"])
@@ -644,36 +639,17 @@ examples:
     return p
 
 
-# Failures that end a command with a one-line message, by module. Looked up when one is raised, from the
-# modules already imported: a command that never loads the model code (download, scrape) never imports torch.
-EXPECTED_ERRORS = {
-    "otter.model.backbones": "BackboneError",
-    "otter.data.dataset": "DatasetError",
-    "otter.model.evaluate": "EvaluateError",
-    "otter.data.images": "InvalidImage",
-    "otter.model.io": "ModelError",
-    "otter.data.safepath": "UnsafePath",
-    "otter.model.jobs": "TrainError",
-}
-
-
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    found = [getattr(sys.modules[m], name) for m, name in EXPECTED_ERRORS.items() if m in sys.modules]
-    return (CliError, FileNotFoundError, *found)
-
-
 def main(argv: list[str] | None = None) -> int:
     config.quiet_dependency_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except Exception as ex:
-        if not isinstance(ex, _expected_errors()):
-            raise
+    except Exception as ex:  # an OtterError is its one line; anything else: the traceback, then a line saying so
+        message = describe(ex)
         if getattr(args, "json", False):
-            print(json.dumps({"error": str(ex)}))
-        print(f"error: {ex}", file=sys.stderr)
+            print(json.dumps({"error": message}))
+        print(f"error: {message}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -54,8 +54,8 @@ def test_cancel_and_failure_end_with_one_line_messages():
     assert job.wait(10).state == "cancelled" and job.error == "gated job cancelled"
     failing = GatedJob(outcome=ValueError("boom")).start()
     failing.gate.set()
-    assert failing.wait(10).state == "failed" and failing.error == "gated failed: ValueError: boom"
-    assert failing.events[-1] == {"type": "failed", "error": "gated failed: ValueError: boom"}
+    assert failing.wait(10).state == "failed" and failing.error == "gated failed: internal error (ValueError), see the log"
+    assert failing.events[-1] == {"type": "failed", "error": "gated failed: internal error (ValueError), see the log"}
 
 
 def test_predict_items_leaves_the_callers_grad_mode_as_it_was():

@@ -19,15 +19,14 @@ import pandas as pd
 
 from ..data import dataset, intake
 from ..data.dataset import DatasetError
-from ..data.images import InvalidImage
-from ..data.safepath import UnsafePath, check_name, is_inside
+from ..data.safepath import check_name, is_inside
+from ..errors import OtterError
 from ..review import similar
 from ..review.confusion import cell_at, confusion_frame
 
 PAGE_SIZE = 60  # images per gallery page: a page of thumbnails stays quick to load and to scan
 SELECTION_SHOWN = 12  # selected images named in the selection line; the rest are counted
 URL_LIMIT = 200  # URLs one paste may download (as many as one web search): keeps a public app polite
-ACTION_ERRORS = (DatasetError, UnsafePath, InvalidImage, OSError)
 
 
 def counts_markdown(root: os.PathLike | str) -> str:
@@ -87,7 +86,7 @@ def _apply(root, rels: list[str], action, verb: str) -> str:
     for r in rels:
         try:
             done.append(action(r))
-        except ACTION_ERRORS as ex:
+        except OtterError as ex:
             failed.append(f"{r} ({ex})")
     msg = f"{verb} {len(done)} image{'s' if len(done) != 1 else ''}"
     if done:
@@ -149,7 +148,7 @@ def empty_trash(root: os.PathLike | str, confirmed: bool, expected: int | None =
         return f"Nothing deleted: the trash changed meanwhile and now holds {n} files. Check it, then confirm again."
     try:
         gone = dataset.empty_trash(root)
-    except ACTION_ERRORS as ex:
+    except OtterError as ex:
         return f"Could not empty the trash: {ex}"
     return f"Deleted {gone} file{'s' if gone != 1 else ''} from the trash for good."
 
@@ -161,7 +160,7 @@ def restore(root: os.PathLike | str, ids: list[str]) -> str:
     for trash_id in ids:
         try:
             done.append(dataset.rel(root, dataset.restore(root, trash_id)))
-        except ACTION_ERRORS as ex:
+        except OtterError as ex:
             failed.append(str(ex))
     msg = f"Restored {len(done)} image{'s' if len(done) != 1 else ''}" + (": " + ", ".join(done[:10]) if done else "")
     if failed:
@@ -173,7 +172,7 @@ def add_class(root: os.PathLike | str, name: str) -> str:
     try:
         existed = (Path(root) / name.strip()).is_dir() if name and "/" not in name else False
         path = dataset.add_class(root, name)
-    except ACTION_ERRORS as ex:
+    except OtterError as ex:
         return f"Cannot add class: {ex}"
     return f"Class **{path.name}** already exists." if existed else f"Added class **{path.name}**."
 
@@ -187,7 +186,7 @@ def upload(root: os.PathLike | str, cls: str | None, files: list[os.PathLike | s
         return "No files to add."
     try:
         result = intake.add_images(root, cls, list(files))
-    except ACTION_ERRORS as ex:
+    except OtterError as ex:
         return f"Cannot upload: {ex}"
     added, dups, rejected = result["added"], result["duplicates"], result["rejected"]
     msg = f"Added {len(added)} image{'s' if len(added) != 1 else ''} to **{cls}**"
@@ -224,7 +223,7 @@ def add_urls(
         result = download_images(
             urls, Path(root) / name, query="pasted", progress=progress, allow_private=allow_private, **download_options
         )
-    except ACTION_ERRORS as ex:
+    except OtterError as ex:
         return f"Cannot add the URLs: {ex}"
     msg = f"Added {len(result.kept)} image{'s' if len(result.kept) != 1 else ''} to **{name}**: {result.summary_line()}."
     problems = [o for o in result.outcomes if o.status != "kept"]
@@ -287,7 +286,7 @@ def export_view(root: os.PathLike | str, dest_dir: os.PathLike | str | None = No
     """(the zip to download or None, a line saying what it holds or why there is none)."""
     try:
         path, n = export_zip(root, dest_dir)
-    except ACTION_ERRORS as ex:
+    except OtterError as ex:
         return None, f"⚠️ Cannot export: {ex}"
     classes = dataset.list_classes(root)
     return str(
@@ -392,7 +391,7 @@ def trash_duplicates(root: os.PathLike | str, table: pd.DataFrame) -> str:
             try:
                 dataset.move_to_trash(root, extra, reason=f"exact duplicate of {row['keep']}")
                 moved += 1
-            except ACTION_ERRORS as ex:
+            except OtterError as ex:
                 failed.append(f"{extra} ({ex})")
     msg = f"Moved {moved} exact cop{'ies' if moved != 1 else 'y'} to the trash (one image of each group kept)"
     if failed:
@@ -473,6 +472,6 @@ def not_duplicate(root: os.PathLike | str, pair: tuple[str, str] | None) -> str:
         return "Click a pair in the list first."
     try:
         similar.mark_not_duplicate(root, *pair)
-    except ACTION_ERRORS as ex:
+    except OtterError as ex:
         return f"Could not remember the pair: {ex}"
     return f"Noted: {pair[0]} and {pair[1]} are different photos; they will not be listed as look-alikes again."

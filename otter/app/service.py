@@ -165,7 +165,7 @@ class ModelService:
         rows = []
         for path, res in zip(paths, results):
             if isinstance(res, InvalidImage):
-                rows.append({"file": path.name, "label": "", "probability": None, "error": str(res).split(": ", 1)[-1]})
+                rows.append({"file": path.name, "label": "", "probability": None, "error": res.detail})
                 continue
             label, p = res["label"] if res["known"] else NOT_SURE_LABEL, res["confidence"]
             rows.append(

@@ -1,5 +1,5 @@
-"""The Gradio app: Predict, Curate and Train tabs. A thin declaration: every handler calls into `otter.service`,
-`otter.curate` and `otter.jobview`, which hold the logic and are tested without Gradio.
+"""The Gradio app: Predict, Curate and Train tabs. A thin declaration: every handler calls into `otter.app.service`,
+`otter.app.curate` and `otter.app.jobview`, which hold the logic and are tested without Gradio.
 
 Adding to the app (other features plug in here with small edits):
 - a sub-tab of Curate: write `build_xxx_tab(ctx, shared)` and call it inside `otter.ui_curate.build_curate_tab`'s
@@ -16,7 +16,6 @@ import os
 import sys
 import tempfile
 import threading
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +25,11 @@ import gradio as gr
 from .. import config
 from ..data.dataset import list_classes, list_images
 from ..data.images import InvalidImage
-from ..data.safepath import UnsafePath
+from ..errors import OtterError, describe, one_line
 from ..model.default_model import comparison, set_default
 from ..model.device import gpu_task
 from ..model.io import ARCHS, ModelError, read_meta, recover, seed_models
 from ..model.model_zip import zip_model
-from ..model.train import TrainError
 from . import jobview
 from .service import (
     NO_MODEL,
@@ -45,7 +43,6 @@ from .service import (
     write_csv,
 )
 
-EXPECTED_ERRORS = (InvalidImage, ModelError, TrainError, UnsafePath, ValueError, OSError)
 POLL_SECONDS = 1.0
 
 
@@ -59,13 +56,10 @@ class AppContext:
     shared: dict = field(default_factory=dict)
 
 
-def one_line(ex: BaseException) -> str:
-    return str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
-
-
 def friendly(fn: Callable) -> Callable:
-    """Expected failures become a one-line message in the UI (and for API clients); anything else is logged
-    with its traceback on the server and shown as one line, never as a traceback in the browser."""
+    """A failure becomes one line in the UI (and for API clients), never a traceback in the browser: an
+    `OtterError`'s own message; anything else is logged with its traceback on the server and shown as
+    "internal error (its type), see the log" (`otter.errors.describe`)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -73,11 +67,8 @@ def friendly(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except EXPECTED_ERRORS as ex:
-            raise gr.Error(one_line(ex), print_exception=False) from ex
         except Exception as ex:
-            traceback.print_exc()
-            raise gr.Error(f"Something went wrong: {type(ex).__name__}: {one_line(ex)}", print_exception=False) from ex
+            raise gr.Error(describe(ex), print_exception=False) from ex
 
     return wrapper
 
@@ -401,7 +392,7 @@ def build_train_tab(ctx: AppContext) -> dict:
         try:
             cfg = jobview.parse_settings(arch_v, pre_v, sizes_v, epochs_v, lr_v, bs_v, valid_v)
             job = ctx.trainer.start(cfg, (name_v or "").strip() or default_model_name(ctx.data_dir, ctx.models_dir))
-        except (TrainError, UnsafePath, ValueError) as ex:
+        except OtterError as ex:
             return {message: f"⚠️ {one_line(ex)}"}  # only a tick stops the timer (see on_tick)
         msg = f"Started training **{job.model_dir.name}** ({cfg.arch}, sizes {','.join(map(str, cfg.sizes))}, pretrained {'on' if cfg.pretrained else 'off'})."
         if job.model_dir.name in ctx.models.names():

@@ -13,13 +13,13 @@ from pathlib import Path
 import gradio as gr
 
 from ..data import scrape
-from ..data.dataset import DatasetError, list_classes
+from ..data.dataset import list_classes
 from ..data.download import Outcome, download_images
-from ..data.safepath import UnsafePath, check_name
+from ..data.safepath import check_name
+from ..errors import OtterError
 
 DEFAULT_MAX = 50
 LIMIT = 200  # most images one search may fetch: keeps a public app polite to the search service
-EXPECTED = (scrape.SearchError, UnsafePath, DatasetError, OSError)
 # The app may be public: image URLs from search results must not reach its own network (tests on 127.0.0.1 allow it).
 ALLOW_PRIVATE_URLS = False
 
@@ -64,7 +64,7 @@ def download_view(
     try:
         name = check_name(str(cls), "class name")
         result = download_images(hits, Path(data_dir) / name, progress=progress, allow_private=ALLOW_PRIVATE_URLS)
-    except EXPECTED as ex:
+    except OtterError as ex:
         return f"⚠️ {ex}"
     return f"Downloaded into **{name}**: {result.summary_line()}."
 

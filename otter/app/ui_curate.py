@@ -13,10 +13,10 @@ from __future__ import annotations
 import gradio as gr
 
 from ..data.dataset import list_classes
+from ..errors import OtterError
 from ..model.io import ModelError, read_meta
 from . import curate, ui_collect
 from .ui import (
-    EXPECTED_ERRORS,
     AppContext,
     _path,
     build_duplicates,
@@ -227,7 +227,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
         def run(c, p, *args):
             try:
                 msg = action(*args)
-            except EXPECTED_ERRORS as ex:
+            except OtterError as ex:
                 msg = f"⚠️ {one_line(ex)}"
             return everything(c, msg, p)
 
@@ -268,7 +268,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
     def on_upload(c, files):
         try:
             msg = curate.upload(root, c, [_path(f) for f in files or []])
-        except EXPECTED_ERRORS as ex:
+        except OtterError as ex:
             msg = f"⚠️ {one_line(ex)}"
         # Once filed (or refused), the photos leave the box: a next drop for another class must not re-add them.
         # Without a class nothing was filed, so they stay for the user to pick one.
@@ -387,7 +387,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
         def run(c, name, rc, split, pred, *args):
             try:
                 msg = action(*args)
-            except EXPECTED_ERRORS as ex:
+            except OtterError as ex:
                 msg = f"⚠️ {one_line(ex)}"
             return (*everything(c, msg), *review_view(name, rc, split, pred))
 

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..config import IMAGE_EXTENSIONS
+from ..errors import BadInput
 from . import manifest
 from .images import InvalidImage, load_image
 from .safepath import UnsafePath, check_name, inside, is_inside
@@ -25,7 +26,7 @@ from .safepath import UnsafePath, check_name, inside, is_inside
 TRASH = ".trash"
 
 
-class DatasetError(ValueError):
+class DatasetError(BadInput):
     """A curation request that cannot be carried out; the message says why."""
 
 
@@ -210,7 +211,7 @@ def verify_folder(root: os.PathLike | str, min_side: int = 16) -> dict:
         try:
             load_image(path, min_side=min_side)
         except InvalidImage as ex:
-            reason = str(ex).split(": ", 1)[-1]
+            reason = ex.detail
             trash_id = move_to_trash(root, rel(root, path), reason=reason)
             trashed.append({"file": rel(root, path), "reason": reason, "trash_id": trash_id})
     return {"checked": len(images), "ok": len(images) - len(trashed), "trashed": trashed}

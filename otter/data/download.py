@@ -195,27 +195,13 @@ def _fetch(client: httpx.Client, url: str, timeout: float, max_bytes: int) -> by
         raise _Failed("connection error", f"{type(ex).__name__}: {ex}") from ex
 
 
-def _invalid_reason(ex: InvalidImage) -> str:
-    # `load_image` words its messages for people; map them onto the few reasons we count.
-    msg = str(ex)
-    for key, reason in (
-        ("not an image", "not an image"),
-        ("empty", "not an image"),
-        ("too small", "too small"),
-        ("too large", "too large"),
-    ):
-        if key in msg:
-            return reason
-    return "broken image"
-
-
 def _prepare(data: bytes, tmp: Path, max_side: int, min_side: int) -> tuple[bytes, int, int]:
     """Verify downloaded bytes (written to `tmp` and fully decoded) and return the JPEG to keep, with its size."""
     tmp.write_bytes(data)
     try:
         im = load_image(tmp, min_side=min_side)
     except InvalidImage as ex:
-        raise _Failed(_invalid_reason(ex), str(ex).split(": ", 1)[-1]) from ex
+        raise _Failed(ex.reason, ex.detail) from ex
     if max(im.size) > max_side:
         im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     out = io.BytesIO()

@@ -6,10 +6,12 @@ import os
 import unicodedata
 from pathlib import Path
 
+from ..errors import BadInput
+
 MAX_NAME_LENGTH = 120
 
 
-class UnsafePath(ValueError):
+class UnsafePath(BadInput):
     """A name or path that would reach outside the data or models folder."""
 
 

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from ..errors import OtterError
+
 # Defaults, in one place.
 REGION = "wt-wt"  # no region
 SAFESEARCH = "moderate"
@@ -21,7 +23,7 @@ BACKOFF_SECONDS = 2.0  # first wait; doubled each retry
 PAGE_SIZE = 100  # DuckDuckGo images returns up to 100 hits per page
 
 
-class SearchError(RuntimeError):
+class SearchError(OtterError, RuntimeError):
     """The search failed; the message says why and what to do, in one line."""
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..config import IMAGENET_MEAN, IMAGENET_STD
+from ..errors import ModelError
 
 if TYPE_CHECKING:  # torch is imported on use: the CLI lists these names without loading it
     import torch
@@ -25,7 +26,7 @@ TF_MEAN = (0.5, 0.5, 0.5)  # TensorFlow's EfficientNet-Lite inputs: x / 127.5 - 
 TF_STD = (0.5, 0.5, 0.5)
 
 
-class BackboneError(ValueError):
+class BackboneError(ModelError):
     """An unknown architecture, or ImageNet weights that cannot be had; the message says what to do."""
 
 

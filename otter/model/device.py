@@ -10,6 +10,7 @@ import warnings
 import torch
 
 from ..config import PRECISION_CHOICES
+from ..errors import BadInput
 
 
 def pick_device() -> torch.device:
@@ -56,7 +57,7 @@ def pick_precision(device: torch.device, wanted: str | None = None) -> str:
     if wanted == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     if wanted not in PRECISION_CHOICES:
-        raise ValueError(f"unknown precision {wanted!r}: use one of {', '.join(PRECISION_CHOICES)}")
+        raise BadInput(f"unknown precision {wanted!r}: use one of {', '.join(PRECISION_CHOICES)}")
     return wanted
 
 

@@ -9,13 +9,14 @@ import numpy as np
 from ..data.dataset import list_classes, list_images
 from ..data.images import InvalidImage
 from ..data.seen import overlap
+from ..errors import BadInput
 from .calibrate import ece, ece_noise_floor
 from .metrics import classification_report
 from .predict import Predictor
 
 
-class EvaluateError(ValueError):
-    pass
+class EvaluateError(BadInput):
+    """Nothing to evaluate: no class folder, or no readable image; the message says which."""
 
 
 def evaluate(predictor: Predictor, data_dir: os.PathLike | str) -> dict:

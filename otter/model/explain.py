@@ -23,6 +23,7 @@ from PIL import Image
 
 from ..data.images import ImageInput, InvalidImage, load_image
 from ..data.safepath import inside
+from ..errors import BadInput
 from .preprocess import preprocess
 
 # How overlays look: a matplotlib colour map (cold blue to hot red) blended over the photo.
@@ -30,8 +31,8 @@ COLORMAP = "jet"
 ALPHA = 0.45
 
 
-class ExplainError(ValueError):
-    """The model or the requested class cannot be explained; the message says why."""
+class ExplainError(BadInput):
+    """The model or the requested class cannot be explained, or the overlay cannot be written; the message says why."""
 
 
 @dataclass

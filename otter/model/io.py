@@ -26,6 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..data.safepath import check_name
+from ..errors import ModelError  # a folder that is not a usable model; imported from here by callers
 from . import plain_model
 from .backbones import NAMES, BackboneError, build
 
@@ -38,10 +39,6 @@ SHIPPED_MODEL = "otters"  # the model shipped in the repository: the default whe
 FORMAT = "otter-model"
 FORMAT_VERSION = 1
 ARCHS = NAMES  # every architecture a model can be built on (otter.backbones)
-
-
-class ModelError(ValueError):
-    """A folder that is not a usable model; the message says what is wrong."""
 
 
 def build_model(meta: dict) -> torch.nn.Module:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,16 +18,18 @@ from typing import ClassVar
 
 from filelock import FileLock, Timeout
 
+from ..errors import JobBusy, JobCancelled, OtterError, describe, log
 
-class TrainError(RuntimeError):
+
+class TrainError(OtterError, RuntimeError):
     """Training cannot start or failed; the message says why and what to do."""
 
 
-class TrainingBusy(TrainError):
+class TrainingBusy(TrainError, JobBusy):
     """Another training job holds the models folder."""
 
 
-class TrainingCancelled(TrainError):
+class TrainingCancelled(TrainError, JobCancelled):
     """The job was cancelled; no model was written."""
 
 
@@ -130,22 +131,21 @@ class BackgroundJob:
             state = "done"
         except TrainingCancelled as ex:
             state, error = "cancelled", self.cancelled_message or str(ex)
-        except TrainError as ex:
+        except OtterError as ex:
             error = str(ex)
-        except Exception as ex:  # reported to the UI as one line; the traceback goes to the server log
-            traceback.print_exc()
-            error = f"{self.kind} failed: {type(ex).__name__}: {ex}"
+        except Exception as ex:  # a bug: the traceback goes to the server log, the UI says where to look
+            error = f"{self.kind} failed: {describe(ex)}"
         finally:
             # The job counts as running until its cleanup is over: a job started earlier could otherwise have
             # its fresh cache cleared by this one's cleanup.
             try:
                 self.cleanup()
             except Exception:
-                traceback.print_exc()
+                log.exception("%s: cleanup failed", self.kind)
             self.state, self.error = state, error
             self.events.append({"type": self.state, "error": self.error})
             if self._on_done:
                 try:
                     self._on_done(self)
                 except Exception:
-                    traceback.print_exc()
+                    log.exception("%s: on_done failed", self.kind)

@@ -1,0 +1,61 @@
+"""The failures a user can act on, and how the faces (the app, the CLI) show a failure.
+
+Every failure that is the user's to fix, or that the user should simply be told about, is an `OtterError`
+whose message says what went wrong and what to do, in one line. The faces show it as that line. Anything
+else is a bug or something nobody foresaw: the faces log its full traceback and show a short line that
+points to the log (`describe`), so a `ValueError` from numpy never reads as if the user had made a mistake.
+
+    OtterError
+      BadInput      a file, folder, name or value the user gave is wrong   (InvalidImage, UnsafePath, DatasetError, ...)
+      ModelError    a model cannot be found, loaded, built or used          (NoModel, BackboneError)
+      JobBusy       another job (training, audit) is running                (TrainingBusy)
+      JobCancelled  the user cancelled the job                              (TrainingCancelled)
+
+The older names subclass these and keep their place (`otter.data.images.InvalidImage`, ...), so `except
+InvalidImage` still works; the built-in base each had (ValueError, RuntimeError) is kept too.
+"""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("otter")
+
+
+class OtterError(Exception):
+    """A failure the user can act on; the message says what and what to do, in one line."""
+
+
+class BadInput(OtterError, ValueError):
+    """A file, folder, name or value the user gave cannot be used."""
+
+
+class ModelError(OtterError, ValueError):
+    """A model cannot be found, loaded, built or used; the message names it and says why."""
+
+
+class JobBusy(OtterError, RuntimeError):
+    """Another job holds the lock; wait for it or cancel it."""
+
+
+class JobCancelled(OtterError, RuntimeError):
+    """The job was cancelled; nothing was written."""
+
+
+def one_line(ex: BaseException) -> str:
+    """The first line of the message, or the exception's type name when it has none."""
+    text = str(ex).strip()
+    return text.splitlines()[0] if text else type(ex).__name__
+
+
+def internal_error_line(ex: BaseException) -> str:
+    return f"internal error ({type(ex).__name__}), see the log"
+
+
+def describe(ex: BaseException) -> str:
+    """What a face shows for `ex`: an `OtterError`'s one line; for anything else, the full traceback is logged
+    (logger "otter", to stderr unless configured otherwise) and the line says an internal error happened."""
+    if isinstance(ex, OtterError):
+        return one_line(ex)
+    log.error("internal error: %s: %s", type(ex).__name__, ex, exc_info=ex)
+    return internal_error_line(ex)
