@@ -82,11 +82,8 @@ def main() -> None:
         args.out,
         half=True,
         on_event=lambda e: (
-            e["type"] in ("stage", "epoch")
-            and print(
-                f"{e['stage']:<22} epoch {e['epoch']}/{e['epochs']} loss {e.get('train_loss') or 0:.3f} {e['elapsed']:.0f}s",
-                flush=True,
-            )
+            e.type in ("stage", "epoch")
+            and print(f"{e.stage:<22} epoch {e.epoch}/{e.epochs} loss {e.train_loss or 0:.3f} {e.elapsed:.0f}s", flush=True)
         ),
     )
     seconds = time.time() - t

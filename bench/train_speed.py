@@ -35,7 +35,7 @@ def otter_speed(items, labels, classes, valid_idx, cfg, precision: str) -> float
     marks = []
 
     def on_event(e):
-        if e["type"] == "epoch":
+        if e.type == "epoch":
             marks.append(time.perf_counter())
 
     with tempfile.TemporaryDirectory() as wd:

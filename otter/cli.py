@@ -60,6 +60,7 @@ def _fmt_eta(seconds) -> str:
 
 
 def cmd_train(args) -> int:
+    from .model.events import TrainEvent
     from .model.train import RECIPE, TrainConfig, train
 
     epochs = args.epochs if args.epochs is None or len(args.epochs) > 1 else args.epochs[0]
@@ -83,34 +84,25 @@ def cmd_train(args) -> int:
     data = config.data_dir(args.data)
     last_line = [0.0]
 
-    def show(e: dict) -> None:
+    def show(e: TrainEvent) -> None:
         if args.quiet:
             return
-        t = e["type"]
-        if t == "start":
+        if e.type == "start":
+            print(f"training on {e.n_train} images, validating on {e.n_valid}; classes: {', '.join(e.classes)}", file=sys.stderr)
+        elif e.type == "stage":
+            print(f"== {e.stage}", file=sys.stderr)
+        elif e.type == "lr_find":
+            print(f"learning rate found: {e.lr:.2e}", file=sys.stderr)
+        elif e.type == "epoch":
+            measured = {"train_loss": e.train_loss, "valid_loss": e.valid_loss, "accuracy": e.accuracy}
+            vals = "  ".join(f"{k} {v:.4f}" for k, v in measured.items() if v is not None)
             print(
-                f"training on {e['n_train']} images, validating on {e['n_valid']}; classes: {', '.join(e['classes'])}",
+                f"epoch {e.epoch}/{e.epochs} {e.size}px  {vals}  elapsed {_fmt_eta(e.elapsed)}  eta {_fmt_eta(e.eta)}",
                 file=sys.stderr,
             )
-        elif t == "stage":
-            print(f"== {e['stage']}", file=sys.stderr)
-        elif t == "lr_find":
-            print(f"learning rate found: {e['lr']:.2e}", file=sys.stderr)
-        elif t == "epoch":
-            vals = "  ".join(
-                f"{k} {v:.4f}" for k, v in e.items() if k in ("train_loss", "valid_loss", "accuracy") and v is not None
-            )
-            print(
-                f"epoch {e['epoch']}/{e['epochs']} {e['size']}px  {vals}  elapsed {_fmt_eta(e['elapsed'])}  eta {_fmt_eta(e['eta'])}",
-                file=sys.stderr,
-            )
-        elif t == "batch" and sys.stderr.isatty() and time.monotonic() - last_line[0] > 0.5:
+        elif e.type == "batch" and sys.stderr.isatty() and time.monotonic() - last_line[0] > 0.5:
             last_line[0] = time.monotonic()
-            print(
-                f"\r  batch {e['batch']}/{e['batches']}  {100 * e['progress']:.0f}%  eta {_fmt_eta(e['eta'])}  ",
-                end="",
-                file=sys.stderr,
-            )
+            print(f"\r  batch {e.batch}/{e.batches}  {100 * e.progress:.0f}%  eta {_fmt_eta(e.eta)}  ", end="", file=sys.stderr)
 
     keep_default(model_dir.parent)  # the new model does not become the default by being the newest
     result = train(data, cfg, model_dir, on_event=show, half=args.half)

@@ -4,6 +4,7 @@ import time
 import numpy as np
 import pytest
 
+from otter.model.events import JobEnded
 from otter.model.jobs import BackgroundJob, TrainingBusy, TrainingCancelled
 from otter.model.train import TrainJob
 
@@ -41,7 +42,7 @@ def test_one_job_at_a_time_across_kinds_and_the_result_when_done(tmp_path):
         job.gate.set()
         job.wait(10)
     assert (job.state, job.result, job.error) == ("done", 42, None)
-    assert [e["type"] for e in job.events] == ["stage", "done"] and job.last("stage")["stage"] == "waiting"
+    assert job.events == [{"type": "stage", "stage": "waiting"}, JobEnded("done")] and job.last("stage")["stage"] == "waiting"
     assert done == [job]
     second = GatedJob().start()  # the slot is free again
     second.gate.set()
@@ -55,7 +56,7 @@ def test_cancel_and_failure_end_with_one_line_messages():
     failing = GatedJob(outcome=ValueError("boom")).start()
     failing.gate.set()
     assert failing.wait(10).state == "failed" and failing.error == "gated failed: internal error (ValueError), see the log"
-    assert failing.events[-1] == {"type": "failed", "error": "gated failed: internal error (ValueError), see the log"}
+    assert failing.events[-1] == JobEnded("failed", "gated failed: internal error (ValueError), see the log")
 
 
 def test_predict_items_leaves_the_callers_grad_mode_as_it_was():
@@ -104,4 +105,4 @@ def test_a_job_counts_as_running_until_its_cleanup_is_over():
         Slow().start()
     release.set()
     job.wait(10)
-    assert job.state == "done" and job.events[-1]["type"] == "done"
+    assert job.state == "done" and job.events[-1] == JobEnded("done")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -22,6 +23,7 @@ from otter.app.jobview import (
     progress_html,
     status_markdown,
 )
+from otter.model.events import JobEnded, TrainEvent
 from otter.model.train import PRETRAINED_RECIPE, SCRATCH_RECIPE, TrainConfig, TrainError, train
 
 
@@ -60,7 +62,7 @@ def run(tmp_path_factory):
     """A real 2-epoch run: its events and model.json (lr given: lr_find alone takes minutes on 2 shared cores)."""
     base = tmp_path_factory.mktemp("jobview")
     data = make_shapes(base / "shapes", per_class=10)
-    events: list[dict] = []
+    events: list[TrainEvent] = []
     cfg = TrainConfig(pretrained=False, arch="resnet18", sizes=(32,), epochs=2, bs=8, lr=3e-3, mixup=0.0)
     result = train(data, cfg, base / "models" / "m", on_event=events.append, cancel=threading.Event())
     return events, result.meta
@@ -68,10 +70,11 @@ def run(tmp_path_factory):
 
 def test_epoch_table_and_loss_curves_follow_the_events(run):
     events, meta = run
+    assert all(isinstance(e, TrainEvent) for e in events) and events[0].type == "start" and events[-1].type == "done"
     table = epoch_table(events)
     assert list(table["epoch"]) == [1, 2] and table["valid_loss"].notna().all()
     losses = loss_frame(events)
-    n_batches = sum(e["type"] == "batch" for e in events)
+    n_batches = sum(e.type == "batch" for e in events)
     assert (losses["series"] == "train (batch)").sum() == n_batches
     assert list(losses[losses["series"] == "valid (epoch)"]["loss"]) == pytest.approx(list(table["valid_loss"]), abs=1e-4)
     assert progress(events) == pytest.approx(1.0, abs=0.05)
@@ -98,18 +101,18 @@ def test_form_values_and_progress_bar_of_a_job():
     again = parse_settings(*(values[k] for k in ("arch", "pretrained", "sizes", "epochs", "lr", "bs", "valid")))
     assert again == cfg
     assert form_values(parse_settings(ARCH_DEFAULT, True, "", "", "find", "", 20), "n")["lr"] == "find"
-    events = [{"type": "batch", "progress": 0.376}]
+    events = [TrainEvent("batch", progress=0.376)]
     assert 'value="38"' in progress_html("running", events) and "<progress" in progress_html("running", events)
     assert progress_html("done", events) == "" and progress_html(None, []) == ""
 
 
 def test_status_lines_for_each_state(run):
     events, meta = run
-    running = [e for e in events if e["type"] in ("start", "stage", "batch")][:5]
+    running = [e for e in events if e.type in ("start", "stage", "batch")][:5]
     text = status_markdown("running", running)
     assert "Stage:" in text and "batch" in text and "%" in text
-    done = status_markdown("done", [*events, {"type": "done", "error": None}])  # TrainJob adds a bare "done"
-    assert done.startswith("**Done** in 0:") and "validation accuracy" in done and "Saved as model **m**." in done
+    done = status_markdown("done", [*events, JobEnded("done")])  # TrainJob adds the job's end
+    assert re.match(r"\*\*Done\*\* in \d+:\d\d, validation accuracy \*\*\d+\.\d%\*\*\. Saved as model \*\*m\*\*\.$", done), done
     assert status_markdown("failed", events, "need at least two classes") == "**Training failed:** need at least two classes"
     assert "No training" in status_markdown(None, [])
 

@@ -49,7 +49,7 @@ def test_prediction_during_training_uses_the_current_model(served, tiny_trained)
     class Watch(list):
         def append(self, e):
             super().append(e)
-            if e["type"] == "batch":
+            if e.type == "batch":
                 started.set()
 
     job = TrainJob(data, base / "models" / "tiny", cfg)  # will replace "tiny" only when it finishes

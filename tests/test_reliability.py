@@ -214,18 +214,18 @@ def test_cancel_in_each_stage_keeps_previous_model(model_copy, tmp_path, stage, 
     class Watch(list):
         def append(self, e):
             super().append(e)
-            if e["type"] == "stage" and e["stage"].startswith(stage):
+            if e.type == "stage" and e.stage.startswith(stage):
                 reached.set()
 
     job = TrainJob(data, model_copy, cfg)
     job.events = Watch()
     job.start()
-    assert reached.wait(180), f"never reached stage {stage!r}: {[e for e in job.events if e['type'] != 'batch'][-3:]}"
+    assert reached.wait(180), f"never reached stage {stage!r}: {[e for e in job.events if e.type != 'batch'][-3:]}"
     job.cancel()
     job.wait(120)
     assert job.state == "cancelled", job.error
     assert weights_bytes(model_copy) == before
-    assert not any(e["type"] == "stage" and e["stage"] == "saving" for e in job.events)
+    assert not any(e.type == "stage" and e.stage == "saving" for e in job.events)
 
 
 def test_two_sessions_deleting_and_restoring_lose_nothing(small_data):

@@ -99,7 +99,7 @@ def test_job_runs_in_background_refuses_a_second_start_and_cancel_keeps_old_mode
         trainer.start(cfg, "other")
     assert trainer.job() is job and trainer.running()
     deadline = time.time() + 120
-    while not any(e["type"] == "batch" for e in job.events) and time.time() < deadline:
+    while not any(e.type == "batch" for e in job.events) and time.time() < deadline:
         time.sleep(0.2)
     assert "Training" in status_markdown(job.state, list(job.events))
     assert "Cancelling" in trainer.cancel()

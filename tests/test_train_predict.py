@@ -232,7 +232,7 @@ def test_cancel_stops_within_a_batch_and_keeps_previous_model(model_copy, shapes
     job.cancel()
     job.wait(60)
     assert job.state == "cancelled"
-    batches_after_cancel = [e for e in job.events[job.events.cancel_at :] if e["type"] == "batch"]
+    batches_after_cancel = [e for e in job.events[job.events.cancel_at :] if e.type == "batch"]
     assert len(batches_after_cancel) <= 1
     assert weights_bytes(model_copy) == before
 
@@ -246,7 +246,7 @@ class _Notify(list):
 
     def append(self, e):
         super().append(e)
-        if e["type"] == "batch" and not self.flag.is_set():
+        if e.type == "batch" and not self.flag.is_set():
             self.cancel_at = len(self)
             self.flag.set()
 
@@ -352,9 +352,9 @@ def test_lr_find_with_no_usable_suggestion_falls_back_to_default(tmp_path, monke
     events = []
     cfg = TrainConfig(pretrained=False, arch="resnet18", sizes=(32,), epochs=1, bs=2, lr=None, mixup=0.0)
     result = train(data, cfg, tmp_path / "models" / "m", on_event=events.append)
-    [found] = [e for e in events if e["type"] == "lr_find"]
-    assert found["lr"] == DEFAULT_LR and "too few" in found["note"]
-    assert result.meta["lr_find"]["suggestion"] == DEFAULT_LR and result.meta["lr_find"]["note"] == found["note"]
+    [found] = [e for e in events if e.type == "lr_find"]
+    assert found.lr == DEFAULT_LR and "too few" in found.note
+    assert result.meta["lr_find"]["suggestion"] == DEFAULT_LR and result.meta["lr_find"]["note"] == found.note
 
 
 @pytest.mark.parametrize("arch", ["xresnet18", "resnet18", "efficientnet_lite0"])

@@ -43,7 +43,8 @@ def status_markdown(data_dir: os.PathLike | str, result: AuditResult | None, job
 
 
 def job_line(job: AuditJob) -> str:
-    last = next((e for e in reversed(job.events) if "progress" in e), {})
+    # The audit reports progress as dicts; the job's closing event is a JobEnded.
+    last = next((e for e in reversed(job.events) if isinstance(e, dict) and "progress" in e), {})
     if "fold" in last:
         doing = f"model {last['fold']} of {last['folds']} · "
     else:

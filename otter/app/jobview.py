@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..model.events import TrainEvent
 from ..model.train import PRETRAINED_RECIPE, RECIPE, SCRATCH_RECIPE, TrainConfig, TrainError
 
 ARCH_DEFAULT = "default (by recipe)"
@@ -79,20 +80,25 @@ def _fmt_time(seconds: float | None) -> str:
     )
 
 
-def last_event(events: list[dict], type_: str | None = None) -> dict | None:
-    for e in reversed(events):
-        if type_ is None or e.get("type") == type_:
+def training_events(events: list) -> list[TrainEvent]:
+    """The training's own events of a job's list (without the job's closing `JobEnded`)."""
+    return [e for e in events if isinstance(e, TrainEvent)]
+
+
+def last_event(events: list, type_: str | None = None) -> TrainEvent | None:
+    for e in reversed(training_events(events)):
+        if type_ is None or e.type == type_:
             return e
     return None
 
 
-def progress(events: list[dict]) -> float:
+def progress(events: list) -> float:
     """Fraction of the whole schedule done (0..1)."""
-    e = last_event([e for e in events if "progress" in e])
-    return float(e["progress"]) if e else 0.0
+    e = next((e for e in reversed(training_events(events)) if e.progress is not None), None)
+    return float(e.progress) if e else 0.0
 
 
-def status_markdown(state: str | None, events: list[dict], error: str | None = None, model_dir: str | None = None) -> str:
+def status_markdown(state: str | None, events: list, error: str | None = None, model_dir: str | None = None) -> str:
     """The job in a few lines: state, stage, epoch, batch, share done, elapsed time and ETA (the bar itself is
     `progress_html`)."""
     if state is None:
@@ -101,31 +107,30 @@ def status_markdown(state: str | None, events: list[dict], error: str | None = N
         return f"**Training failed:** {error}"
     if state == "cancelled":
         return f"**Cancelled.** {error or 'The previous model is unchanged.'}"
-    last = last_event(events) or {}
+    last = last_event(events)
     frac = progress(events)
     if state == "done":
-        done = next((e for e in reversed(events) if e.get("type") == "done" and "accuracy" in e), {})
-        acc = done.get("accuracy")
+        done = last_event(events, "done")
+        acc = done.accuracy if done else None
         acc_text = f", validation accuracy **{acc:.1%}**" if acc is not None else ""
-        where = done.get("model_dir") or model_dir
+        where = (done and done.model_dir) or model_dir
         saved = f" Saved as model **{Path(where).name}**." if where else ""
-        return f"**Done** in {_fmt_time(done.get('elapsed'))}{acc_text}.{saved}"
+        return f"**Done** in {_fmt_time(done.elapsed if done else None)}{acc_text}.{saved}"
     start = last_event(events, "start")
     lines = ["**Training…**"]
     if start:
-        lines.append(
-            f"{start['n_train']} training and {start['n_valid']} validation images; classes: {', '.join(start['classes'])}"
-        )
-    stage = last.get("stage") or "preparing"
-    epoch = f" · epoch {min(last.get('epoch', 0) + 1, last['epochs'])}/{last['epochs']}" if last.get("epochs") else ""
+        lines.append(f"{start.n_train} training and {start.n_valid} validation images; classes: {', '.join(start.classes)}")
+    stage = (last and last.stage) or "preparing"
+    epoch = f" · epoch {min(last.epoch + 1, last.epochs)}/{last.epochs}" if last and last.epochs else ""
     batch = last_event(events, "batch")
-    batch_text = f" · batch {batch['batch']}/{batch['batches']}" if batch and last.get("type") == "batch" else ""
+    batch_text = f" · batch {batch.batch}/{batch.batches}" if batch and last.type == "batch" else ""
     lines.append(f"Stage: {stage}{epoch}{batch_text}")
-    lines.append(f"{frac:.0%} · elapsed {_fmt_time(last.get('elapsed'))} · about {_fmt_time(last.get('eta'))} left")
+    elapsed, eta = (last.elapsed, last.eta) if last else (None, None)
+    lines.append(f"{frac:.0%} · elapsed {_fmt_time(elapsed)} · about {_fmt_time(eta)} left")
     return "  \n".join(lines)
 
 
-def progress_html(state: str | None, events: list[dict]) -> str:
+def progress_html(state: str | None, events: list) -> str:
     """A real progress bar (HTML `<progress>`) for a running job; empty otherwise."""
     if state not in ("pending", "running"):
         return ""
@@ -155,24 +160,24 @@ def form_values(cfg: TrainConfig, model_name: str) -> dict:
 EPOCH_COLUMNS = ["stage", "epoch", "train_loss", "valid_loss", "accuracy", "time"]
 
 
-def epoch_table(events: list[dict]) -> pd.DataFrame:
+def epoch_table(events: list) -> pd.DataFrame:
     """One row per finished epoch: stage, epoch, train loss, valid loss, accuracy, elapsed time."""
     rows = []
     stage, n = "", 0
-    for e in events:
-        if e.get("type") != "epoch":
+    for e in training_events(events):
+        if e.type != "epoch":
             continue
-        if e.get("stage") != stage:
-            stage, n = e.get("stage"), 0
+        if e.stage != stage:
+            stage, n = e.stage, 0
         n += 1
         rows.append(
             {
                 "stage": stage,
                 "epoch": n,
-                "train_loss": _round(e.get("train_loss")),
-                "valid_loss": _round(e.get("valid_loss")),
-                "accuracy": _round(e.get("accuracy")),
-                "time": _fmt_time(e.get("elapsed")),
+                "train_loss": _round(e.train_loss),
+                "valid_loss": _round(e.valid_loss),
+                "accuracy": _round(e.accuracy),
+                "time": _fmt_time(e.elapsed),
             }
         )
     return pd.DataFrame(rows, columns=EPOCH_COLUMNS)
@@ -182,23 +187,23 @@ def _round(v, digits: int = 4):
     return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else round(float(v), digits)
 
 
-def loss_frame(events: list[dict], smooth: float = 0.9) -> pd.DataFrame:
+def loss_frame(events: list, smooth: float = 0.9) -> pd.DataFrame:
     """Long-format losses for a line plot: columns step, loss, series ("train (batch)", "valid (epoch)").
     Batch losses are smoothed like fastai's Recorder (exponential moving average, debiased)."""
     rows, step, avg, n = [], 0, 0.0, 0
-    for e in events:
-        if e.get("type") == "batch" and e.get("loss") is not None and math.isfinite(e["loss"]):
+    for e in training_events(events):
+        if e.type == "batch" and e.loss is not None and math.isfinite(e.loss):
             step += 1
             n += 1
-            avg = smooth * avg + (1 - smooth) * e["loss"]
+            avg = smooth * avg + (1 - smooth) * e.loss
             rows.append({"step": step, "loss": avg / (1 - smooth**n), "series": "train (batch)"})
-        elif e.get("type") == "epoch" and e.get("valid_loss") is not None and math.isfinite(e["valid_loss"]):
-            rows.append({"step": step, "loss": float(e["valid_loss"]), "series": "valid (epoch)"})
+        elif e.type == "epoch" and e.valid_loss is not None and math.isfinite(e.valid_loss):
+            rows.append({"step": step, "loss": float(e.valid_loss), "series": "valid (epoch)"})
     # Typed columns even when empty: the plot picks numeric axes from the first frame it sees.
     return pd.DataFrame(rows, columns=["step", "loss", "series"]).astype({"step": "int64", "loss": "float64", "series": "str"})
 
 
-def loss_figure(events: list[dict]):
+def loss_figure(events: list):
     """The loss curves as a matplotlib figure (None before the first batch): smoothed training loss per batch,
     validation loss per epoch. A figure, not a Gradio LinePlot: the plot keeps the series it saw first, so a
     curve that starts later (validation) would never be drawn while the data grows."""

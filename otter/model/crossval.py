@@ -11,12 +11,13 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from ..data.images import InvalidImage, load_image
+from .events import EventSink, TrainEvent
 from .heads import fold_indices
 from .train import TrainConfig, TrainError, _Run, clear_cache, fit_recipe, predict_items
 
@@ -48,7 +49,7 @@ def out_of_fold(
     cfg: TrainConfig,
     folds: int = 5,
     seed: int = 0,
-    on_event: Callable[[dict], None] | None = None,
+    on_event: EventSink | None = None,
     cancel: threading.Event | None = None,
 ) -> np.ndarray:
     """Probabilities (n_images x n_classes, columns in `classes` order) from k models, each image scored by the
@@ -60,20 +61,18 @@ def out_of_fold(
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="otter-cv-") as tmp:
         small = shrink_copy(items, max(cfg.sizes), Path(tmp) / "images")
-        on_event({"type": "prepared", "seconds": time.monotonic() - start})
+        on_event(TrainEvent("prepared", elapsed=time.monotonic() - start))
         try:
             for k, valid_idx in enumerate(fold_valid):
 
-                def forward(e: dict, k: int = k) -> None:
-                    done = (k + e.get("progress", 0.0)) / folds
+                def forward(e: TrainEvent, k: int = k) -> None:
+                    done = (k + (e.progress or 0.0)) / folds
                     elapsed = time.monotonic() - start
                     eta = elapsed / done - elapsed if done > 0.01 else None
-                    on_event(
-                        e | {"fold": k + 1, "folds": folds, "fold_progress": e.get("progress"), "progress": done, "eta": eta}
-                    )
+                    on_event(replace(e, fold=k + 1, folds=folds, fold_progress=e.progress, progress=done, eta=eta))
 
                 run = _Run(forward, cancel)
-                forward({"type": "fold", "progress": 0.0})
+                forward(TrainEvent("fold", progress=0.0))
                 learn, _ = fit_recipe(small, labels, classes, valid_idx, cfg, run, str(Path(tmp) / f"fold{k}"))
                 v_items = [small[i] for i in valid_idx]
                 p, _ = predict_items(learn, v_items, [labels[i] for i in valid_idx])

@@ -19,6 +19,7 @@ from typing import ClassVar
 from filelock import FileLock, Timeout
 
 from ..errors import JobBusy, JobCancelled, OtterError, describe, log
+from .events import JobEnded, event_type
 
 
 class TrainError(OtterError, RuntimeError):
@@ -68,7 +69,7 @@ class BackgroundJob:
         BackgroundJob._kinds.append(cls)
 
     def __init__(self, on_done: Callable[[BackgroundJob], None] | None = None):
-        self.events: list[dict] = []
+        self.events: list = []  # TrainEvent and JobEnded; an audit's and the embeddings' progress are dicts
         self.state = "pending"
         self.error: str | None = None
         self.result = None
@@ -118,9 +119,10 @@ class BackgroundJob:
             self._thread.join(timeout)
         return self
 
-    def last(self, type_: str) -> dict | None:
+    def last(self, type_: str):
+        """The newest event of type `type_`, or None."""
         for e in reversed(self.events):
-            if e["type"] == type_:
+            if event_type(e) == type_:
                 return e
         return None
 
@@ -143,7 +145,7 @@ class BackgroundJob:
             except Exception:
                 log.exception("%s: cleanup failed", self.kind)
             self.state, self.error = state, error
-            self.events.append({"type": self.state, "error": self.error})
+            self.events.append(JobEnded(self.state, self.error))
             if self._on_done:
                 try:
                     self._on_done(self)

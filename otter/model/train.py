@@ -30,6 +30,7 @@ from ..data.dataset import list_classes, list_images
 from ..data.images import InvalidImage, load_image
 from ..data.seen import training_record
 from . import backbones
+from .events import EventSink, TrainEvent
 from .io import ARCHS, save_model
 from .jobs import BackgroundJob, TrainError, TrainingBusy, TrainingCancelled, training_lock  # noqa: F401 (training_lock: re-exported)
 from .metrics import classification_report
@@ -248,9 +249,6 @@ def make_dataloaders(
 
 # ------------------------------------------------------------------------------------------ progress
 
-Event = dict
-EventSink = Callable[[Event], None]
-
 
 @functools.cache
 def _callback_cls():
@@ -327,17 +325,17 @@ class _Run:
         frac = self.done_work / self.total_work if self.total_work else 0
         eta = elapsed / frac - elapsed if frac > 0.01 else None
         self.on_event(
-            {
-                "type": type_,
-                "stage": self.stage,
-                "size": self.size,
-                "epoch": self.epoch,
-                "epochs": self.epochs,
-                "elapsed": elapsed,
-                "eta": eta,
-                "progress": min(frac, 1.0),
-            }
-            | data
+            TrainEvent(
+                type_,
+                stage=self.stage,
+                size=self.size,
+                epoch=self.epoch,
+                epochs=self.epochs,
+                elapsed=elapsed,
+                eta=eta,
+                progress=min(frac, 1.0),
+                **data,
+            )
         )
 
     def batch_done(self, i: int, n: int, loss: float) -> None:
@@ -348,7 +346,7 @@ class _Run:
         self.epoch += 1
         entry = {"stage": self.stage, "size": self.size, "epoch": self.epoch} | row
         self.history.append(entry)
-        self.emit("epoch", **row)
+        self.emit("epoch", train_loss=row.get("train_loss"), valid_loss=row.get("valid_loss"), accuracy=row.get("accuracy"))
 
 
 # -------------------------------------------------------------------------------------------- recipe
@@ -617,7 +615,7 @@ def train(
         raise TrainError("the validation split is empty; add images or lower the validation share")
     models_root = Path(model_dir).parent if model_dir else default_models_dir()
     with training_lock(models_root), tempfile.TemporaryDirectory(prefix="otter-train-") as workdir:
-        run.emit("start", n_train=len(items) - len(valid_idx), n_valid=len(valid_idx), classes=classes)
+        run.emit("start", n_train=len(items) - len(valid_idx), n_valid=len(valid_idx), classes=tuple(classes))
         fit_items, fit_labels, fit_classes = _with_negatives(items, labels, classes, valid_idx, cfg, workdir)
         precision = training_precision(cfg)  # once: what runs is what model.json records
         learn, lr_data = fit_recipe(fit_items, fit_labels, fit_classes, valid_idx, cfg, run, workdir, precision)

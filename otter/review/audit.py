@@ -36,6 +36,7 @@ import numpy as np
 from ..config import models_dir as default_models_dir
 from ..data import dataset
 from ..model import heads
+from ..model.events import TrainEvent
 from ..model.jobs import BackgroundJob, TrainError, training_lock
 from . import similar
 from .embeddings import Embeddings, embed_folder
@@ -255,6 +256,10 @@ def audit(
         stage = f"computing embeddings ({e['done']}/{e['total']} new images)"
         emit(e | {"stage": stage, "progress": share * e["progress"] if method == "embeddings" else e["progress"]})
 
+    def forward(e: TrainEvent) -> None:
+        """Cross-validation's typed training events, as the audit reports progress: dicts, like the embeddings'."""
+        emit({k: v for k, v in asdict(e).items() if v is not None or k == "eta"})
+
     start = time.monotonic()
     before = fingerprint(data_dir)
     with training_lock(models_dir or default_models_dir()):
@@ -271,7 +276,7 @@ def audit(
 
             emit({"type": "stage", "stage": f"training {folds} models", "progress": 0.0, "eta": None})
             items = [data_dir / image for image in emb.images]
-            probs = out_of_fold(items, labels, classes, cfg, folds=folds, seed=seed, on_event=emit, cancel=cancel)
+            probs = out_of_fold(items, labels, classes, cfg, folds=folds, seed=seed, on_event=forward, cancel=cancel)
     y = np.array([classes.index(lbl) for lbl in labels])
     scores = get_label_quality_scores(y, probs, method=SCORE_METHOD)
     # cleanlab estimates how many labels are wrong from the confident joint and flags that many.
