@@ -65,7 +65,7 @@ def feats_logits(model, images, size, batch=64):
 
 def train_fold(items, labels, classes, valid_idx, cfg, negatives, workdir):
     """fit_recipe on the non-held-out items, plus `negatives` (PIL images) as an extra class if given."""
-    from otter.model.train import _none_last, _Run, fit_recipe
+    from otter.model.train import TrainRun, fit_recipe, none_last
 
     items, labels, classes = list(items), list(labels), list(classes)
     if negatives:
@@ -77,8 +77,8 @@ def train_fold(items, labels, classes, valid_idx, cfg, negatives, workdir):
             items.append(p)
             labels.append(NONE)
         classes = classes + [NONE]
-    learn, _ = fit_recipe(items, labels, classes, list(valid_idx), cfg, _Run(None, None), workdir)
-    _none_last(learn)  # fastai sorts the vocabulary; the extra output must come after the real classes
+    learn, _ = fit_recipe(items, labels, classes, list(valid_idx), cfg, TrainRun(None, None), workdir)
+    none_last(learn)  # fastai sorts the vocabulary; the extra output must come after the real classes
     return learn.model
 
 

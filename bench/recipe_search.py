@@ -29,7 +29,7 @@ def run_fold(job):
 
     from sklearn.model_selection import StratifiedKFold
 
-    from otter.model.train import TrainConfig, _Run, collect_items, fit_recipe, predict_items
+    from otter.model.train import TrainConfig, TrainRun, collect_items, fit_recipe, predict_items
 
     items, labels, classes = collect_items(data)
     skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
@@ -41,7 +41,7 @@ def run_fold(job):
     cfg = TrainConfig(**cfg_dict)
     t = time.time()
     with tempfile.TemporaryDirectory() as wd:
-        learn, _ = fit_recipe(items, labels, classes, list(valid_idx), cfg, _Run(None, None), wd)
+        learn, _ = fit_recipe(items, labels, classes, list(valid_idx), cfg, TrainRun(None, None), wd)
     train_s = time.time() - t
     v_items = [items[i] for i in valid_idx]
     v_labels = [labels[i] for i in valid_idx]

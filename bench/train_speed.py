@@ -28,7 +28,7 @@ from otter.data.images import load_image  # noqa: E402
 from otter.model.device import autocast  # noqa: E402
 from otter.model.io import build_model  # noqa: E402
 from otter.model.preprocess import preprocess  # noqa: E402
-from otter.model.train import TrainConfig, _Run, collect_items, fit_recipe, split_valid, training_precision  # noqa: E402
+from otter.model.train import TrainConfig, TrainRun, collect_items, fit_recipe, split_valid, training_precision  # noqa: E402
 
 
 def otter_speed(items, labels, classes, valid_idx, cfg, precision: str) -> float:
@@ -39,7 +39,7 @@ def otter_speed(items, labels, classes, valid_idx, cfg, precision: str) -> float
             marks.append(time.perf_counter())
 
     with tempfile.TemporaryDirectory() as wd:
-        fit_recipe(items, labels, classes, valid_idx, cfg, _Run(on_event, None), wd, precision)
+        fit_recipe(items, labels, classes, valid_idx, cfg, TrainRun(on_event, None), wd, precision)
     n_train = len(items) - len(valid_idx)
     return n_train * (len(marks) - 1) / (marks[-1] - marks[0])
 

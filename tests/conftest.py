@@ -163,11 +163,9 @@ def no_job_outlives_its_test(request):
     """Every background job (training, audit, embeddings) a test starts ends with that test: one left running
     in this process would share the 2 cores with the next test's training and slow it many times over."""
     yield
-    from otter.model.jobs import BackgroundJob
+    from otter.model.jobs import running_jobs
 
-    for kind in BackgroundJob._kinds:
-        job = kind.current()
-        if job is not None and job.running:
-            print(f"\n{request.node.nodeid} left {job.noun} running: cancelling it", flush=True)
-            job.cancel()
-            job.wait(300)
+    for job in running_jobs():
+        print(f"\n{request.node.nodeid} left {job.noun} running: cancelling it", flush=True)
+        job.cancel()
+        job.wait(300)

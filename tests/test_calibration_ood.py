@@ -247,12 +247,12 @@ def test_none_output_is_moved_after_the_real_classes():
 
     import torch
 
-    from otter.model.train import NONE_CLASS, _none_last
+    from otter.model.train import NONE_CLASS, none_last
 
     last = torch.nn.Linear(4, 3)
     model = torch.nn.Sequential(torch.nn.Identity(), torch.nn.Sequential(torch.nn.Flatten(), last))
     before = last.weight.detach().clone(), last.bias.detach().clone()
-    _none_last(SimpleNamespace(dls=SimpleNamespace(vocab=[NONE_CLASS, "disc", "square"]), model=model))
+    none_last(SimpleNamespace(dls=SimpleNamespace(vocab=[NONE_CLASS, "disc", "square"]), model=model))
     assert torch.equal(last.weight, before[0][[1, 2, 0]]) and torch.equal(last.bias, before[1][[1, 2, 0]])
 
 

@@ -449,9 +449,9 @@ def test_download_refuses_a_redirect_to_a_local_address(tmp_path, site, monkeypa
     )
     target = site.add("/inner.jpg", real_photos("river", 1)[0].read_bytes())
     transport = httpx.MockTransport(lambda request: httpx.Response(302, headers={"Location": target}))
-    from otter.data.download import _refuse_private
+    from otter.data.download import refuse_private
 
-    with httpx.Client(transport=transport, follow_redirects=True, event_hooks={"request": [_refuse_private]}) as client:
+    with httpx.Client(transport=transport, follow_redirects=True, event_hooks={"request": [refuse_private]}) as client:
         result = download_images(["http://images.example/otter.jpg"], tmp_path / "data" / "river", client=client)
     assert dict(result.failed) == {"blocked address": 1}
 
@@ -479,7 +479,7 @@ def test_download_refuses_a_host_that_rebinds_to_a_local_address(tmp_path, site,
 
 
 def test_the_connection_check_passes_public_peers_and_proxies():
-    from otter.data.download import _PeerCheck
+    from otter.data.download import PeerCheck
 
     class Stream:
         closed = False
@@ -493,7 +493,7 @@ def test_the_connection_check_passes_public_peers_and_proxies():
         def close(self):
             self.closed = True
 
-    check, public, stream = _PeerCheck("images.example"), Stream(("93.184.216.34", 443)), Stream(("10.0.0.8", 3128))
+    check, public, stream = PeerCheck("images.example"), Stream(("93.184.216.34", 443)), Stream(("10.0.0.8", 3128))
     check("connection.connect_tcp.started", {"host": "images.example", "port": 443})
     check("connection.connect_tcp.complete", {"return_value": public})
     assert not public.closed

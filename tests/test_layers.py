@@ -203,3 +203,39 @@ def test_an_import_cycle_is_found(tmp_path):
     (package / "model" / "predict.py").write_text("def explain():\n    from .explain import explain\n")
     (package / "model" / "preprocess.py").write_text("import torch\n")
     assert import_cycles(package, ("model",)) == [["otter.model.explain", "otter.model.predict"]]
+
+
+def private_imports(package: Path) -> list[str]:
+    """`from .x import _name` and `module._name` between the package's modules: a leading underscore means
+    "this file only"; what another module needs is public."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        modules = set()  # names bound to one of the package's modules in this file
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0] == package.name):
+                for alias in node.names:
+                    if alias.name.startswith("_") and not alias.name.startswith("__"):
+                        found.append(f"{path.relative_to(package.parent)}:{node.lineno}: imports {alias.name}")
+                    modules.add(alias.asname or alias.name)
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and isinstance(node.value, ast.Name)
+                and node.value.id in modules
+            ):
+                found.append(f"{path.relative_to(package.parent)}:{node.lineno}: uses {node.value.id}.{node.attr}")
+    return found
+
+
+def test_no_private_name_crosses_modules():
+    assert private_imports(PACKAGE) == []
+
+
+def test_a_private_name_from_another_module_is_found(tmp_path):
+    package = tmp_path / "otter"
+    (package / "app").mkdir(parents=True)
+    (package / "app" / "view.py").write_text("from .jobview import _fmt_time\nfrom . import ui\nui._path(1)\n")
+    assert private_imports(package) == ["otter/app/view.py:1: imports _fmt_time", "otter/app/view.py:3: uses ui._path"]

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..review.audit import AuditJob, AuditResult, images_in_cell, is_stale
 from ..review.confusion import cell_at, confusion_frame
-from .jobview import _fmt_time
+from .jobview import fmt_time
 
 GALLERY_LIMIT = 120  # suspects shown at once; the rest follow as the first are fixed
 LABEL_COLUMN = "given \\ predicted"
@@ -49,7 +49,7 @@ def job_line(job: AuditJob) -> str:
         doing = f"model {last['fold']} of {last['folds']} · "
     else:
         doing = f"{last['stage']} · " if last.get("stage") else ""
-    return f"Auditing: {doing}{100 * float(last.get('progress') or 0):.0f}% · about {_fmt_time(last.get('eta'))} left"
+    return f"Auditing: {doing}{100 * float(last.get('progress') or 0):.0f}% · about {fmt_time(last.get('eta'))} left"
 
 
 def suspects(result: AuditResult | None, cls: str | None = None) -> list[dict]:

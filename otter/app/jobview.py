@@ -69,7 +69,8 @@ def _ints(text: str | None, what: str) -> tuple[int, ...]:
         raise TrainError(f"{what} must be whole numbers separated by commas, e.g. 64,128 (got {text!r})") from ex
 
 
-def _fmt_time(seconds: float | None) -> str:
+def fmt_time(seconds: float | None) -> str:
+    """Seconds as m:ss (h:mm:ss from an hour), "–" when unknown."""
     if seconds is None or not math.isfinite(seconds):
         return "–"
     seconds = int(seconds)
@@ -115,7 +116,7 @@ def status_markdown(state: str | None, events: list, error: str | None = None, m
         acc_text = f", validation accuracy **{acc:.1%}**" if acc is not None else ""
         where = (done and done.model_dir) or model_dir
         saved = f" Saved as model **{Path(where).name}**." if where else ""
-        return f"**Done** in {_fmt_time(done.elapsed if done else None)}{acc_text}.{saved}"
+        return f"**Done** in {fmt_time(done.elapsed if done else None)}{acc_text}.{saved}"
     start = last_event(events, "start")
     lines = ["**Training…**"]
     if start:
@@ -126,7 +127,7 @@ def status_markdown(state: str | None, events: list, error: str | None = None, m
     batch_text = f" · batch {batch.batch}/{batch.batches}" if batch and last.type == "batch" else ""
     lines.append(f"Stage: {stage}{epoch}{batch_text}")
     elapsed, eta = (last.elapsed, last.eta) if last else (None, None)
-    lines.append(f"{frac:.0%} · elapsed {_fmt_time(elapsed)} · about {_fmt_time(eta)} left")
+    lines.append(f"{frac:.0%} · elapsed {fmt_time(elapsed)} · about {fmt_time(eta)} left")
     return "  \n".join(lines)
 
 
@@ -177,7 +178,7 @@ def epoch_table(events: list) -> pd.DataFrame:
                 "train_loss": _round(e.train_loss),
                 "valid_loss": _round(e.valid_loss),
                 "accuracy": _round(e.accuracy),
-                "time": _fmt_time(e.elapsed),
+                "time": fmt_time(e.elapsed),
             }
         )
     return pd.DataFrame(rows, columns=EPOCH_COLUMNS)

@@ -73,7 +73,7 @@ def friendly(fn: Callable) -> Callable:
     return wrapper
 
 
-def _path(payload) -> str | None:
+def payload_path(payload) -> str | None:
     """The local file of an image/file payload (events run with preprocess=False, so we decode it ourselves:
     our `load_image` gives the clear message for broken files, where Gradio's would give a bare error)."""
     if payload is None:
@@ -99,7 +99,7 @@ def predict_view(ctx: AppContext, image, model_name: str | None) -> tuple[str | 
     Each thing is said once: "Not sure" is the label's heading (the reason and the probabilities are below it),
     and a file that is not a readable image is one line below the label (no pop-up), with False so the page
     removes it rather than show a broken-image icon."""
-    path = _path(image)
+    path = payload_path(image)
     if path is None:
         return None, "", True
     try:
@@ -117,7 +117,7 @@ def predict_view(ctx: AppContext, image, model_name: str | None) -> tuple[str | 
 def predict_api(ctx: AppContext, image) -> dict:
     """The stable API: image in, {"label", "confidences": [{"label", "confidence"}]} out (default model), where
     "label" is the top class or "Not sure: ..." for a photo unlike the classes; errors are raised as one line."""
-    path = _path(image)
+    path = payload_path(image)
     if path is None:
         raise gr.Error("no image given", print_exception=False)
     return predict_on_device(str(ctx.models_dir), path, None).label_data()
@@ -137,7 +137,7 @@ class BatchView:
 def predict_many_view(ctx: AppContext, files, model_name: str | None) -> BatchView:
     if not files:
         return BatchView()
-    paths = [_path(f) for f in files]
+    paths = [payload_path(f) for f in files]
     try:
         df = ctx.models.predict_files(paths, model_name)
     except NoModel:
@@ -217,7 +217,7 @@ def build_predict_tab(ctx: AppContext) -> dict:
             download = gr.File(label="Results as CSV", interactive=False, elem_id="predict-csv")
 
     def on_image(img, model_name):
-        if _path(img) is None:  # removed by the user (see `image.clear`) or by us after a bad file: keep the message
+        if payload_path(img) is None:  # removed by the user (see `image.clear`) or by us after a bad file: keep the message
             return gr.skip(), gr.skip(), gr.skip()
         shown, text, keep_photo = friendly(predict_view)(ctx, img, model_name)
         return shown, text, gr.skip() if keep_photo else None

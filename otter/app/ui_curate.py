@@ -18,13 +18,15 @@ from ..model.io import ModelError, read_meta
 from . import curate, ui_collect
 from .ui import (
     AppContext,
-    _path,
     build_duplicates,
     build_review_explain,
     build_suspects,
     build_web_search,
     friendly,
     one_line,
+)
+from .ui import (
+    payload_path as _path,
 )
 
 # 8 columns even for a few images (not fewer, wider ones): the height below assumes it.

@@ -14,7 +14,7 @@ import gradio as gr
 from ..model.jobs import TrainError
 from ..review.similar import NEAR_SCORE, LookalikeJob
 from . import curate
-from .jobview import _fmt_time
+from .jobview import fmt_time as _fmt_time
 
 POLL_SECONDS = 1.0
 

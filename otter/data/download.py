@@ -116,7 +116,7 @@ def _non_public(ip_text: str) -> bool:
     return not ip.is_global or ip.is_multicast
 
 
-def _refuse_private(request: httpx.Request) -> None:
+def refuse_private(request: httpx.Request) -> None:
     """Refuse requests (redirects included) to loopback, private, link-local and other non-public addresses,
     so a public app cannot be steered at its own network or a cloud metadata service.
 
@@ -126,7 +126,7 @@ def _refuse_private(request: httpx.Request) -> None:
     the connection. A connection to a proxy (another host than the URL's) is not checked: the proxy
     resolves the URL's host, which the first check has already vetted."""
     host = request.url.host
-    request.extensions["trace"] = _PeerCheck(request.url.raw_host.decode("ascii"))
+    request.extensions["trace"] = PeerCheck(request.url.raw_host.decode("ascii"))
     try:
         infos = socket.getaddrinfo(host, request.url.port or 443, type=socket.SOCK_STREAM)
     except socket.gaierror:
@@ -135,7 +135,7 @@ def _refuse_private(request: httpx.Request) -> None:
         raise _Failed("blocked address", f"{host} is a private or local address")
 
 
-class _PeerCheck:
+class PeerCheck:
     """`trace` callback for one request: close and refuse a new connection to `host` that reached a
     non-public address."""
 
@@ -162,7 +162,7 @@ def make_client(max_workers: int = MAX_WORKERS, timeout: float = TIMEOUT, allow_
         timeout=httpx.Timeout(timeout),
         headers={"User-Agent": USER_AGENT, "Accept": "image/avif,image/webp,image/png,image/*;q=0.9,*/*;q=0.5"},
         limits=httpx.Limits(max_connections=max_workers, max_keepalive_connections=max_workers),
-        event_hooks={"request": [] if allow_private else [_refuse_private]},
+        event_hooks={"request": [] if allow_private else [refuse_private]},
     )
 
 

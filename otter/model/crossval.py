@@ -19,7 +19,7 @@ import numpy as np
 from ..data.images import InvalidImage, load_image
 from .events import EventSink, TrainEvent
 from .heads import fold_indices
-from .train import TrainConfig, TrainError, _Run, clear_cache, fit_recipe, predict_items
+from .train import TrainConfig, TrainError, TrainRun, clear_cache, fit_recipe, predict_items
 
 
 def shrink_copy(items: list[Path], size: int, dest: os.PathLike | str) -> list[Path]:
@@ -71,7 +71,7 @@ def out_of_fold(
                     eta = elapsed / done - elapsed if done > 0.01 else None
                     on_event(replace(e, fold=k + 1, folds=folds, fold_progress=e.progress, progress=done, eta=eta))
 
-                run = _Run(forward, cancel)
+                run = TrainRun(forward, cancel)
                 forward(TrainEvent("fold", progress=0.0))
                 learn, _ = fit_recipe(small, labels, classes, valid_idx, cfg, run, str(Path(tmp) / f"fold{k}"))
                 v_items = [small[i] for i in valid_idx]

@@ -34,6 +34,11 @@ class TrainingCancelled(TrainError, JobCancelled):
     """The job was cancelled; no model was written."""
 
 
+def running_jobs() -> list[BackgroundJob]:
+    """The jobs of every kind (training, audit, embeddings) running in this process now."""
+    return [kind._current for kind in BackgroundJob._kinds if kind._current is not None and kind._current.running]
+
+
 @contextmanager
 def training_lock(models_root: os.PathLike | str) -> Iterator[None]:
     """One training job (or audit) at a time per models folder, across threads and processes (released if killed)."""

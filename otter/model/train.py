@@ -259,7 +259,7 @@ def _callback_cls():
 
         order = fv.Recorder.order + 1
 
-        def __init__(self, run: _Run):
+        def __init__(self, run: TrainRun):
             self.tracker = run
             self.reporting = True  # off during lr_find, which should still be cancellable
 
@@ -304,8 +304,9 @@ def _frozen_bn_cls():
     return BodyBatchNormEval
 
 
-class _Run:
-    """State of one training run: emits events, estimates the time left, holds the cancel flag."""
+class TrainRun:
+    """State of one training run: emits `TrainEvent`s to `on_event`, estimates the time left, holds the cancel
+    flag. `train` makes one; callers of `fit_recipe` (cross-validation, bench/) pass their own."""
 
     def __init__(self, on_event: EventSink | None, cancel: threading.Event | None):
         self.on_event = on_event or (lambda e: None)
@@ -403,7 +404,7 @@ def make_learner(dls, classes: list[str], cfg: TrainConfig, workdir: str):
     return learn
 
 
-def fit_recipe(items, labels, classes, valid_idx, cfg: TrainConfig, run: _Run, workdir: str, precision: str | None = None):
+def fit_recipe(items, labels, classes, valid_idx, cfg: TrainConfig, run: TrainRun, workdir: str, precision: str | None = None):
     """Run the whole schedule in `precision` ("fp32" or "bf16"; by default `training_precision(cfg)`);
     returns (learner, lr_find data or None)."""
     from .device import autocast
@@ -414,7 +415,7 @@ def fit_recipe(items, labels, classes, valid_idx, cfg: TrainConfig, run: _Run, w
         return _fit_schedule(items, labels, classes, valid_idx, cfg, run, workdir)
 
 
-def _fit_schedule(items, labels, classes, valid_idx, cfg: TrainConfig, run: _Run, workdir: str):
+def _fit_schedule(items, labels, classes, valid_idx, cfg: TrainConfig, run: TrainRun, workdir: str):
     fv = _fastai()
     fv.set_seed(cfg.seed, reproducible=True)
     epochs = cfg.epochs_per_size()
@@ -472,7 +473,7 @@ def _fit_schedule(items, labels, classes, valid_idx, cfg: TrainConfig, run: _Run
     return learn, lr_data
 
 
-def _check_cancel(run: _Run) -> None:
+def _check_cancel(run: TrainRun) -> None:
     if run.cancel.is_set():
         raise TrainingCancelled("training cancelled; the previous model is unchanged")
 
@@ -532,7 +533,7 @@ def _with_negatives(items: list[Path], labels: list[str], classes: list[str], va
     return items + negs, labels + [NONE_CLASS] * n, classes + [NONE_CLASS]
 
 
-def _none_last(learn) -> None:
+def none_last(learn) -> None:
     """fastai sorts the vocabulary, so the "none of these" output can be anywhere; move it after the real
     classes (where model.json's extra_outputs and the Predictor expect it) by permuting the last layer's rows.
     Afterwards `learn.dls.vocab` no longer describes the outputs: use the real classes, then "none"."""
@@ -603,7 +604,7 @@ def train(
     """Train on a folder-per-class data set and write the model folder (if `model_dir` is given)."""
     cfg = cfg or TrainConfig()
     cfg.check()
-    run = _Run(on_event, cancel)
+    run = TrainRun(on_event, cancel)
     items, labels, classes = collect_items(data_dir)
     for p in items:  # fail before training, not in the middle of an epoch
         try:
@@ -623,7 +624,7 @@ def train(
         run.stage = "evaluating"
         run.emit("stage")
         vocab = [c for c in learn.dls.vocab if c != NONE_CLASS]
-        _none_last(learn)
+        none_last(learn)
         probs, _ = predict_items(learn, items, labels)
         probs = probs[:, : len(vocab)] / probs[:, : len(vocab)].sum(1, keepdims=True)  # without "none of these"
         y = np.array([vocab.index(lbl) for lbl in labels])
