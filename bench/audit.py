@@ -4,9 +4,9 @@
 
 (The default audit, heads on embeddings, is measured by bench/audit_embeddings.py.)
 
-1. The audit with `method="finetune"` (otter.audit): k-fold out-of-fold probabilities ranked by cleanlab.
+1. The audit with `method="finetune"` (otter.review.audit): k-fold out-of-fold probabilities ranked by cleanlab.
 2. The original method, as fastai's ImageClassifierCleaner ranks: the top losses of ONE model trained on an
-   80/20 split (the same quick recipe), over both its splits (otter.train.train's meta["review"]).
+   80/20 split (the same quick recipe), over both its splits (otter.model.train.train's meta["review"]).
 
 Reports how many flipped images land in each ranking's top 10/20/30, the time (wall and CPU), and the load
 average, since the machine may be shared. Appends a section to bench/RESULTS.md and merges the numbers into

@@ -3,7 +3,7 @@
     python bench/audit_embeddings.py [--data ../shared/otters] [--plantings 5] [--flips 10] [--no-record]
 
 For each planting (seed 0, 1, ...: bench/audit.py's flip_labels, 5 photos of each class moved to the other) in a
-fresh copy of the photos, `otter.audit.audit` runs as `python -m otter audit` does, and we count the flipped
+fresh copy of the photos, `otter.review.audit.audit` runs as `python -m otter audit` does, and we count the flipped
 photos in the first 10 / 20 / 30 rows of its ranking (cross-class copies and look-alikes first, then labels). The
 first planting starts with no embeddings cached (cold: the network sees every photo) and is then audited again
 (warm); the other plantings start from the first one's cache (same bytes, so the same vectors). Times are in

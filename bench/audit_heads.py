@@ -2,7 +2,7 @@
 
     python bench/audit_heads.py [--data ../shared/otters] [--plantings 10] [--flips 10] [--features /tmp/f.npz]
 
-Embeddings: otter.embeddings' network (EfficientNet-Lite0, ImageNet weights, pooled 1280-d, 224 px), of every
+Embeddings: otter.review.embeddings' network (EfficientNet-Lite0, ImageNet weights, pooled 1280-d, 224 px), of every
 photo and of its mirror image, computed once (and kept in --features to rerun quickly). For each planting
 (seed 0, 1, ...: the same choice as bench/audit.py's flip_labels, 5 photos of each class moved to the other),
 every candidate gives out-of-fold probabilities (5 stratified folds, split seed 0), ranked by cleanlab's

@@ -34,7 +34,7 @@ warnings.filterwarnings("ignore")
 from otter.data.synthetic import FAMILIES, synthetic_images  # noqa: E402
 from otter.model import calibrate, ood  # noqa: E402
 
-NONE = "__none_of_these__"  # the name otter.train uses
+NONE = "__none_of_these__"  # the name otter.model.train uses
 SUMMARY_KEYS = ("auroc", "flagged_unknown", "flagged_in_class", "threshold_over_train_q95")
 LOFO_TRAIN = ("noise", "gradient", "stripes", "scrambled")  # --lofo: the others are never seen in training
 

@@ -3,12 +3,12 @@
     python bench/ood_embeddings.py [--data ../shared/otters] [--folds 5] [--unknowns 350]
 
 The rule of bench/ood.py stands: no real photo from outside the data set is used to choose anything. Per fold
-(stratified, split seed 0), on `otter.embeddings`' vectors of the training photos: a Mahalanobis detector (class
-means, one Ledoit-Wolf shared covariance; otter.ood.fit_detector) and the audit's logistic-regression head
+(stratified, split seed 0), on `otter.review.embeddings`' vectors of the training photos: a Mahalanobis detector (class
+means, one Ledoit-Wolf shared covariance; otter.model.ood.fit_detector) and the audit's logistic-regression head
 (unit-length embeddings, C=10), with a temperature fitted on the training folds' own out-of-fold logits. The
 threshold accepts 95% of the training photos' out-of-fold scores (an inner 5-fold split), so it is set on
 photos the detector did not fit, as cross-validation would. Measured on the held-out fold: the share of
-held-out otter photos called "not sure", the share of synthetic unknowns (otter/synthetic.py: noise,
+held-out otter photos called "not sure", the share of synthetic unknowns (otter/data/synthetic.py: noise,
 gradients, stripes, shapes, fractal clouds, and scrambled or distorted photos of the training folds) called
 "not sure", AUROC, accuracy and ECE of the calibrated head.
 """

@@ -74,8 +74,8 @@ def run_fold(job):
 def _fold_ood(model, cfg, items, labels, vocab, valid_idx, fold) -> dict:
     """The "not sure" detector (Mahalanobis) of this fold's model: fitted on its training images with the threshold
     that accepts 95% of the held-out fold, as `train` fits it; how far that threshold lies above the training
-    images' own 95th percentile (what a model trained on every image transfers, see otter.honest), and the share of
-    synthetic unknown images (otter.synthetic) it flags."""
+    images' own 95th percentile (what a model trained on every image transfers, see otter.model.honest), and the share of
+    synthetic unknown images (otter.data.synthetic) it flags."""
     import numpy as np
 
     from otter.data.synthetic import synthetic_images

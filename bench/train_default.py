@@ -3,7 +3,7 @@ on all of ../shared/otters, then its calibration and "not sure" threshold from t
 
     python bench/train_default.py [--data ../shared/otters] [--out models/otters] --cv bench/recipe_search_run13_lite0.jsonl
 
-A model trained on every photo has no held-out photos of its own, so (as `otter.honest` documents) its temperature
+A model trained on every photo has no held-out photos of its own, so (as `otter.model.honest` documents) its temperature
 is fitted on the recipe's out-of-fold predictions and its threshold is the training photos' 95th-percentile score
 times the median ratio that each cross-validation fold measured (bench/recipe_search.py, "ood" of each row).
 

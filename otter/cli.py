@@ -14,7 +14,7 @@ from .model.backbones import NAMES as ARCH_NAMES
 
 # Exit codes, the same for every command (README "Command line"); EXIT_SOME_FAILED is predict's alone.
 EXIT_OK = 0
-EXIT_ERROR = 1  # an expected failure, one line on stderr: no model, a missing folder, a bad value
+EXIT_ERROR = 1  # an OtterError (no model, a missing folder, a bad value): one line on stderr; a bug: traceback, then a line
 EXIT_USAGE = 2  # argparse's: an unknown option, a missing argument
 EXIT_SOME_FAILED = 3  # predict: every result printed, but at least one image could not be read
 EXIT_INTERRUPTED = 130

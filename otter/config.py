@@ -19,7 +19,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-# Inference and training precision (otter.device.pick_precision): "auto" picks bf16 on CPUs that have it natively.
+# Inference and training precision (otter.model.device.pick_precision): "auto" picks bf16 on CPUs that have it natively.
 PRECISION_CHOICES = ("auto", "fp32", "bf16")
 
 
@@ -34,7 +34,7 @@ def models_dir(override: str | os.PathLike | None = None) -> Path:
 
 
 def quiet_dependency_warnings() -> None:
-    """For the entry points (`otter.ui.build_app`, the CLI), not the library: hide torch's deprecation note that fastai triggers
+    """For the entry points (`otter.app.ui.build_app`, the CLI), not the library: hide torch's deprecation note that fastai triggers
     by calling `torch.jit.script` when it is imported; it is addressed to fastai, and users saw it on
     every `python -m otter predict`."""
     warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)

@@ -36,7 +36,7 @@ def test_predictor_matches_fastai_learn_predict(tiny_trained, precision, toleran
     model_dir, result = tiny_trained
     predictor = Predictor.load(model_dir, precision=precision)
     assert predictor.precision == precision and next(predictor.model.parameters()).dtype == PRECISIONS[precision]
-    predictor.temperature = 1.0  # fastai's softmax knows nothing of the fitted temperature (otter.calibrate)
+    predictor.temperature = 1.0  # fastai's softmax knows nothing of the fitted temperature (otter.model.calibrate)
     for path in real_photos("sea", 3) + real_photos("river", 3):
         ours = predictor.predict(path)
         _, _, theirs = result.learn.predict(Path(path))

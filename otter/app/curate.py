@@ -207,7 +207,7 @@ def add_urls(
     **download_options,
 ) -> str:
     """Download pasted image URLs (one a line; blank lines and `#` comments skipped) into a class, the way
-    `python -m otter download` does (`otter.download.download_images`: size and type checks, duplicates of any
+    `python -m otter download` does (`otter.data.download.download_images`: size and type checks, duplicates of any
     class skipped, images trashed before refused). Says what was kept and, per URL, what failed."""
     from ..data.download import download_images, parse_url_lines
 

@@ -38,7 +38,7 @@ class Prediction:
     model: str
     accuracy: float | None
     seconds: float
-    known: bool = True  # False: the photo looks like none of the classes ("not sure", otter.ood)
+    known: bool = True  # False: the photo looks like none of the classes ("not sure", otter.model.ood)
     classes: list[str] = field(default_factory=list)
     accuracy_name: str = "validation accuracy"  # or "cross-validated accuracy" (the shipped model's, from bench/)
 
@@ -102,7 +102,7 @@ class ModelService:
         return names[0] if names else None
 
     def default(self) -> str | None:
-        """The model that answers when none is named (`otter.model_io.default_name`), None when there is none."""
+        """The model that answers when none is named (`otter.model.io.default_name`), None when there is none."""
         return self._names_and_default()[1]
 
     def _names_and_default(self) -> tuple[list[str], str | None]:

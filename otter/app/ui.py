@@ -2,7 +2,7 @@
 `otter.app.curate` and `otter.app.jobview`, which hold the logic and are tested without Gradio.
 
 Adding to the app (other features plug in here with small edits):
-- a sub-tab of Curate: write `build_xxx_tab(ctx, shared)` and call it inside `otter.ui_curate.build_curate_tab`'s
+- a sub-tab of Curate: write `build_xxx_tab(ctx, shared)` and call it inside `otter.app.ui_curate.build_curate_tab`'s
   `with gr.Tabs():` block, where the comment "more Curate sub-tabs go here" is;
 - something in Predict (an explanation image, a "not sure" note): add outputs in `build_predict_tab`
   and extend `predict_view` (events go after the "/predict" API's, which must stay the app's first);
@@ -88,7 +88,7 @@ def payload_path(payload) -> str | None:
 
 @gpu_task
 def predict_on_device(models_dir: str, path: str, model_name: str | None) -> Prediction:
-    """One prediction; on ZeroGPU Spaces this call gets a GPU slot (see `otter.device.gpu_task`). Plain
+    """One prediction; on ZeroGPU Spaces this call gets a GPU slot (see `otter.model.device.gpu_task`). Plain
     arguments only: ZeroGPU may run it in another process."""
     return shared_model_service(models_dir).predict(path, model_name)
 
@@ -252,14 +252,14 @@ def build_predict_tab(ctx: AppContext) -> dict:
 
 
 def build_explain(ctx: AppContext, image, picker) -> dict:
-    """Predict › "Show where the model looked" (a Grad-CAM overlay beside the label): `otter.ui_explain`."""
+    """Predict › "Show where the model looked" (a Grad-CAM overlay beside the label): `otter.app.ui_explain`."""
     from .ui_explain import build_explain_panel
 
     return build_explain_panel(ctx.models, image, picker, wrap=friendly)
 
 
 def build_review_explain(ctx: AppContext, model_picker):
-    """Curate › Review: the overlay of the image last clicked, for the review's model: `otter.ui_explain`."""
+    """Curate › Review: the overlay of the image last clicked, for the review's model: `otter.app.ui_explain`."""
     from .ui_explain import build_review_explain as build
 
     return build(ctx.models, ctx.data_dir, model_picker, wrap=friendly)
@@ -269,28 +269,28 @@ def build_review_explain(ctx: AppContext, model_picker):
 
 
 def build_web_search(ctx: AppContext, shared: dict) -> dict:
-    """The web image search panel (find images online, download them into a class): `otter.ui_collect`."""
+    """The web image search panel (find images online, download them into a class): `otter.app.ui_collect`."""
     from .ui_collect import build_search_panel
 
     return build_search_panel(ctx.data_dir, wrap=friendly)
 
 
 def build_suspects(ctx: AppContext):
-    """Curate › Suspects: the audit's most suspect images with one-click fixes: `otter.ui_audit`."""
+    """Curate › Suspects: the audit's most suspect images with one-click fixes: `otter.app.ui_audit`."""
     from .ui_audit import build_suspects_tab
 
     return build_suspects_tab(ctx, wrap=friendly)
 
 
 def build_duplicates(ctx: AppContext) -> dict:
-    """Curate › Duplicates: look-alike pairs side by side and groups of copies: `otter.ui_lookalikes`."""
+    """Curate › Duplicates: look-alike pairs side by side and groups of copies: `otter.app.ui_lookalikes`."""
     from .ui_lookalikes import build_duplicates_tab
 
     return build_duplicates_tab(ctx, wrap=friendly)
 
 
 def build_curate_tab(ctx: AppContext) -> dict:
-    """Curate: Images, Trash, Review, Duplicates, Web search, Suspects: `otter.ui_curate`."""
+    """Curate: Images, Trash, Review, Duplicates, Web search, Suspects: `otter.app.ui_curate`."""
     from .ui_curate import build_curate_tab as build
 
     return build(ctx)
@@ -492,7 +492,7 @@ def finished_name(ctx: AppContext) -> str | None:
 
 
 def comparison_view(ctx: AppContext, name: str | None):
-    """The new model beside the default (`otter.default_model.comparison`), and "Use for Predict" when it is
+    """The new model beside the default (`otter.model.default_model.comparison`), and "Use for Predict" when it is
     not the default already."""
     if name is None:
         return "", gr.Button(visible=False)

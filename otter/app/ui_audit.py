@@ -1,7 +1,7 @@
 """Curate › Suspects: the audit's most suspect images, one-click fixes, and a clickable out-of-fold confusion matrix.
 
-Only widgets and wiring: the logic is in `otter.audit` (the audit, its job and the actions) and
-`otter.audit_view` (what is shown), both tested without Gradio.
+Only widgets and wiring: the logic is in `otter.review.audit` (the audit, its job and the actions) and
+`otter.app.audit_view` (what is shown), both tested without Gradio.
 """
 
 from __future__ import annotations

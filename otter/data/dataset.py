@@ -1,6 +1,6 @@
 """A data set is a folder with one subfolder per class. List, add, relabel, trash and restore, verify.
 
-Look-alikes and exact copies are found by `otter.similar` (from the images' embeddings).
+Look-alikes and exact copies are found by `otter.review.similar` (from the images' embeddings).
 
 Nothing is ever deleted: removal moves a file to `<data>/.trash/<id>/` with a note of where it came from
 and why, and `restore` puts it back byte for byte. Every name that comes from a user goes through

@@ -2,7 +2,7 @@
 
 An image whose bytes already sit in any class is a duplicate and is skipped; one that was moved to the
 trash before is refused ("trashed before": restore it from the trash instead). Web downloads
-(`otter.download`) and uploads (`add_images`) both go through `Ledger`, so the rule is one piece of code.
+(`otter.data.download`) and uploads (`add_images`) both go through `Ledger`, so the rule is one piece of code.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Which model answers by default, and the models folder as a person manages it: list, choose, delete.
 
-The default is recorded in `<models>/default.json` (`otter.model_io.default_name` reads it). A new training never
+The default is recorded in `<models>/default.json` (`otter.model.io.default_name` reads it). A new training never
 takes it over by itself: `keep_default` records the current default before a training starts, and the Train tab's
 "Use for Predict" (or `python -m otter models default NAME`) changes it. Deleting moves a model folder to
 `<models>/.trash/<id>/<name>/`; nothing here removes a model's files.

@@ -23,7 +23,7 @@ def evaluate(predictor: Predictor, data_dir: os.PathLike | str) -> dict:
     """Accuracy, confusion matrix and per-class figures, calibration error (15 bins) after and before
     temperature scaling (with the ECE a perfectly calibrated model would measure on as many images), and the share
     flagged "not sure"; images of classes the model does not know are counted in "skipped", unreadable images in
-    "errors". "seen" (`otter.seen.overlap`): how many of the scored images the model trained on and validated on,
+    "errors". "seen" (`otter.data.seen.overlap`): how many of the scored images the model trained on and validated on,
     and the accuracy on those it never saw, or {"known": False, "reason"} for a model that does not record them."""
     classes = predictor.classes
     known = [c for c in list_classes(data_dir) if c in classes]

@@ -69,7 +69,7 @@ def fit_honesty(
     if len(valid_images) == 0:
         if fallback is not None:
             return _fit_from_cross_validation(model, n_classes, size, train_images, train_y, method, fallback, normalize)
-        reason = "no validation split (trained on every image); see otter.honest.refit_model_folder"
+        reason = "no validation split (trained on every image); see otter.model.honest.refit_model_folder"
         return {"temperature": 1.0, "skipped": reason}, {"method": None, "skipped": reason}, {}
     v_feats, v_logits = features_logits(model, valid_images, size, normalize=normalize)
     v_y = np.asarray(valid_y)

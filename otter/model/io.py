@@ -38,12 +38,12 @@ DEFAULT_FILE = "default.json"  # in a models folder: {"default": NAME}, the mode
 SHIPPED_MODEL = "otters"  # the model shipped in the repository: the default when none is recorded
 FORMAT = "otter-model"
 FORMAT_VERSION = 1
-ARCHS = NAMES  # every architecture a model can be built on (otter.backbones)
+ARCHS = NAMES  # every architecture a model can be built on (otter.model.backbones)
 
 
 def build_model(meta: dict) -> torch.nn.Module:
     """An untrained network with the architecture recorded in `meta` (never downloads weights). Built from plain
-    torch/timm/torchvision modules where it can be (`otter.plain_model`: prediction never waits for fastai's
+    torch/timm/torchvision modules where it can be (`otter.model.plain_model`: prediction never waits for fastai's
     import), with fastai for its own xResNets."""
     n_out = len(meta["classes"]) + int(meta.get("extra_outputs", 0))
     try:

@@ -7,7 +7,7 @@ Every score is "higher = more unlike the training classes". Methods:
   Ledoit-Wolf shrinkage because a few hundred images cannot estimate a 512 x 512 covariance;
 - "knn": distance to the k-th nearest training image on L2-normalised features (Sun et al. 2022);
 - "none_class": the margin of an extra "none of these" output, trained on synthetic negatives
-  (`otter.synthetic`), over the real classes.
+  (`otter.data.synthetic`), over the real classes.
 The threshold is the score that accepts `ACCEPT` (95%) of the validation images. Arrays (class means,
 precision matrix, feature bank) live in `ood.safetensors` beside the model; the rest in model.json["ood"].
 """

@@ -183,7 +183,7 @@ class Predictor:
         return res
 
     def explain(self, image: ImageInput, target: str | int | None = None):
-        """Grad-CAM: where the model looked for `target` (default: the predicted class); see `otter.explain`."""
+        """Grad-CAM: where the model looked for `target` (default: the predicted class); see `otter.model.explain`."""
         from .explain import explain  # imported on use: plain prediction never loads it
 
         return explain(self, image, target)

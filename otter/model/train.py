@@ -82,8 +82,8 @@ class TrainConfig:
     mixup: float | None = None  # MixUp alpha; 0 = off
     label_smoothing: float = 0.1
     wd: float | None = None
-    ood_method: str = "mahalanobis"  # "not sure" detector fitted on the validation split (otter.ood.METHODS)
-    negatives: float = 0.0  # synthetic "none of these" images per training image, as an extra output (otter.synthetic)
+    ood_method: str = "mahalanobis"  # "not sure" detector fitted on the validation split (otter.model.ood.METHODS)
+    negatives: float = 0.0  # synthetic "none of these" images per training image, as an extra output (otter.data.synthetic)
     precision: str = "auto"  # "auto" ($OTTER_PRECISION, else bf16 autocast on CPUs with native bf16), "fp32" or "bf16"
     freeze_bn: bool | None = None  # pretrained: the body's BatchNorm keeps ImageNet's statistics (eval mode) throughout
 
@@ -486,7 +486,7 @@ def _device():
 
 def training_precision(cfg: TrainConfig) -> str:
     """The precision training runs in, "fp32" or "bf16" (autocast): what `cfg.precision` means on this machine
-    (`otter.device.pick_precision`). bf16 trains the default recipe ~1.5x faster on a CPU with native bf16."""
+    (`otter.model.device.pick_precision`). bf16 trains the default recipe ~1.5x faster on a CPU with native bf16."""
     from .device import pick_precision
 
     return pick_precision(_device(), None if cfg.precision == "auto" else cfg.precision)
@@ -553,7 +553,7 @@ def none_last(learn) -> None:
 
 
 def _fit_honesty(model, items: list[Path], y: np.ndarray, is_valid: np.ndarray, n_classes: int, cfg: TrainConfig):
-    """Temperature scaling and the "not sure" threshold from the validation split (otter.honest)."""
+    """Temperature scaling and the "not sure" threshold from the validation split (otter.model.honest)."""
     from .honest import fit_honesty
 
     train_idx, valid_idx = np.flatnonzero(~is_valid), np.flatnonzero(is_valid)

@@ -6,11 +6,11 @@ audit scores every image by models that never saw it (out-of-fold), then asks cl
 (it also estimates how many to flag). Two ways to get the out-of-fold probabilities:
 
 - "embeddings" (the default): logistic-regression heads on the pretrained network's embeddings
-  (`otter.embeddings`, cached, so a second audit takes seconds; `otter.heads`);
+  (`otter.review.embeddings`, cached, so a second audit takes seconds; `otter.model.heads`);
 - "finetune": k networks fine-tuned (or trained from scratch) on k stratified folds (`crossval.out_of_fold`).
 
 Byte-identical copies filed under two classes are certain conflicts and come first; look-alikes across
-classes (`otter.similar`, from the same embeddings) come next.
+classes (`otter.review.similar`, from the same embeddings) come next.
 
 The result is saved beside the data (`<data>/.otter/audit.csv` + `audit.json`) with a fingerprint of the
 data set, so the app shows the last audit at once and can say when the data changed since. Images the
@@ -56,7 +56,7 @@ DEFAULT_METHOD = "embeddings"
 QUICK_RECIPE = {"arch": "xresnet18", "pretrained": False, "sizes": (64, 128), "epochs": (10, 8), "mixup": 0.2}
 # The default: with ImageNet weights (efficientnet_lite0's ship in a package, so this works offline) transfer
 # learning is far more accurate, and an audit's ranking is only as good as its models (bench/RESULTS.md).
-# The default recipe (otter.train.PRETRAINED_RECIPE) shortened: 160 px, 2 + 2 epochs per fold.
+# The default recipe (otter.model.train.PRETRAINED_RECIPE) shortened: 160 px, 2 + 2 epochs per fold.
 QUICK_PRETRAINED_RECIPE = {"arch": "efficientnet_lite0", "pretrained": True, "sizes": (160,), "epochs": (2,), "frozen_epochs": 2}
 DEFAULT_FOLDS = 5
 SCORE_METHOD = "self_confidence"  # cleanlab's score: the out-of-fold probability of the given label
