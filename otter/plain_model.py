@@ -1,4 +1,4 @@
-"""The trained network rebuilt for prediction with torch, timm and torchvision alone: no fastai import.
+"""The trained network rebuilt for prediction with torch (and torchvision for its ResNets) alone: no fastai import.
 
 Importing fastai takes about 11 s on a 2-core CPU (it pulls in pandas, matplotlib, scipy, spaCy's hooks...), most
 of the app's cold start. A saved model only needs its modules to have the same names and shapes as the fastai
@@ -14,7 +14,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import backbones
+from . import backbones, lite0
+
+# timm bodies rebuilt in plain torch, with timm's module names (otter/lite0.py says why)
+PLAIN_BODIES = {"efficientnet_lite0": lite0.EfficientNetLite0}
 
 
 class ConcatPool(nn.Module):
@@ -59,6 +62,9 @@ def head(n_features: int, n_out: int) -> nn.Sequential:
 def build(name: str, n_out: int) -> nn.Sequential | None:
     """An untrained `Sequential(body, head)` with the keys of fastai's for `name`, or None for fastai-only bodies."""
     bb = backbones.get(name)
+    if name in PLAIN_BODIES:  # written out here: serving never imports timm (and through it torchvision)
+        net = PLAIN_BODIES[name]()
+        return nn.Sequential(TimmBody(net), head(net.num_features, n_out))
     if bb.library == "timm":
         import timm
 
