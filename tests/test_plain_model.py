@@ -12,10 +12,13 @@ from conftest import ROOT
 from otter import backbones, plain_model
 
 
-@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet18"])
-def test_plain_build_has_fastais_keys_shapes_and_outputs(name):
-    fastai_net = backbones.build(name, 3).eval()
-    plain = plain_model.build(name, 3).eval()
+@pytest.mark.parametrize(
+    "name, head",
+    [("efficientnet_lite0", "linear"), ("efficientnet_lite0", "fastai"), ("resnet18", "fastai"), ("resnet18", "linear")],
+)
+def test_plain_build_has_fastais_keys_shapes_and_outputs(name, head):
+    fastai_net = backbones.build(name, 3, head).eval()
+    plain = plain_model.build(name, 3, head).eval()
     ours = plain.state_dict()
     theirs = fastai_net.state_dict()
     assert list(ours) == list(theirs)
