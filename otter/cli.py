@@ -71,6 +71,7 @@ def cmd_train(args) -> int:
         sizes=args.sizes,
         epochs=epochs,
         frozen_epochs=args.frozen_epochs,
+        head=args.head,
         lr=lr,
         bs=args.bs,
         valid_pct=args.valid_pct,
@@ -445,7 +446,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--sizes", type=_ints, default=None, help="progressive resizing, e.g. 64,128,192")
     t.add_argument("--epochs", type=_ints, default=None, help="epochs per size: one number, or one per size (e.g. 20,25,20)")
-    t.add_argument("--frozen-epochs", type=int, default=None, help="head-only epochs per size (pretrained only; default 3)")
+    t.add_argument(
+        "--head",
+        choices=("linear", "fastai"),
+        default=None,
+        help="linear (pretrained default): one layer fitted exactly by logistic regression on the frozen features before "
+        "fine-tuning; fastai: fastai's two-layer head trained by SGD (the from-scratch default)",
+    )
+    t.add_argument("--frozen-epochs", type=int, default=None, help="head-only SGD epochs per size (pretrained only)")
     t.add_argument(
         "--lr", default=None, help="learning rate, or 'find' to run lr_find (default 1e-3 pretrained, 3e-3 from scratch)"
     )

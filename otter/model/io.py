@@ -46,8 +46,11 @@ def build_model(meta: dict) -> torch.nn.Module:
     torch/timm/torchvision modules where it can be (`otter.model.plain_model`: prediction never waits for fastai's
     import), with fastai for its own xResNets."""
     n_out = len(meta["classes"]) + int(meta.get("extra_outputs", 0))
+    head = meta.get("head", "fastai")  # models saved before linear heads existed have fastai's
+    if head not in plain_model.HEAD_BUILDERS:
+        raise ModelError(f"unknown head {head!r} in model.json; this version knows {', '.join(plain_model.HEAD_BUILDERS)}")
     try:
-        return plain_model.build(meta["arch"], n_out) or build(meta["arch"], n_out)
+        return plain_model.build(meta["arch"], n_out, head) or build(meta["arch"], n_out, head)
     except BackboneError as ex:
         raise ModelError(str(ex)) from ex
 

@@ -1,4 +1,4 @@
-"""The trained network rebuilt for prediction with torch, timm and torchvision alone: no fastai import.
+"""The trained network rebuilt for prediction with torch (and torchvision for its ResNets) alone: no fastai import.
 
 Importing fastai takes about 11 s on a 2-core CPU (it pulls in pandas, matplotlib, scipy, spaCy's hooks...), most
 of the app's cold start. A saved model only needs its modules to have the same names and shapes as the fastai
@@ -14,7 +14,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import backbones
+from . import backbones, lite0
+
+# timm bodies rebuilt in plain torch, with timm's module names (otter/model/lite0.py says why)
+PLAIN_BODIES = {"efficientnet_lite0": lite0.EfficientNetLite0}
 
 
 class ConcatPool(nn.Module):
@@ -56,18 +59,31 @@ def head(n_features: int, n_out: int) -> nn.Sequential:
     )
 
 
-def build(name: str, n_out: int) -> nn.Sequential | None:
-    """An untrained `Sequential(body, head)` with the keys of fastai's for `name`, or None for fastai-only bodies."""
+def linear_head(n_features: int, n_out: int) -> nn.Sequential:
+    """fastai's `create_head` with `backbones.HEAD_OPTIONS["linear"]`: average pool, flatten, one Linear with bias."""
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(n_features, n_out))
+
+
+HEAD_BUILDERS = {"fastai": head, "linear": linear_head}
+
+
+def build(name: str, n_out: int, head_kind: str = "fastai") -> nn.Sequential | None:
+    """An untrained `Sequential(body, head)` with the keys of fastai's for `name` and head kind (model.json's "head":
+    "fastai", the default head, or "linear"), or None for fastai-only bodies."""
+    make_head = HEAD_BUILDERS[head_kind]
     bb = backbones.get(name)
+    if name in PLAIN_BODIES:  # written out here: serving never imports timm (and through it torchvision)
+        net = PLAIN_BODIES[name]()
+        return nn.Sequential(TimmBody(net), make_head(net.num_features, n_out))
     if bb.library == "timm":
         import timm
 
         net = timm.create_model(backbones.TIMM_NAMES[name], pretrained=False, num_classes=0, global_pool="")
-        return nn.Sequential(TimmBody(net), head(net.num_features, n_out))
+        return nn.Sequential(TimmBody(net), make_head(net.num_features, n_out))
     if bb.library == "torchvision":
         import torchvision.models as tvm
 
         net = getattr(tvm, name)(weights=None)
         n_features = net.fc.in_features
-        return nn.Sequential(nn.Sequential(*list(net.children())[:-2]), head(n_features, n_out))  # fastai cuts at -2
+        return nn.Sequential(nn.Sequential(*list(net.children())[:-2]), make_head(n_features, n_out))  # fastai cuts at -2
     return None
