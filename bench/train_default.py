@@ -59,7 +59,7 @@ def honesty_fallback(cv_file: Path, rows: list[dict]) -> dict:
 
 def _is_recipe(run: dict, cfg: TrainConfig) -> bool:
     """Whether a bench/recipe_search.py row's config is the recipe `cfg` trains (lists read as tuples)."""
-    keys = ("arch", "sizes", "epochs", "frozen_epochs", "lr", "freeze_bn", "mixup")
+    keys = ("arch", "sizes", "epochs", "frozen_epochs", "lr", "freeze_bn", "mixup", "head")
     return all((tuple(run[k]) if isinstance(run.get(k), list) else run.get(k)) == getattr(cfg, k) for k in keys)
 
 
