@@ -404,7 +404,7 @@ def trash_duplicates(root: os.PathLike | str, table: pd.DataFrame) -> str:
 # ---------------------------------------------------------------------------------------- look-alikes
 
 PAIRS_SHOWN = 100  # most similar pairs listed in Curate › Duplicates
-PAIR_COLUMNS = ["left", "left class", "right", "right class", "score", "look-alike"]
+PAIR_COLUMNS = ["left", "left class", "right", "right class", "score", "look-alike", "hash bits"]
 
 
 def lookalike_views(root: os.PathLike | str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
@@ -421,7 +421,7 @@ def lookalike_views(root: os.PathLike | str) -> tuple[pd.DataFrame, pd.DataFrame
 def pairs_table(pairs: list[dict], limit: int = PAIRS_SHOWN) -> pd.DataFrame:
     """The most similar pairs as `similar.pairs` gives them: look-alikes first and, among them and among the rest,
     pairs filed under different classes first (one of the two is mislabelled, or both are the same photo),
-    then the highest score."""
+    then the highest score. "hash bits": how far apart their perceptual hashes are, when close enough to count."""
     rows = [
         {
             "left": p["a"],
@@ -430,6 +430,7 @@ def pairs_table(pairs: list[dict], limit: int = PAIRS_SHOWN) -> pd.DataFrame:
             "right class": p["b"].split("/", 1)[0],
             "score": round(p["score"], 2),
             "look-alike": "yes" if p["lookalike"] else "",
+            "hash bits": "" if p.get("hash_bits") is None else str(p["hash_bits"]),
         }
         for p in pairs
     ]
