@@ -132,6 +132,35 @@ def test_a_damaged_hash_cache_is_rebuilt(copies_copy):
     assert similar.embed_folder(data).phash[first] != 0
 
 
+def test_more_like_this_lists_an_images_edited_copy_first(copies_set):
+    data, copies = copies_set
+    emb = similar.embed_folder(data, compute_missing=False)
+    for copy, original in copies.items():
+        found = similar.neighbours(emb, original, k=5)
+        assert [n["image"] for n in found][0] == copy, (original, found)
+        assert len(found) == 5 and original not in [n["image"] for n in found]
+        assert [n["similarity"] for n in found] == sorted((n["similarity"] for n in found), reverse=True)
+        assert all(n["class"] == n["image"].split("/")[0] for n in found)
+    assert similar.neighbours(emb, "river/not-there.jpg") == []
+
+
+def test_more_like_this_view_says_what_is_not_computed_yet(copies_copy):
+    data, copies = copies_copy
+    copy, original = next(iter(copies.items()))
+    view = curate.more_like_this(data, original)
+    assert view["missing"] == 0 and view["images"][0] == copy and len(view["items"]) == similar.MORE_LIKE_THIS
+    path, caption = view["items"][0]
+    assert Path(path) == data / copy and caption.startswith(f"{copy} · 0.")
+    shutil.copyfile(data / original, data / "sea" / "new.jpg")
+    (data / "sea" / "new.jpg").write_bytes((data / original).read_bytes() + b"\0")  # new bytes: no embedding yet
+    assert "1 image not compared yet" in curate.more_like_this(data, original)["line"]
+    fresh = curate.more_like_this(data, "sea/new.jpg")
+    assert fresh["missing"] == 1 and fresh["items"] == [] and "not computed yet" in fresh["line"]
+    similar.embed_folder(data)  # what the app's job does; then the new image is listed
+    assert curate.more_like_this(data, "sea/new.jpg")["images"][0] == original
+    assert "no longer in the data set" in curate.more_like_this(data, "sea/gone.jpg")["line"]
+
+
 def test_blockwise_neighbours_match_the_full_matrix():
     rng = np.random.default_rng(0)
     v = rng.normal(size=(300, 16)).astype(np.float32)
