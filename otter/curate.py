@@ -413,7 +413,8 @@ def lookalike_views(root: os.PathLike | str) -> tuple[pd.DataFrame, pd.DataFrame
     from .embeddings import NOT_YET, embed_folder
 
     emb = embed_folder(root, compute_missing=False)
-    missing = sum(reason == NOT_YET for reason in emb.failed.values())
+    # An image without its perceptual hash yet (a cache from before hashes) is only half searched.
+    missing = sum(reason == NOT_YET for reason in emb.failed.values()) + sum(sha not in emb.phash for sha in emb.sha256)
     note = f"{missing} image{'s' if missing != 1 else ''} not searched yet: press Find look-alikes." if missing else ""
     return pairs_table(similar.pairs(emb, root)), duplicates_table(root, similar.groups(emb, root)), note
 

@@ -103,6 +103,10 @@ def test_blurred_and_shrunk_copies_group_by_their_perceptual_hash(copies_copy):
         pair = found.get((copy, original)) or found[(original, copy)]
         assert pair["lookalike"] and pair["hash_bits"] <= similar.MAX_HASH_BITS
     assert json.loads(perceptual.cache_path(data).read_text())["spec"] == perceptual.spec()
+    perceptual.cache_path(data).unlink()  # embeddings cached before the hashes were: the view says so
+    assert f"{len(copies) + 62} images not searched yet" in curate.lookalike_views(data)[2]
+    similar.find_duplicates(data)
+    assert curate.lookalike_views(data)[2] == ""
 
 
 def test_close_hashes_are_found_blockwise_as_in_all_pairs():
