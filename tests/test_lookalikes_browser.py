@@ -41,16 +41,19 @@ def page(app):
 
 
 def test_clicking_an_image_lists_its_planted_copy_first_and_a_click_selects_it(app):
-    """Runs first in this module: the embeddings are not computed yet, so the click starts computing them."""
+    """Runs first in this module: the embeddings are not computed yet, so with the box ticked the click starts
+    computing them."""
     from playwright.sync_api import expect
 
     name = real_photos("river", 1)[0].name
     assert not (app["data"] / ".otter").exists()
     with browser_page(app["url"], height=1100) as page:
         page.get_by_role("tab", name="Curate").click()
-        expect(page.locator("#curate-class input")).to_have_value("river")
-        page.locator("#curate-gallery button.thumbnail-item", has=page.locator(f"img[alt='{name}']")).click()
+        expect(page.locator("#curate-class input")).to_have_value("river", timeout=60_000)
+        page.locator("#curate-similar-on input").check()
         line = page.locator("#curate-similar-line")
+        expect(line).to_contain_text("Click an image to see the images most like it")
+        page.locator("#curate-gallery button.thumbnail-item", has=page.locator(f"img[alt='{name}']")).click()
         expect(line).to_contain_text(re.compile("Computing embeddings|Looking at the images"))  # and says so
         expect(line).to_contain_text(f"More like river/{name}, most similar first", timeout=TIMEOUT_MS)
         expect(line).not_to_contain_text("Computing embeddings")
