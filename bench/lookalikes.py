@@ -1,16 +1,18 @@
-"""Look-alikes by embedding similarity: which threshold groups edited copies with their originals and leaves
-different photos apart? Compared with a plain cosine threshold and with the perceptual hash used before.
+"""Look-alikes: which rule groups edited copies with their originals and leaves different photos apart? The
+embedding score (`otter.similar`) alone, a perceptual hash alone, and the two together (either one says so).
 
-    python bench/lookalikes.py [--data ../shared/otters] [--plantings 3] [--show 0.20]
+    python bench/lookalikes.py [--data ../shared/otters] [--plantings 6] [--show]
 
 For each planting (seed 0, 1, ...), into a copy of the photos: one edited copy of each of 10 random photos (centre
 crop, off-centre crop, mirror, 10° rotation, grey, a pasted box, 1/4 downscale + JPEG 30, blur, brighter and more
 contrast, mirror + crop), and 4 versions of each of 3 other photos (60% size, JPEG 40, brighter, mirrored and
-cropped): a photo found on several web sites. Embeddings as `otter.embeddings` computes them; groups as
-`otter.similar` forms them (pairs scoring at least the threshold, joined). Counted: single copies grouped with
+cropped): a photo found on several web sites. Embeddings as `otter.embeddings` computes them (kept by
+content in --cache, so a rerun computes nothing); groups as `otter.similar` forms them (look-alike pairs, joined):
+by the embedding score alone, by a perceptual hash (imagehash) alone, and by either; the default row goes through
+`otter.similar.groups` itself. Counted: single copies grouped with
 their original (of 10), photos whose 4 versions all share its group (of 3), and other groups (no planted image
-in them: look-alikes already in the sample photos, or different photos put together). `--show T` lists the
-other groups at threshold T.
+in them: look-alikes already in the sample photos, or different photos put together). `--show` lists the
+default's other groups and the copies it misses.
 """
 
 from __future__ import annotations
@@ -131,30 +133,53 @@ def count(groups: list[set[int]], copies: dict[int, int], versions: list[set[int
     }
 
 
-def cosine_pairs(v: np.ndarray) -> list[tuple[int, int, float]]:
-    u = v / np.linalg.norm(v, axis=1, keepdims=True)
-    sim = u @ u.T
-    i, j = np.nonzero(np.triu(sim > 0.5, k=1))
-    return list(zip(i.tolist(), j.tolist(), sim[i, j].tolist()))
+def hamming_pairs(codes: np.ndarray, max_bits: int) -> list[tuple[int, int, float]]:
+    """(i, j, 1.0) for every pair of 64-bit hashes within `max_bits` bits (all pairs: a few hundred images)."""
+    bits = np.bitwise_count(codes[:, None] ^ codes[None, :])
+    i, j = np.nonzero(np.triu(bits <= max_bits, k=1))
+    return [(int(a), int(b), 1.0) for a, b in zip(i, j)]
 
 
-def phash_pairs(data: Path, images: list[str]) -> list[tuple[int, int, float]]:
-    """(i, j, 1 - Hamming distance / 64) of the 64-bit perceptual hashes (the look-alike finder before)."""
+def hashes(paths: list[Path], kind: str) -> np.ndarray:
+    """64-bit imagehash hashes (phash, dhash, whash) of the images, as loaded everywhere else."""
     import imagehash
 
     from otter.data.images import load_image
 
-    bits = np.array([imagehash.phash(load_image(data / r)).hash.flatten() for r in images], dtype=bool)
-    sim = 1.0 - (bits[:, None, :] != bits[None, :, :]).sum(-1) / 64.0
-    i, j = np.nonzero(np.triu(sim >= 0.8, k=1))
-    return list(zip(i.tolist(), j.tolist(), sim[i, j].tolist()))
+    fn = {"phash": imagehash.phash, "dhash": imagehash.dhash, "whash": imagehash.whash}[kind]
+    return np.array([int(str(fn(load_image(p))), 16) for p in paths], dtype=np.uint64)
+
+
+def embed_cached(paths: list[Path], cache: Path, flip: bool = True) -> np.ndarray:
+    """Embeddings of `paths` as `otter.embeddings` computes them, kept by content in `cache` (a folder of its own:
+    the plantings are the same bytes every run, so a rerun computes nothing)."""
+    from otter.review import embeddings as emb
+
+    spec = emb.spec(flip)
+    path = cache / f"{emb.spec_key(spec)}.safetensors"
+    known = emb.load_cache(path, spec)
+    shas = [emb.sha256_file(p) for p in paths]
+    todo = sorted({sha: i for i, sha in reversed(list(enumerate(shas))) if sha not in known}.values())
+    if todo:
+        vectors, failed = emb.compute([paths[i] for i in todo], flip=flip)
+        assert not failed, failed
+        known |= {shas[i]: v for i, v in zip(todo, vectors)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for other in path.parent.glob("*.safetensors"):  # save_cache removes other specs' files: keep them
+            if other != path:
+                other.rename(other.with_suffix(".keep"))
+        emb.save_cache(path, spec, known)
+        for kept in path.parent.glob("*.keep"):
+            kept.rename(kept.with_suffix(".safetensors"))
+    return np.stack([known[sha] for sha in shas]).astype(np.float32)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT / ".." / "shared" / "otters"))
-    ap.add_argument("--plantings", type=int, default=3)
-    ap.add_argument("--show", type=float, help="list the groups without a planted image at this threshold")
+    ap.add_argument("--plantings", type=int, default=6)
+    ap.add_argument("--cache", default=str(Path.home() / ".cache" / "otter-bench-lookalikes"), help="embeddings kept here")
+    ap.add_argument("--show", action="store_true", help="list the default's groups without a planted image, and its misses")
     args = ap.parse_args()
 
     from otter.data import dataset
@@ -162,9 +187,10 @@ def main() -> None:
     from otter.review import similar
 
     rows: dict[str, list[dict]] = {}
-    per_edit: dict[str, list[float]] = {}
+    per_edit: dict[str, list[dict]] = {}
     nn_hits = []
     load = os.getloadavg()[0]
+    default = f"**the default: score >= {similar.NEAR_SCORE:.2f} or pHash within {similar.MAX_HASH_BITS} bits (similar.groups)**"
     for seed in range(args.plantings):
         with tempfile.TemporaryDirectory(prefix="otter-bench-lookalikes-") as tmp:
             data = Path(tmp) / "data"
@@ -172,40 +198,79 @@ def main() -> None:
             copies, versions = plant(data, seed)
             paths = dataset.list_images(data)
             images = [dataset.rel(data, p) for p in paths]
-            idx = {r: i for i, r in enumerate(images)}
+            n, idx = len(images), {r: i for i, r in enumerate(images)}
             t = time.monotonic()
-            vectors, _ = emb.compute(paths)
-            print(f"planting {seed}: {len(images)} images, embeddings {time.monotonic() - t:.0f}s", flush=True)
+            vectors = embed_cached(paths, Path(args.cache))
+            unflipped = embed_cached(paths, Path(args.cache), flip=False)
+            print(f"planting {seed}: {n} images, embeddings {time.monotonic() - t:.0f}s (cache: {args.cache})", flush=True)
             c = {idx[k]: idx[v] for k, v in copies.items()}
             vs = [{idx[x] for x in g} for g in versions]
-            scored = similar.scored_pairs(vectors)
-            by_pair = {(i, j): s for i, j, s in scored}
+            scored, score_of = similar._scores(vectors)
+            candidates = {(i, j) for i, j, _ in scored}
+            centred = similar._unit_centred(vectors)
+            codes = {kind: hashes(paths, kind) for kind in ("phash", "dhash", "whash")}
             for (k, o), name in zip(c.items(), EDITS):
-                per_edit.setdefault(name, []).append(round(by_pair.get((min(k, o), max(k, o)), float("nan")), 3))
+                a, b = min(k, o), max(k, o)
+                bits = {kind: int(np.bitwise_count(h[a] ^ h[b])) for kind, h in codes.items()}
+                per_edit.setdefault(name, []).append({"score": round(score_of(a, b), 3), **bits})
             unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
             sim = unit @ unit.T
             np.fill_diagonal(sim, -1)
             nn_hits.append(sum(int(sim[k].argmax()) == o for k, o in c.items()))
-            for th in (0.10, 0.15, 0.18, 0.20, 0.22, 0.25, 0.30):
-                rows.setdefault(f"embeddings, score >= {th:.2f}", []).append(count(union(len(images), scored, th), c, vs))
-            cos = cosine_pairs(vectors)
-            for th in (0.80, 0.85, 0.90, 0.95):
-                rows.setdefault(f"embeddings, plain cosine >= {th:.2f}", []).append(count(union(len(images), cos, th), c, vs))
-            rows.setdefault("perceptual hash within 4 bits (before)", []).append(
-                count(union(len(images), phash_pairs(data, images), 1 - 4 / 64), c, vs)
+
+            def add(name: str, pairs: list, threshold: float = 0.5, n=n, c=c, vs=vs) -> None:
+                rows.setdefault(name, []).append(count(union(n, pairs, threshold), c, vs))
+
+            for th in (0.15, 0.18, 0.20, 0.22):
+                add(f"embeddings alone, score >= {th:.2f}" + (" (the default before)" if th == 0.20 else ""), scored, th)
+            add("embeddings without mirror averaging, score >= 0.20", similar.scored_pairs(unflipped), 0.20)
+            for bits in (4, 8):
+                add(f"pHash alone, within {bits} bits", hamming_pairs(codes["phash"], bits))
+            emb_pairs = [(i, j, 1.0) for i, j, s in scored if s >= 0.20]
+            for bits in (2, 4, 6, 8, 10, 12):
+                add(f"score >= 0.20 or pHash within {bits} bits", emb_pairs + hamming_pairs(codes["phash"], bits))
+            close4 = hamming_pairs(codes["phash"], 4)
+            add("score >= 0.18 or pHash within 4 bits", [(i, j, 1.0) for i, j, s in scored if s >= 0.18] + close4)
+            add(
+                "score >= 0.20 or (pHash within 4 bits, among the 12 nearest)",
+                emb_pairs + [p for p in close4 if p[:2] in candidates],
             )
-            if args.show is not None:
+            add(
+                "score >= 0.20 or (pHash within 4 bits and centred cosine >= 0.3)",
+                emb_pairs + [p for p in close4 if centred[p[0]] @ centred[p[1]] >= 0.3],
+            )
+            unflipped_pairs = [(i, j, 1.0) for i, j, s in similar.scored_pairs(unflipped) if s >= 0.20]
+            add("without mirror averaging: score >= 0.20 or pHash within 4 bits", unflipped_pairs + close4)
+            for kind in ("dhash", "whash"):
+                add(f"score >= 0.20 or {kind} within 4 bits", emb_pairs + hamming_pairs(codes[kind], 4))
+            # The default end to end through the library: the embeddings with their pHashes -> similar.groups.
+            shas = [emb.sha256_file(p) for p in paths]
+            e = emb.Embeddings(images, shas, vectors, hashes=dict(zip(images, shas)))
+            e.phash = {sha: int(code) for sha, code in zip(shas, codes["phash"])}
+            found = [{idx[x] for x in g} for g in similar.groups(e)["near"]]
+            rows.setdefault(default, []).append(count(found, c, vs))
+            if args.show:
                 planted = set(c) | set(c.values()) | set().union(*vs)
-                for g in union(len(images), scored, args.show):
+                for g in found:
                     if not g & planted:
                         print("  other group:", " ".join(sorted(images[i] for i in g)), flush=True)
-    print(json.dumps({"load": load, "nearest_neighbour_is_original": nn_hits, "copy_scores_per_edit": per_edit}))
+                missed = [
+                    f"{images[k]} ({name})" for (k, o), name in zip(c.items(), EDITS) if not any(k in g and o in g for g in found)
+                ]
+                print("  copies missed:", ", ".join(missed) or "none", flush=True)
+    print(json.dumps({"load": load, "nearest_neighbour_is_original": nn_hits, "copy_score_and_hash_bits_per_edit": per_edit}))
     print(f"\n{args.plantings} plantings (seeds 0-{args.plantings - 1}) among the sample photos; load average {load:.1f}\n")
-    print("| method | copies grouped (of 10) | photos with all 4 versions grouped (of 3) | other groups | largest group |")
-    print("| --- | --- | --- | --- | --- |")
+    print(
+        "| method | copies grouped (of 10) | plantings with >= 9 | photos with all 4 versions grouped (of 3) | other groups | largest group |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
     for name, rs in rows.items():
         cells = [" / ".join(str(r[k]) for r in rs) for k in ("copies_grouped", "versions_grouped", "other_groups")]
-        print(f"| {name} | {cells[0]} | {cells[1]} | {cells[2]} | {max(r['largest_group'] for r in rs)} |")
+        mean = np.mean([r["copies_grouped"] for r in rs])
+        nine = sum(r["copies_grouped"] >= 9 for r in rs)
+        print(
+            f"| {name} | {cells[0]} (mean {mean:.1f}) | {nine} of {len(rs)} | {cells[1]} | {cells[2]} | {max(r['largest_group'] for r in rs)} |"
+        )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
-"""Curate › Duplicates in a real browser: find look-alikes, click a pair filed under two classes, trash one image
-of it, then restore it from the Trash."""
+"""Look-alikes in a real browser: in Curate › Images, a click on an image lists the images most like it (the
+embeddings computed first, the cache being cold); in Curate › Duplicates, find look-alikes, click a pair filed
+under two classes, trash one image of it, then restore it from the Trash."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from PIL import Image, ImageOps
@@ -35,6 +38,31 @@ def app(tmp_path_factory):
 def page(app):
     with browser_page(app["url"], height=1100) as page:
         yield page
+
+
+def test_clicking_an_image_lists_its_planted_copy_first_and_a_click_selects_it(app):
+    """Runs first in this module: the embeddings are not computed yet, so with the box ticked the click starts
+    computing them."""
+    from playwright.sync_api import expect
+
+    name = real_photos("river", 1)[0].name
+    assert not (app["data"] / ".otter").exists()
+    with browser_page(app["url"], height=1100) as page:
+        page.get_by_role("tab", name="Curate").click()
+        expect(page.locator("#curate-class input")).to_have_value("river", timeout=60_000)
+        page.locator("#curate-similar-on input").check()
+        line = page.locator("#curate-similar-line")
+        expect(line).to_contain_text("Click an image to see the images most like it")
+        page.locator("#curate-gallery button.thumbnail-item", has=page.locator(f"img[alt='{name}']")).click()
+        expect(line).to_contain_text(re.compile("Computing embeddings|Looking at the images"))  # and says so
+        expect(line).to_contain_text(f"More like river/{name}, most similar first", timeout=TIMEOUT_MS)
+        expect(line).not_to_contain_text("Computing embeddings")
+        first = page.locator("#curate-similar button.thumbnail-item").first
+        expect(first.locator("img")).to_have_attribute(
+            "alt", re.compile(r"^sea/mirrored\.jpg · 0\.9\d$")
+        )  # class/file · similarity
+        first.click()
+        expect(page.locator("#curate-selected")).to_contain_text("sea/mirrored.jpg")
 
 
 def test_click_a_lookalike_pair_trash_one_image_and_restore_it(page, app):

@@ -404,7 +404,7 @@ def trash_duplicates(root: os.PathLike | str, table: pd.DataFrame) -> str:
 # ---------------------------------------------------------------------------------------- look-alikes
 
 PAIRS_SHOWN = 100  # most similar pairs listed in Curate › Duplicates
-PAIR_COLUMNS = ["left", "left class", "right", "right class", "score", "look-alike"]
+PAIR_COLUMNS = ["left", "left class", "right", "right class", "score", "look-alike", "hash bits"]
 
 
 def lookalike_views(root: os.PathLike | str) -> tuple[pd.DataFrame, pd.DataFrame, str]:
@@ -413,15 +413,41 @@ def lookalike_views(root: os.PathLike | str) -> tuple[pd.DataFrame, pd.DataFrame
     from ..review.embeddings import NOT_YET, embed_folder
 
     emb = embed_folder(root, compute_missing=False)
-    missing = sum(reason == NOT_YET for reason in emb.failed.values())
+    # An image without its perceptual hash yet (a cache from before hashes) is only half searched.
+    missing = sum(reason == NOT_YET for reason in emb.failed.values()) + sum(sha not in emb.phash for sha in emb.sha256)
     note = f"{missing} image{'s' if missing != 1 else ''} not searched yet: press Find look-alikes." if missing else ""
     return pairs_table(similar.pairs(emb, root)), duplicates_table(root, similar.groups(emb, root)), note
+
+
+def more_like_this(root: os.PathLike | str, image: str | None) -> dict:
+    """The images most like `image` (class/file), from the cached embeddings only (nothing is computed here):
+    {"items": [(path, "class/file · similarity")] for a gallery, "images": their class/file names, "line": what the
+    list is, "missing": how many images have no embedding yet (the caller computes them, then asks again)}."""
+    from ..review.embeddings import NOT_YET, embed_folder
+
+    if not image:
+        return {"items": [], "images": [], "line": "Click an image to see the images most like it.", "missing": 0}
+    if not (Path(root) / image).is_file():
+        return {"items": [], "images": [], "line": f"{image} is no longer in the data set.", "missing": 0}
+    emb = embed_folder(root, compute_missing=False)
+    missing = sum(reason == NOT_YET for reason in emb.failed.values())
+    found = similar.neighbours(emb, image)
+    if image in emb.failed and emb.failed[image] != NOT_YET:
+        line = f"{image} cannot be read ({emb.failed[image]})."
+    elif image in emb.failed:
+        line = f"**More like {image}**: its embedding is not computed yet."
+    else:
+        line = f"**More like {image}**, most similar first (click one to select it)."
+        if missing:
+            line += f" {missing} image{'s' if missing != 1 else ''} not compared yet."
+    items = [(str(Path(root) / n["image"]), f"{n['image']} · {n['similarity']:.2f}") for n in found]
+    return {"items": items, "images": [n["image"] for n in found], "line": line, "missing": missing}
 
 
 def pairs_table(pairs: list[dict], limit: int = PAIRS_SHOWN) -> pd.DataFrame:
     """The most similar pairs as `similar.pairs` gives them: look-alikes first and, among them and among the rest,
     pairs filed under different classes first (one of the two is mislabelled, or both are the same photo),
-    then the highest score."""
+    then the highest score. "hash bits": how far apart their perceptual hashes are, when close enough to count."""
     rows = [
         {
             "left": p["a"],
@@ -430,6 +456,7 @@ def pairs_table(pairs: list[dict], limit: int = PAIRS_SHOWN) -> pd.DataFrame:
             "right class": p["b"].split("/", 1)[0],
             "score": round(p["score"], 2),
             "look-alike": "yes" if p["lookalike"] else "",
+            "hash bits": "" if p.get("hash_bits") is None else str(p["hash_bits"]),
         }
         for p in pairs
     ]

@@ -15,6 +15,8 @@ import gradio as gr
 from ..data.dataset import list_classes
 from ..errors import OtterError
 from ..model.io import ModelError, read_meta
+from ..model.jobs import TrainError
+from ..review.similar import LookalikeJob
 from . import curate, ui_collect
 from .ui import (
     AppContext,
@@ -28,6 +30,7 @@ from .ui import (
 from .ui import (
     payload_path as _path,
 )
+from .ui_lookalikes import job_line
 
 # 8 columns even for a few images (not fewer, wider ones): the height below assumes it.
 GALLERY = {"columns": 8, "fit_columns": False, "height": 640, "allow_preview": False}  # 4 rows in view, then scroll
@@ -84,6 +87,20 @@ def build_images() -> dict:
         delete_btn = gr.Button("Delete selected (to trash)", variant="stop", elem_id="curate-delete")
         target = gr.Dropdown(label="Move selected to", choices=[], allow_custom_value=True)
         move_btn = gr.Button("Move")
+    # More like this: the clicked image's nearest neighbours by embedding (otter.similar.neighbours). Off by
+    # default: a data set without embeddings yet would have them computed (minutes of both cores) at the first click.
+    similar_on = gr.Checkbox(
+        label="More like this: list the images most like the one clicked", value=False, elem_id="curate-similar-on"
+    )
+    similar_line = gr.Markdown(curate.more_like_this(None, None)["line"], elem_id="curate-similar-line", visible=False)
+    similar_grid = gr.Gallery(
+        label="More like this (click to select)",
+        elem_id="curate-similar",
+        columns=8,
+        height=210,
+        allow_preview=False,
+        visible=False,
+    )
     with gr.Accordion("Upload images into this class", open=False):
         uploads = gr.File(file_count="multiple", file_types=["image"], label="Images", elem_id="curate-uploads")
         upload_btn = gr.Button("Add to class", elem_id="curate-upload")
@@ -254,12 +271,63 @@ def build_curate_tab(ctx: AppContext) -> dict:
         sel = sel + [r for r in rels if r not in sel]
         return sel, curate.selection_line(sel)
 
+    # More like this: with the box ticked, a click on an image also lists its nearest neighbours; with embeddings
+    # missing, the look-alike job computes them first (progress in the line, polled by the timer), then the list.
+    subject, neighbours = gr.State(None), gr.State([])  # the image clicked last; the class/file names listed
+    similar_timer = gr.Timer(1.0, active=False)
+    similar_outputs = [im["similar_line"], im["similar_grid"], neighbours, subject, similar_timer]
+
+    def similar_view(image, start=False):
+        view = curate.more_like_this(root, image)
+        job = LookalikeJob.current()
+        running = job is not None and job.running
+        line = view["line"]
+        if view["missing"] and start and not running:
+            try:
+                job, running = LookalikeJob(root).start(), True
+            except TrainError as ex:
+                line += f" ⚠️ {one_line(ex)}"
+        if running:
+            line += " " + (job_line(job) or "Computing embeddings…")
+        elif view["missing"] and job is not None and job.state in ("failed", "cancelled"):
+            line += " " + job_line(job)
+        shown = {"visible": True}
+        return (
+            gr.Markdown(line, **shown),
+            gr.Gallery(value=view["items"], **shown),
+            view["images"],
+            image,
+            gr.Timer(active=running),
+        )
+
+    def on_click_similar(evt: gr.SelectData, rels, on):
+        if evt.index is None or evt.index >= len(rels):
+            return (gr.skip(),) * len(similar_outputs)
+        if not on:  # remember the image, compute nothing
+            return gr.skip(), gr.skip(), gr.skip(), rels[evt.index], gr.skip()
+        return similar_view(rels[evt.index], start=True)
+
+    def on_similar_box(on, image):
+        if on:
+            return similar_view(image, start=True)
+        return gr.Markdown(visible=False), gr.Gallery(value=[], visible=False), [], image, gr.Timer(active=False)
+
+    def refresh_similar(image, on):
+        return similar_view(image) if on else (gr.skip(),) * len(similar_outputs)
+
+    im["grid"].select(friendly(on_click_similar), [shown, im["similar_on"]], similar_outputs, **ONE_AT_A_TIME)
+    im["similar_on"].input(friendly(on_similar_box), [im["similar_on"], subject], similar_outputs, **PRIVATE)
+    similar_timer.tick(friendly(refresh_similar), [subject, im["similar_on"]], similar_outputs, **PRIVATE)
+    im["similar_grid"].select(toggle, [neighbours, picked], [picked, im["selected"]], **ONE_AT_A_TIME)
+
     im["select_page"].click(select_page, [shown, picked], [picked, im["selected"]], **PRIVATE)
     im["select_none"].click(lambda: ([], curate.selection_line([])), None, [picked, im["selected"]], **PRIVATE)
-    im["delete_btn"].click(act(lambda sel: curate.delete(root, sel)), [im["cls"], page, picked], all_outputs, **PRIVATE)
+    im["delete_btn"].click(act(lambda sel: curate.delete(root, sel)), [im["cls"], page, picked], all_outputs, **PRIVATE).then(
+        friendly(refresh_similar), [subject, im["similar_on"]], similar_outputs, **PRIVATE
+    )
     im["move_btn"].click(
         act(lambda sel, t: curate.move(root, sel, t)), [im["cls"], page, picked, im["target"]], all_outputs, **PRIVATE
-    )
+    ).then(friendly(refresh_similar), [subject, im["similar_on"]], similar_outputs, **PRIVATE)
     im["add_btn"].click(
         friendly(lambda name: everything(name.strip() if name else None, curate.add_class(root, name or ""))),
         [im["new_class"]],

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import gradio as gr
 
 from ..model.jobs import TrainError
-from ..review.similar import NEAR_SCORE, LookalikeJob
+from ..review.similar import MAX_HASH_BITS, NEAR_SCORE, LookalikeJob
 from . import curate
 from .jobview import fmt_time as _fmt_time
 
@@ -50,7 +50,9 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> dict:
         "**Look-alikes**: the same photo twice, cropped, mirrored, recoloured, re-encoded or blurred, found from what "
         "the pretrained network sees in each image. Pairs filed under different classes come first: one of the two "
         f"has the wrong label. *score*: how much more alike the two are than each is to its closest other images; "
-        f"from {NEAR_SCORE:.2f} they count as look-alikes (`python -m otter verify` groups them)."
+        f"from {NEAR_SCORE:.2f} they count as look-alikes, and so do two images whose perceptual hashes differ in at "
+        f"most {MAX_HASH_BITS} of 64 bits (*hash bits*: blurred, shrunk or re-encoded copies, which can score low). "
+        "`python -m otter verify` groups them the same way."
     )
     with gr.Row():
         find_btn = gr.Button("Find look-alikes", variant="primary", elem_id="dup-find", scale=1)

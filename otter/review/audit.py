@@ -317,6 +317,7 @@ def audit(
         "embeddings_computed": emb.computed,
         "score_method": SCORE_METHOD,
         "near_score": similar.NEAR_SCORE,
+        "near_hash_bits": similar.MAX_HASH_BITS,
         "accuracy": result.accuracy(),
         "n_flagged": len(result.flagged),
         # The data changed while the audit ran: keep the fingerprint of what was audited, so it reads as stale.

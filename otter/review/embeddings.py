@@ -11,7 +11,8 @@ and their vectors (n x 1280 float32), plus the spec (network, weights, size, nor
 of both arrays in the file's metadata. It is keyed by content, so a renamed or relabelled image keeps its
 vector and only added or edited images are computed; a different spec is a different file (the old one is
 removed), and a file that does not load or whose checksum does not match is rebuilt, never trusted.
-Nothing in it is a pickle: safetensors holds plain arrays.
+Nothing in it is a pickle: safetensors holds plain arrays. Each image's perceptual hash comes with its vector
+(`otter.perceptual`, cached beside it), for the look-alikes the embedding misses.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np
 from ..data import dataset
 from ..data.images import InvalidImage
 from ..model.jobs import TrainingCancelled
+from . import perceptual
 
 BACKBONE = "efficientnet_lite0"  # otter.backbones' name; its ImageNet weights ship in a package
 SIZE = 224  # px, squished: the size the network was trained on in ImageNet
@@ -57,6 +59,7 @@ class Embeddings:
     failed: dict[str, str] = field(default_factory=dict)
     computed: int = 0
     hashes: dict[str, str] = field(default_factory=dict)
+    phash: dict[str, int] = field(default_factory=dict)  # sha256 -> perceptual hash (`otter.perceptual`)
 
     @property
     def labels(self) -> list[str]:
@@ -315,4 +318,6 @@ def embed_folder(
             failed_images[image] = failed_sha.get(sha, "not embedded")
     dim = rows[0].shape[0] if rows else 0
     arr = np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
-    return Embeddings(images, digests, arr, failed_images, computed=len(fresh), hashes=hashes)
+    by_sha = {sha: p for p, sha in reversed(list(zip(paths, shas))) if sha in vectors}  # the first path of each
+    phash = perceptual.phash_folder(data_dir, by_sha, compute_missing=compute_missing, cancel=cancel)
+    return Embeddings(images, digests, arr, failed_images, computed=len(fresh), hashes=hashes, phash=phash)

@@ -7,8 +7,11 @@ more alike (cosine 0.8-0.9) than a photo and its blurred copy (0.65). What sets 
 more alike to its original than to anything else. So a pair's `score` is its cosine similarity (of embeddings
 centred on the data set's mean) minus the mean of the two images' usual similarity (to their nearest
 neighbours after their own copies, `_usual`): how much closer the two are than each is to its ordinary
-neighbours (the CSLS correction of Conneau et al., 2018). Pairs scoring at least NEAR_SCORE are look-alikes;
-groups are their connected sets. Measured on the sample photos with planted edited copies: bench/lookalikes.py, bench/RESULTS.md.
+neighbours (the CSLS correction of Conneau et al., 2018). Pairs scoring at least NEAR_SCORE are look-alikes.
+Heavy blur, downscaling and JPEG move an embedding so far that its copy can score below that (or even below zero),
+so a pair whose perceptual hashes (`otter.perceptual`) differ in at most MAX_HASH_BITS bits is a look-alike too,
+whatever its score. Groups are the connected sets of look-alike pairs. Measured on the sample photos with planted
+edited copies: bench/lookalikes.py, bench/RESULTS.md.
 
 Memory stays bounded: similarities are computed a block of rows at a time and only each image's nearest
 CANDIDATES neighbours are kept, which holds every pair that can reach the threshold (see `scored_pairs`).
@@ -33,6 +36,8 @@ from ..model.jobs import BackgroundJob, TrainingCancelled
 from .embeddings import Embeddings, embed_folder
 
 NEAR_SCORE = 0.20  # bench/lookalikes.py: 8.3 of 10 edited copies and all 4-version photos grouped, 3-4 other groups
+MAX_HASH_BITS = 4  # pHash bits two look-alikes may differ in (blurred, shrunk + JPEG copies: 0-3; different sample
+# photos: 12 or more). With it: 9.5 of 10 copies grouped, no other group added (bench/lookalikes.py, bench/RESULTS.md)
 NEIGHBOURS = 3  # an image's usual similarity: the mean over this many neighbours after its copies (`_usual`)
 COPY_SIMILARITY = 0.85  # centred cosine from which a neighbour counts as an image's copy in `_usual` (versions of
 # one photo: 0.86-0.98; different shots of one scene: about 0.7; an image's nearest other photo: 0.45, 0.67 at the 90th centile)
@@ -40,6 +45,7 @@ MAX_COPIES = 7  # at most this many look-alikes of one image are skipped when me
 CANDIDATES = 12  # neighbours kept per image (>= MAX_COPIES + 1 + NEIGHBOURS); pairs are looked for among them
 BLOCK_ROWS = 256  # rows of the similarity matrix computed at once: 256 x 20,000 floats = 20 MB
 NOT_DUPLICATES_JSON = "not_duplicates.json"
+MORE_LIKE_THIS = 8  # neighbours `neighbours` returns by default: one row of Curate's gallery
 
 
 def _unit_centred(vectors: np.ndarray) -> np.ndarray:
@@ -91,16 +97,13 @@ def _usual(sims: np.ndarray) -> np.ndarray:
     return (np.where(valid, picked, 0.0).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)).astype(np.float32)
 
 
-def scored_pairs(vectors: np.ndarray, cancel: threading.Event | None = None) -> list[tuple[int, int, float]]:
-    """(i, j, score) with i < j for every pair where one is among the other's CANDIDATES nearest neighbours, highest
-    score first. score = cos(i, j) - (r_i + r_j) / 2, where r is an image's usual similarity (`_usual`).
-
-    No pair that reaches a positive score is missed: r_j is a mean of similarities in j's candidate list, so
-    cos(i, j) > r_j puts i in that list."""
+def _scores(vectors: np.ndarray, cancel: threading.Event | None = None) -> tuple[list[tuple[int, int, float]], Callable]:
+    """`scored_pairs`' list, and a function giving the score of any pair (i, j) on the same scale."""
     n = len(vectors)
     if n < 2:
-        return []
-    idx, sims = nearest(_unit_centred(vectors), cancel=cancel)
+        return [], lambda i, j: 0.0
+    unit = _unit_centred(vectors)
+    idx, sims = nearest(unit, cancel=cancel)
     rows = np.repeat(np.arange(n), idx.shape[1])
     a, b = np.minimum(rows, idx.ravel()), np.maximum(rows, idx.ravel())
     keys, first = np.unique(a * n + b, return_index=True)
@@ -108,7 +111,36 @@ def scored_pairs(vectors: np.ndarray, cancel: threading.Event | None = None) -> 
     usual = _usual(sims)
     score = cos - (usual[a] + usual[b]) / 2
     order = np.lexsort((b, a, -score))
-    return [(int(a[o]), int(b[o]), float(score[o])) for o in order]
+    scored = [(int(a[o]), int(b[o]), float(score[o])) for o in order]
+    return scored, lambda i, j: float(unit[i] @ unit[j] - (usual[i] + usual[j]) / 2)
+
+
+def scored_pairs(vectors: np.ndarray, cancel: threading.Event | None = None) -> list[tuple[int, int, float]]:
+    """(i, j, score) with i < j for every pair where one is among the other's CANDIDATES nearest neighbours, highest
+    score first. score = cos(i, j) - (r_i + r_j) / 2, where r is an image's usual similarity (`_usual`).
+
+    No pair that reaches a positive score is missed: r_j is a mean of similarities in j's candidate list, so
+    cos(i, j) > r_j puts i in that list."""
+    return _scores(vectors, cancel)[0]
+
+
+def hash_pairs(
+    codes: np.ndarray, max_bits: int = MAX_HASH_BITS, block: int = BLOCK_ROWS, cancel: threading.Event | None = None
+) -> list[tuple[int, int, int]]:
+    """(i, j, bits) with i < j for every pair of 64-bit hashes (`codes`, uint64) that differ in at most `max_bits`
+    bits, fewest first. Compared `block` rows at a time, so memory grows with n, not n squared."""
+    codes = np.asarray(codes, dtype=np.uint64)
+    n = len(codes) if max_bits >= 0 else 0
+    found: list[tuple[int, int, int]] = []
+    for lo in range(0, n, block):
+        if cancel is not None and cancel.is_set():
+            raise TrainingCancelled("the look-alike search was cancelled")
+        hi = min(lo + block, n)
+        bits = np.bitwise_count(codes[lo:hi, None] ^ codes[None, :])
+        i, j = np.nonzero(bits <= max_bits)
+        keep = j > i + lo
+        found += [(int(a + lo), int(b), int(bits[a, b])) for a, b in zip(i[keep], j[keep])]
+    return sorted(found, key=lambda p: (p[2], p[0], p[1]))
 
 
 # ------------------------------------------------------------------------------------- "not a duplicate"
@@ -171,22 +203,36 @@ def pairs(
     data_dir: os.PathLike | str | None = None,
     threshold: float = NEAR_SCORE,
     cancel: threading.Event | None = None,
+    max_hash_bits: int = MAX_HASH_BITS,
 ) -> list[dict]:
-    """The candidate pairs of distinct contents, highest score first: {"a", "b" (class/file), "score",
-    "lookalike" (score >= threshold)}; without those marked "not a duplicate" in `data_dir`."""
+    """The candidate pairs of distinct contents, highest score first: {"a", "b" (class/file), "score", "hash_bits"
+    (how many bits their perceptual hashes differ in when at most `max_hash_bits`, else None), "lookalike" (score >=
+    threshold, or hash_bits not None)}; without those marked "not a duplicate" in `data_dir`. The candidates are
+    the pairs `scored_pairs` finds and those `hash_pairs` finds (pass `max_hash_bits` -1 for none)."""
     reps, _ = _representatives(emb)
     skip = not_duplicates(data_dir) if data_dir is not None else set()
+    scored, score_of = _scores(emb.vectors[reps], cancel=cancel)
+    hashed = [k for k, r in enumerate(reps) if emb.sha256[r] in emb.phash]
+    codes = np.array([emb.phash[emb.sha256[reps[k]]] for k in hashed], dtype=np.uint64)
+    close = {(hashed[i], hashed[j]): bits for i, j, bits in hash_pairs(codes, max_hash_bits, cancel=cancel)}
+    scores = {(i, j): score for i, j, score in scored}
+    scores |= {pair: score_of(*pair) for pair in close if pair not in scores}
     out = []
-    for i, j, score in scored_pairs(emb.vectors[reps], cancel=cancel):
+    for (i, j), score in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])):
         a, b = reps[i], reps[j]
         if frozenset((emb.sha256[a], emb.sha256[b])) in skip:
             continue
-        out.append({"a": emb.images[a], "b": emb.images[b], "score": round(score, 4), "lookalike": score >= threshold})
+        bits = close.get((i, j))
+        lookalike = score >= threshold or bits is not None
+        out.append({"a": emb.images[a], "b": emb.images[b], "score": round(score, 4), "hash_bits": bits, "lookalike": lookalike})
     return out
 
 
 def groups(
-    emb: Embeddings, data_dir: os.PathLike | str | None = None, threshold: float = NEAR_SCORE
+    emb: Embeddings,
+    data_dir: os.PathLike | str | None = None,
+    threshold: float = NEAR_SCORE,
+    max_hash_bits: int = MAX_HASH_BITS,
 ) -> dict[str, list[list[str]]]:
     """{"exact": groups of byte-identical images, "near": groups of look-alikes (one image per distinct content,
     exact copies excluded)}; every group sorted, the first is the one to keep."""
@@ -201,15 +247,33 @@ def groups(
             x = parent[x]
         return x
 
-    for p in pairs(emb, data_dir, threshold):
-        if p["score"] < threshold:
-            break  # highest first
-        parent[find(p["a"])] = find(p["b"])
+    for p in pairs(emb, data_dir, threshold, max_hash_bits=max_hash_bits):
+        if p["lookalike"]:
+            parent[find(p["a"])] = find(p["b"])
     near_by: dict[str, list[str]] = defaultdict(list)
     for x in parent:
         near_by[find(x)].append(x)
     near = sorted(sorted(g) for g in near_by.values() if len(g) > 1)
     return {"exact": exact, "near": near}
+
+
+def neighbours(emb: Embeddings, image: str, k: int = MORE_LIKE_THIS) -> list[dict]:
+    """ "More like this": the `k` images of the data set most like `image` (class/file), most similar first, as
+    {"image", "class", "similarity"}. The similarity is the cosine of the embeddings centred on the data set's mean
+    (what the look-alike score starts from): 1.0 for the same bytes or a mirror image; in the sample photos,
+    versions of one photo 0.86-0.98, an image's nearest different photo 0.45 (0.67 at the 90th centile). [] when
+    `image` has no embedding (not computed yet, or unreadable)."""
+    try:
+        i = emb.images.index(image)
+    except ValueError:
+        return []
+    unit = _unit_centred(emb.vectors)
+    sims = unit @ unit[i]
+    sims[i] = -np.inf
+    order = np.argsort(-sims, kind="stable")[: max(0, min(k, len(sims) - 1))]
+    return [
+        {"image": emb.images[j], "class": emb.images[j].split("/", 1)[0], "similarity": round(float(sims[j]), 4)} for j in order
+    ]
 
 
 def find_duplicates(
