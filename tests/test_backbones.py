@@ -138,7 +138,7 @@ def test_the_linear_head_is_fitted_exactly_on_the_frozen_imagenet_features(tmp_p
     result = train(data, cfg, tmp_path / "models" / "m")
     assert no_network == []
     assert result.meta["head"] == "linear" and result.meta["metrics"]["accuracy"] == 1.0
-    assert result.meta["history"][0]["stage"].startswith("fitting the head") and result.meta["history"][0]["accuracy"] == 1.0
+    assert result.meta["history"][0]["stage"] == "head (logistic regression)" and result.meta["history"][0]["accuracy"] == 1.0
 
     model, meta = load_model(result.model_dir)  # rebuilt without fastai, from model.json's "head"
     last = model[1][-1]

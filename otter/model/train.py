@@ -534,7 +534,7 @@ def fit_linear_head(learn, items: list[Path], labels: list[str], run: TrainRun, 
 
     from .ood import split_model
 
-    run.stage, run.epoch, run.epochs = "fitting the head (logistic regression on the frozen features)", 0, 1
+    run.stage, run.epoch, run.epochs = "head (logistic regression)", 0, 1  # short: a column of the epochs table
     run.emit("stage")
     x = pooled_features(learn, items, run)
     vocab = list(learn.dls.vocab)
