@@ -49,14 +49,17 @@ def start_app(root: Path, models: str, port: int, data: str | None = None, log=N
 
 
 def fire(url: str, images: list[Path], n: int, workers: int) -> tuple[list[float], list[dict]]:
-    """Send n predict requests (cycling over images) with `workers` threads; returns latencies and answers."""
+    """Send n predict requests (cycling over images) with `workers` threads; returns latencies and answers.
+
+    Each request is its own visitor: a new Client, so a new session, as each browser tab is. One Client shared
+    by several threads races in gradio_client 2.7: the server closes the session's stream when its last event
+    completes, and an event submitted just then on the same session is dropped (CancelledError; seen in CI)."""
     from gradio_client import Client, handle_file
 
-    clients = [Client(url, verbose=False) for _ in range(workers)]
-
     def one(i: int):
+        client = Client(url, verbose=False)
         t = time.perf_counter()
-        out = clients[i % workers].predict(handle_file(str(images[i % len(images)])), api_name="/predict")
+        out = client.predict(handle_file(str(images[i % len(images)])), api_name="/predict")
         return time.perf_counter() - t, out
 
     with ThreadPoolExecutor(workers) as pool:
