@@ -552,7 +552,7 @@ examples:
     v.set_defaults(func=cmd_verify)
 
     def download_options(sp) -> None:
-        from .data.download import MAX_SIDE, MAX_WORKERS, TIMEOUT
+        MAX_SIDE, MAX_WORKERS, TIMEOUT = config.DOWNLOAD_MAX_SIDE, config.DOWNLOAD_WORKERS, config.DOWNLOAD_TIMEOUT
 
         sp.add_argument("--data", help="data set folder (default: $OTTER_DATA_DIR or ./data)")
         sp.add_argument("--workers", type=int, default=MAX_WORKERS, help=f"concurrent downloads (default {MAX_WORKERS})")

@@ -22,6 +22,11 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Inference and training precision (otter.model.device.pick_precision): "auto" picks bf16 on CPUs that have it natively.
 PRECISION_CHOICES = ("auto", "fp32", "bf16")
 
+# Downloads (otter.data.download): kept here so the command line's help can show them without importing httpx and pandas.
+DOWNLOAD_WORKERS = 8  # concurrent downloads
+DOWNLOAD_TIMEOUT = 10.0  # seconds to connect and between bytes; a whole download may take 4x this
+DOWNLOAD_MAX_SIDE = 512  # kept images are shrunk so their longer side is at most this (the original used 500)
+
 
 def data_dir(override: str | os.PathLike | None = None) -> Path:
     """The data set root: `override`, else $OTTER_DATA_DIR, else ./data."""

@@ -46,3 +46,18 @@ def test_predicting_with_the_shipped_model_never_imports_fastai_timm_or_torchvis
     out = subprocess.run([sys.executable, "-c", code, str(photo)], cwd=ROOT, capture_output=True, text=True, check=True)
     label, *imported = out.stdout.split()
     assert label == "sea" and imported == ["False"] * 3, out.stdout + out.stderr
+
+
+def test_the_predict_command_imports_only_what_predicting_needs():
+    """`python -m otter predict` spends its time importing; it must not pull in training, web or UI libraries."""
+    heavy = ("fastai", "timm", "torchvision", "httpx", "pandas", "gradio", "sklearn")
+    code = (
+        "import atexit, runpy, sys\n"
+        f"atexit.register(lambda: print('loaded:', *[m for m in {heavy!r} if m in sys.modules]))\n"
+        "sys.argv = ['otter', 'predict', '--models', 'models', sys.argv[1]]\n"
+        "runpy.run_module('otter', run_name='__main__')\n"
+    )
+    photo = ROOT / ".." / "shared" / "otters" / "sea" / "00000001.jpg"
+    out = subprocess.run([sys.executable, "-c", code, str(photo)], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0 and " sea " in out.stdout, out.stdout + out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "loaded:", out.stdout

@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
+from .. import config
 from . import manifest
 from .dataset import add_class, rel
 from .images import InvalidImage, load_image
@@ -32,10 +33,10 @@ from .intake import DUPLICATE, TRASHED_BEFORE, Ledger
 from .safepath import check_name
 
 # Defaults, in one place.
-MAX_WORKERS = 8  # concurrent downloads
-TIMEOUT = 10.0  # seconds to connect and between bytes; a whole download may take 4x this
+MAX_WORKERS = config.DOWNLOAD_WORKERS
+TIMEOUT = config.DOWNLOAD_TIMEOUT
 MAX_BYTES = 15 * 1024 * 1024  # a bigger download is abandoned as "too large"
-MAX_SIDE = 512  # kept images are shrunk so their longer side is at most this (the original used 500)
+MAX_SIDE = config.DOWNLOAD_MAX_SIDE
 MIN_SIDE = 64  # smaller images (icons, tracking pixels) are refused as "too small"
 JPEG_QUALITY = 90
 # Some image hosts refuse clients that do not look like a browser.
