@@ -41,7 +41,7 @@ def features(items: list[Path], size: int) -> tuple[np.ndarray, np.ndarray, floa
 
     bb = get(emb.BACKBONE)
     mean, std = torch.tensor(bb.mean).view(3, 1, 1), torch.tensor(bb.std).view(3, 1, 1)
-    net, device = emb._network()
+    net, device = emb.network()
     plain, mirror = [], []
     t = time.monotonic()
     with torch.inference_mode():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import config
 from .errors import BadInput, describe
+from .model import backbones
 from .model.backbones import NAMES as ARCH_NAMES
 
 # Exit codes, the same for every command (README "Command line"); EXIT_SOME_FAILED is predict's alone.
@@ -441,8 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--arch",
         default=None,
         choices=ARCH_NAMES,
-        help="default: efficientnet_lite0 with ImageNet weights (shipped, offline), xresnet18 from scratch; "
-        "resnet18/34/50 download their ImageNet weights once",
+        help=f"default: {backbones.PRETRAINED_DEFAULT}, or {backbones.SCRATCH_DEFAULT} with --no-pretrained. "
+        + backbones.arch_help(),
     )
     t.add_argument("--sizes", type=_ints, default=None, help="progressive resizing, e.g. 64,128,192")
     t.add_argument("--epochs", type=_ints, default=None, help="epochs per size: one number, or one per size (e.g. 20,25,20)")

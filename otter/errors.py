@@ -17,6 +17,7 @@ InvalidImage` still works; the built-in base each had (ValueError, RuntimeError)
 
 from __future__ import annotations
 
+import errno
 import logging
 
 log = logging.getLogger("otter")
@@ -52,10 +53,25 @@ def internal_error_line(ex: BaseException) -> str:
     return f"internal error ({type(ex).__name__}), see the log"
 
 
+# Failures of the machine, not of the code or the input: the user (or whoever hosts the app) can act on them.
+FILE_SYSTEM_ERRORS = {
+    errno.ENOSPC: "no space left on the disk",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the folder is on a read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
 def describe(ex: BaseException) -> str:
-    """What a face shows for `ex`: an `OtterError`'s one line; for anything else, the full traceback is logged
-    (logger "otter", to stderr unless configured otherwise) and the line says an internal error happened."""
+    """What a face shows for `ex`: an `OtterError`'s one line; a full disk or a folder it may not write, as one line
+    that says so; for anything else, the full traceback is logged (logger "otter", to stderr unless configured
+    otherwise) and the line says an internal error happened."""
     if isinstance(ex, OtterError):
         return one_line(ex)
+    if isinstance(ex, OSError) and ex.errno in FILE_SYSTEM_ERRORS:
+        log.warning("%s: %s", type(ex).__name__, ex)
+        where = f" ({ex.filename})" if ex.filename else ""
+        return f"{FILE_SYSTEM_ERRORS[ex.errno]}{where}: free space or fix the folder's permissions, then try again"
     log.error("internal error: %s: %s", type(ex).__name__, ex, exc_info=ex)
     return internal_error_line(ex)

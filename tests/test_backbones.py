@@ -128,7 +128,6 @@ def test_the_linear_head_is_fitted_exactly_on_the_frozen_imagenet_features(tmp_p
 
     from sklearn.linear_model import LogisticRegressionCV
 
-    from otter.model.ood import split_model
     from otter.model.predict import Predictor
     from otter.model.train import collect_items, pooled_features
 
@@ -160,5 +159,5 @@ def test_the_linear_head_is_fitted_exactly_on_the_frozen_imagenet_features(tmp_p
         warnings.simplefilter("ignore")
         expected = LogisticRegressionCV(Cs=10, cv=5, max_iter=5000).fit(x, y).predict_proba(x)
     with torch.no_grad():
-        got = torch.softmax(split_model(learn.model.float())[1](torch.as_tensor(x, dtype=torch.float32)), 1).numpy()
+        got = torch.softmax(backbones.features_and_classifier(learn.model.float())[1](torch.as_tensor(x, dtype=torch.float32)), 1).numpy()
     assert np.allclose(got, expected, atol=1e-4)

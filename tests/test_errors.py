@@ -190,3 +190,19 @@ def test_describe_is_what_both_faces_use(caplog):
     with caplog.at_level(logging.ERROR, logger="otter"):
         assert errors.describe(ZeroDivisionError("division by zero")) == "internal error (ZeroDivisionError), see the log"
     assert caplog.records[0].exc_info[0] is ZeroDivisionError
+
+
+def test_a_full_disk_is_shown_as_one_line_that_says_so(caplog):
+    """A write that fails because the disk is full (here a real ENOSPC from /dev/full) is the host's to fix, not a bug:
+    the face says what happened in one line, instead of "internal error"."""
+
+    def save(_):
+        with open("/dev/full", "wb") as f:
+            f.write(b"\xff" * 65536)
+            f.flush()
+
+    with caplog.at_level(logging.WARNING, logger="otter"), pytest.raises(gr.Error) as info:
+        friendly(save)("photo.jpg")
+    assert info.value.message.startswith("no space left on the disk") and "\n" not in info.value.message
+    assert "free space" in info.value.message and "internal error" not in info.value.message
+    assert "No space left on device" in caplog.text

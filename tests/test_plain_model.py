@@ -61,3 +61,26 @@ def test_the_predict_command_imports_only_what_predicting_needs():
     out = subprocess.run([sys.executable, "-c", code, str(photo)], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0 and " sea " in out.stdout, out.stdout + out.stderr
     assert out.stdout.strip().splitlines()[-1] == "loaded:", out.stdout
+
+
+@pytest.mark.parametrize("name", backbones.NAMES)
+def test_every_architecture_in_the_table_has_help_and_the_two_cuts(name):
+    """The table is the one place: each entry is in the help, builds for training, and both cuts find its parts."""
+    assert name in backbones.arch_help() and backbones.get(name).help in backbones.arch_help()
+    model = backbones.build(name, 2, "linear").eval()
+    body, head = backbones.body_and_head(model)
+    trunk, last = backbones.features_and_classifier(model)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        maps = body(x)
+        assert maps.ndim == 4 and torch.allclose(head(maps), model(x), atol=1e-5)
+        assert torch.allclose(last(trunk(x)), model(x), atol=1e-5) and last.out_features == 2
+    plain = plain_model.build(name, 2, "linear")
+    assert (plain is None) == (backbones.get(name).library == "fastai")
+
+
+def test_the_cuts_refuse_a_network_that_is_not_body_and_head():
+    with pytest.raises(backbones.BackboneError, match="not a \\(body, head\\)"):
+        backbones.body_and_head(torch.nn.Linear(3, 2))
+    with pytest.raises(backbones.BackboneError, match="one Linear"):
+        backbones.features_and_classifier(torch.nn.Sequential(torch.nn.Identity(), torch.nn.ReLU()))

@@ -184,7 +184,7 @@ def test_blockwise_neighbours_match_the_full_matrix():
     centred /= np.linalg.norm(centred, axis=1, keepdims=True)
     cos = centred @ centred.T
     np.fill_diagonal(cos, -np.inf)
-    usual = similar._usual(np.sort(cos, axis=1)[:, ::-1][:, : similar.CANDIDATES])
+    usual = similar.usual_similarity(np.sort(cos, axis=1)[:, ::-1][:, : similar.CANDIDATES])
     score = cos - (usual[:, None] + usual[None, :]) / 2
     found = {(a, b): s for a, b, s in similar.scored_pairs(v)}
     for a, b in zip(*np.nonzero(np.triu(score > 0, k=1))):

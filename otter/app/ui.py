@@ -2,11 +2,11 @@
 `otter.app.curate` and `otter.app.jobview`, which hold the logic and are tested without Gradio.
 
 Adding to the app (other features plug in here with small edits):
-- a sub-tab of Curate: write `build_xxx_tab(ctx, shared)` and call it inside `otter.app.ui_curate.build_curate_tab`'s
-  `with gr.Tabs():` block, where the comment "more Curate sub-tabs go here" is;
+- a sub-tab of Curate: write `build_xxx_tab(ctx, wrap=friendly)` in its own `ui_xxx.py` and call it inside
+  `otter.app.ui_curate.build_curate_tab`'s `with gr.Tabs():` block, where the comment "more Curate sub-tabs go
+  here" is; what panels share (`AppContext`, `friendly`, `payload_path`) is in `otter.app.handlers`;
 - something in Predict (an explanation image, a "not sure" note): add outputs in `build_predict_tab`
-  and extend `predict_view` (events go after the "/predict" API's, which must stay the app's first);
-- the web image search: `build_web_search(ctx, shared)` below is its place in the Curate tab.
+  and extend `predict_view` (events go after the "/predict" API's, which must stay the app's first).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,16 +24,17 @@ import gradio as gr
 from .. import config
 from ..data.dataset import list_classes, list_images
 from ..data.images import InvalidImage
-from ..errors import OtterError, describe, one_line
+from ..errors import OtterError, one_line
+from ..model.backbones import NAMES as ARCHS
 from ..model.default_model import comparison, set_default
 from ..model.device import gpu_task
-from ..model.io import ARCHS, ModelError, read_meta, recover, seed_models
+from ..model.io import ModelError, read_meta, recover, seed_models
 from ..model.model_zip import zip_model
 from . import jobview
+from .handlers import POLL_SECONDS, AppContext, friendly, payload_path
 from .service import (
     NO_MODEL,
     NOT_SURE_HEADING,
-    ModelService,
     NoModel,
     Prediction,
     TrainService,
@@ -42,46 +42,8 @@ from .service import (
     shared_model_service,
     write_csv,
 )
-
-POLL_SECONDS = 1.0
-
-
-@dataclass
-class AppContext:
-    data_dir: Path
-    models_dir: Path
-    models: ModelService
-    trainer: TrainService
-    # Components that one tab updates in another (e.g. Train refreshes Predict's model picker).
-    shared: dict = field(default_factory=dict)
-
-
-def friendly(fn: Callable) -> Callable:
-    """A failure becomes one line in the UI (and for API clients), never a traceback in the browser: an
-    `OtterError`'s own message; anything else is logged with its traceback on the server and shown as
-    "internal error (its type), see the log" (`otter.errors.describe`)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except Exception as ex:
-            raise gr.Error(describe(ex), print_exception=False) from ex
-
-    return wrapper
-
-
-def payload_path(payload) -> str | None:
-    """The local file of an image/file payload (events run with preprocess=False, so we decode it ourselves:
-    our `load_image` gives the clear message for broken files, where Gradio's would give a bare error)."""
-    if payload is None:
-        return None
-    if isinstance(payload, dict):
-        return payload.get("path")
-    return str(payload)
-
+from .ui_curate import build_curate_tab
+from .ui_explain import build_explain_panel
 
 # -------------------------------------------------------------------------------------------- predict
 
@@ -204,7 +166,7 @@ def build_predict_tab(ctx: AppContext) -> dict:
         if examples:
             gr.Examples(examples=[[e] for e in examples], inputs=[image], label="Examples from the data set")
     with row:
-        build_explain(ctx, image, picker)  # a column beside the label: "Show where the model looked"
+        build_explain_panel(ctx.models, image, picker, wrap=friendly)  # a column beside the label: "Show where the model looked"
     with gr.Accordion("Many photos at once", open=False):
         files = gr.File(file_count="multiple", file_types=["image"], label="Photos", elem_id="predict-files")
         with gr.Row():
@@ -251,49 +213,7 @@ def build_predict_tab(ctx: AppContext) -> dict:
     return {"picker": picker, "image": image, "label": label, "info": info}
 
 
-def build_explain(ctx: AppContext, image, picker) -> dict:
-    """Predict › "Show where the model looked" (a Grad-CAM overlay beside the label): `otter.app.ui_explain`."""
-    from .ui_explain import build_explain_panel
-
-    return build_explain_panel(ctx.models, image, picker, wrap=friendly)
-
-
-def build_review_explain(ctx: AppContext, model_picker):
-    """Curate › Review: the overlay of the image last clicked, for the review's model: `otter.app.ui_explain`."""
-    from .ui_explain import build_review_explain as build
-
-    return build(ctx.models, ctx.data_dir, model_picker, wrap=friendly)
-
-
 # --------------------------------------------------------------------------------------------- curate
-
-
-def build_web_search(ctx: AppContext, shared: dict) -> dict:
-    """The web image search panel (find images online, download them into a class): `otter.app.ui_collect`."""
-    from .ui_collect import build_search_panel
-
-    return build_search_panel(ctx.data_dir, wrap=friendly)
-
-
-def build_suspects(ctx: AppContext):
-    """Curate › Suspects: the audit's most suspect images with one-click fixes: `otter.app.ui_audit`."""
-    from .ui_audit import build_suspects_tab
-
-    return build_suspects_tab(ctx, wrap=friendly)
-
-
-def build_duplicates(ctx: AppContext) -> dict:
-    """Curate › Duplicates: look-alike pairs side by side and groups of copies: `otter.app.ui_lookalikes`."""
-    from .ui_lookalikes import build_duplicates_tab
-
-    return build_duplicates_tab(ctx, wrap=friendly)
-
-
-def build_curate_tab(ctx: AppContext) -> dict:
-    """Curate: Images, Trash, Review, Duplicates, Web search, Suspects: `otter.app.ui_curate`."""
-    from .ui_curate import build_curate_tab as build
-
-    return build(ctx)
 
 
 # ---------------------------------------------------------------------------------------------- train

@@ -2,7 +2,7 @@
 
 Each sub-tab has its builder, which declares its widgets and returns them; `build_curate_tab` wires them, since
 every action refreshes every view (a delete changes the counts, the class gallery and the trash). Handlers are thin
-calls into `otter.curate`, which holds the logic and is tested without Gradio.
+calls into `otter.app.curate`, which holds the logic and is tested without Gradio.
 
 Galleries are paged (`curate.PAGE_SIZE` images) and selected by clicking: the selection is listed in one line
 under the gallery instead of a checkbox per file, so a page stays about one screen high whatever the class size.
@@ -13,24 +13,17 @@ from __future__ import annotations
 import gradio as gr
 
 from ..data.dataset import list_classes
-from ..errors import OtterError
+from ..errors import OtterError, one_line
 from ..model.io import ModelError, read_meta
 from ..model.jobs import TrainError
 from ..review.similar import LookalikeJob
 from . import curate, ui_collect
-from .ui import (
-    AppContext,
-    build_duplicates,
-    build_review_explain,
-    build_suspects,
-    build_web_search,
-    friendly,
-    one_line,
-)
-from .ui import (
-    payload_path as _path,
-)
-from .ui_lookalikes import job_line
+from .handlers import AppContext, friendly
+from .handlers import payload_path as _path
+from .ui_audit import build_suspects_tab
+from .ui_collect import build_search_panel
+from .ui_explain import build_review_explain
+from .ui_lookalikes import build_duplicates_tab, job_line
 
 # 8 columns even for a few images (not fewer, wider ones): the height below assumes it.
 GALLERY = {"columns": 8, "fit_columns": False, "height": 640, "allow_preview": False}  # 4 rows in view, then scroll
@@ -87,7 +80,7 @@ def build_images() -> dict:
         delete_btn = gr.Button("Delete selected (to trash)", variant="stop", elem_id="curate-delete")
         target = gr.Dropdown(label="Move selected to", choices=[], allow_custom_value=True)
         move_btn = gr.Button("Move")
-    # More like this: the clicked image's nearest neighbours by embedding (otter.similar.neighbours). Off by
+    # More like this: the clicked image's nearest neighbours by embedding (otter.review.similar.neighbours). Off by
     # default: a data set without embeddings yet would have them computed (minutes of both cores) at the first click.
     similar_on = gr.Checkbox(
         label="More like this: list the images most like the one clicked", value=False, elem_id="curate-similar-on"
@@ -155,7 +148,9 @@ def build_review(ctx: AppContext) -> dict:
         target = gr.Dropdown(label="Relabel selected as", choices=[], allow_custom_value=True, elem_id="review-target")
         move_btn = gr.Button("Relabel", elem_id="review-relabel")
         delete_btn = gr.Button("Delete selected (to trash)", variant="stop")
-    connect_explain = build_review_explain(ctx, model)  # where the model looked, per clicked image
+    connect_explain = build_review_explain(
+        ctx.models, ctx.data_dir, model, wrap=friendly
+    )  # where the model looked, per clicked image
     return locals()
 
 
@@ -170,11 +165,13 @@ def build_curate_tab(ctx: AppContext) -> dict:
             tr = build_trash()
         with gr.Tab("Review", id="review"):
             rv = build_review(ctx)
-        dups = build_duplicates(ctx)  # Duplicates: look-alike pairs and groups (otter.ui_lookalikes)
+        dups = build_duplicates_tab(ctx, wrap=friendly)  # Duplicates: look-alike pairs and groups (otter.app.ui_lookalikes)
         with gr.Tab("Web search", id="web-search"):
-            web = build_web_search(ctx, ctx.shared)
-        build_suspects(ctx)  # Suspects: the audit's findings and a clickable confusion matrix (otter.ui_audit)
-        # more Curate sub-tabs go here (e.g. `with gr.Tab("Suspects"): build_suspects_tab(ctx, ctx.shared)`)
+            web = build_search_panel(ctx.data_dir, wrap=friendly)
+        build_suspects_tab(
+            ctx, wrap=friendly
+        )  # Suspects: the audit's findings and a clickable confusion matrix (otter.app.ui_audit)
+        # more Curate sub-tabs go here: `build_xxx_tab(ctx, wrap=friendly)` from their own ui_xxx.py
 
     # Server-side lists (read when an event is processed, not when it is sent, so quick clicks all count).
     shown, picked, page = gr.State([]), gr.State([]), gr.State(1)  # the page's `class/name`s, the selection, the page

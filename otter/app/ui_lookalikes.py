@@ -1,7 +1,7 @@
 """Curate › Duplicates: look-alike pairs side by side (trash either one, or say "not a duplicate"), and the groups
 of exact copies and look-alikes with one click to trash the extras.
 
-Only widgets and wiring: the logic is in `otter.curate` (the views and actions) and `otter.similar` (the search
+Only widgets and wiring: the logic is in `otter.app.curate` (the views and actions) and `otter.review.similar` (the search
 and its background job), both tested without Gradio.
 """
 

@@ -24,6 +24,7 @@ from PIL import Image
 from ..data.images import ImageInput, InvalidImage, load_image
 from ..data.safepath import inside
 from ..errors import BadInput
+from .backbones import BackboneError, body_and_head
 from .preprocess import preprocess
 
 # How overlays look: a matplotlib colour map (cold blue to hot red) blended over the photo.
@@ -43,12 +44,6 @@ class Explanation:
     probabilities: dict[str, float]  # {class: probability}, as `Predictor.predict` returns them
 
 
-def _body_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
-    if isinstance(model, torch.nn.Sequential) and len(model) == 2:
-        return model[0], model[1]
-    raise ExplainError("this model is not a (body, head) vision model, so it has no last convolutional block to explain")
-
-
 def _target_index(target: str | int, classes: list[str]) -> int:
     if isinstance(target, str):
         if target not in classes:
@@ -66,7 +61,10 @@ def grad_cam(
 
     `target=None` explains the highest-scoring of the first `n_classes` outputs (the classes; a model may have
     extra outputs after them). The model is only read, never changed (eval mode, no hooks)."""
-    body, head = _body_and_head(model)
+    try:
+        body, head = body_and_head(model)
+    except BackboneError as ex:
+        raise ExplainError(f"{ex}, so it has no last convolutional block to explain") from ex
     # inference_mode(False) so that this also works when a caller has switched inference mode on.
     with torch.inference_mode(False), torch.enable_grad():
         with torch.no_grad():

@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from ..data.safepath import check_name
 from ..errors import ModelError  # a folder that is not a usable model; imported from here by callers
 from . import plain_model
-from .backbones import NAMES, BackboneError, build
+from .backbones import BackboneError, build
 
 WEIGHTS = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"  # with sharded weights: which tensor is in which shard file
@@ -38,7 +38,6 @@ DEFAULT_FILE = "default.json"  # in a models folder: {"default": NAME}, the mode
 SHIPPED_MODEL = "otters"  # the model shipped in the repository: the default when none is recorded
 FORMAT = "otter-model"
 FORMAT_VERSION = 1
-ARCHS = NAMES  # every architecture a model can be built on (otter.model.backbones)
 
 
 def build_model(meta: dict) -> torch.nn.Module:

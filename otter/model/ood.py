@@ -21,24 +21,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .backbones import features_and_classifier
+
 OOD_TENSORS = "ood.safetensors"
 METHODS = ("msp", "energy", "mahalanobis", "knn", "none_class")
 ACCEPT = 0.95  # share of validation (in-distribution) images accepted as known
 KNN_K = 5
 
 
-def split_model(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """(everything up to the penultimate features, the last linear layer) of a fastai vision model."""
-    body, head = model[0], model[1]
-    if not isinstance(head, torch.nn.Sequential) or not isinstance(head[-1], torch.nn.Linear):
-        raise TypeError("expected a fastai vision model: Sequential(body, Sequential(..., Linear))")
-    return torch.nn.Sequential(body, *head[:-1]), head[-1]
-
-
 @torch.inference_mode()
 def features_and_logits(model: torch.nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Penultimate features and logits of one forward pass (the features are the last layer's input)."""
-    trunk, last = split_model(model)
+    trunk, last = features_and_classifier(model)
     feats = trunk(batch)
     return feats.float(), last(feats).float()
 

@@ -14,10 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import backbones, lite0
-
-# timm bodies rebuilt in plain torch, with timm's module names (otter/model/lite0.py says why)
-PLAIN_BODIES = {"efficientnet_lite0": lite0.EfficientNetLite0}
+from . import backbones
 
 
 class ConcatPool(nn.Module):
@@ -72,18 +69,18 @@ def build(name: str, n_out: int, head_kind: str = "fastai") -> nn.Sequential | N
     "fastai", the default head, or "linear"), or None for fastai-only bodies."""
     make_head = HEAD_BUILDERS[head_kind]
     bb = backbones.get(name)
-    if name in PLAIN_BODIES:  # written out here: serving never imports timm (and through it torchvision)
-        net = PLAIN_BODIES[name]()
+    net = backbones.plain_body(name)  # timm bodies written out in plain torch: serving never imports timm
+    if net is not None:
         return nn.Sequential(TimmBody(net), make_head(net.num_features, n_out))
     if bb.library == "timm":
         import timm
 
-        net = timm.create_model(backbones.TIMM_NAMES[name], pretrained=False, num_classes=0, global_pool="")
+        net = timm.create_model(bb.timm_name, pretrained=False, num_classes=0, global_pool="")
         return nn.Sequential(TimmBody(net), make_head(net.num_features, n_out))
     if bb.library == "torchvision":
         import torchvision.models as tvm
 
         net = getattr(tvm, name)(weights=None)
         n_features = net.fc.in_features
-        return nn.Sequential(nn.Sequential(*list(net.children())[:-2]), make_head(n_features, n_out))  # fastai cuts at -2
+        return nn.Sequential(nn.Sequential(*list(net.children())[: bb.body_cut]), make_head(n_features, n_out))
     return None

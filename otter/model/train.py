@@ -33,7 +33,7 @@ from ..data.images import InvalidImage, load_image
 from ..data.seen import training_record
 from . import backbones
 from .events import EventSink, TrainEvent
-from .io import ARCHS, save_model
+from .io import save_model
 from .jobs import BackgroundJob, TrainError, TrainingBusy, TrainingCancelled, training_lock  # noqa: F401 (training_lock: re-exported)
 from .metrics import classification_report
 
@@ -41,7 +41,7 @@ from .metrics import classification_report
 # (lr: RECIPE) take these values, depending on whether ImageNet weights are used.
 DEFAULT_LR = 3e-3
 SCRATCH_RECIPE = {
-    "arch": "xresnet18",
+    "arch": backbones.SCRATCH_DEFAULT,
     "sizes": (64, 128, 192),
     "epochs": (20, 25, 20),
     "mixup": 0.2,
@@ -55,7 +55,7 @@ SCRATCH_RECIPE = {
 # regression), then 3 epochs of everything with discriminative rates, at 224 px (its ImageNet size; 160 -> 224 scored
 # lower), the body's BatchNorm keeping ImageNet's statistics (0.918 -> 0.980 on fold 0 when it did not).
 PRETRAINED_RECIPE = {
-    "arch": "efficientnet_lite0",
+    "arch": backbones.PRETRAINED_DEFAULT,
     "sizes": (224,),
     "epochs": (3,),
     "mixup": 0.0,
@@ -115,8 +115,8 @@ class TrainConfig:
         return e
 
     def check(self) -> None:
-        if self.arch not in ARCHS:
-            raise TrainError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        if self.arch not in backbones.NAMES:
+            raise TrainError(f"unknown architecture {self.arch!r}; choose one of {', '.join(backbones.NAMES)}")
         if self.pretrained and backbones.get(self.arch).library == "fastai":
             raise TrainError(
                 f"{self.arch} has no ImageNet weights: train it from scratch (--no-pretrained), or use efficientnet_lite0"
@@ -501,9 +501,7 @@ def pooled_features(learn, items: list[Path], run: TrainRun | None = None):
     mirror image's, through the learner's own validation pipeline (resize and normalisation, no augmentation)."""
     import torch
 
-    from .ood import split_model
-
-    trunk = split_model(learn.model)[0]
+    trunk = backbones.features_and_classifier(learn.model)[0]
     dl = learn.dls.test_dl(items, bs=learn.dls.bs)
     out, n = [], len(dl)
     was_training = learn.model.training
@@ -532,8 +530,6 @@ def fit_linear_head(learn, items: list[Path], labels: list[str], run: TrainRun, 
     import torch
     from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 
-    from .ood import split_model
-
     run.stage, run.epoch, run.epochs = "head (logistic regression)", 0, 1  # short: a column of the epochs table
     run.emit("stage")
     x = pooled_features(learn, items, run)
@@ -551,7 +547,7 @@ def fit_linear_head(learn, items: list[Path], labels: list[str], run: TrainRun, 
     coef, bias = clf.coef_, clf.intercept_
     if coef.shape[0] == 1:  # two classes: one score z for the second; softmax([-z/2, z/2]) = sigmoid(z)
         coef, bias = np.concatenate([-coef / 2, coef / 2]), np.concatenate([-bias / 2, bias / 2])
-    last = split_model(learn.model)[1]
+    last = backbones.features_and_classifier(learn.model)[1]
     weight = torch.zeros_like(last.weight)
     b = torch.full_like(last.bias, -20.0)  # an output with no training image is never the answer
     for row, cls in enumerate(clf.classes_):
@@ -640,13 +636,11 @@ def none_last(learn) -> None:
     Afterwards `learn.dls.vocab` no longer describes the outputs: use the real classes, then "none"."""
     import torch
 
-    from .ood import split_model
-
     vocab = list(learn.dls.vocab)
     if NONE_CLASS not in vocab:
         return
     order = [i for i, c in enumerate(vocab) if c != NONE_CLASS] + [vocab.index(NONE_CLASS)]
-    last = split_model(learn.model)[1]
+    last = backbones.features_and_classifier(learn.model)[1]
     with torch.no_grad():
         last.weight.copy_(last.weight[order].clone())
         if last.bias is not None:

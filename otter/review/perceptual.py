@@ -3,7 +3,7 @@ discrete cosine transform at 32 x 32 grey levels.
 
 It shrugs off what moves an image's embedding most: blur, downscaling, heavy JPEG, brightness (a blurred or shrunk
 and re-encoded copy is 0-3 bits from its original, where different photos are 12 or more apart; bench/RESULTS.md),
-and it misses what the embedding finds: crops, mirror images, rotations. `otter.similar` counts a pair as
+and it misses what the embedding finds: crops, mirror images, rotations. `otter.review.similar` counts a pair as
 look-alikes when either says so.
 
 The hashes are cached by content beside the embeddings, in `<data>/.otter/phash.json` (plain JSON: the spec and
@@ -34,7 +34,7 @@ def spec() -> dict:
         version = metadata.version("ImageHash")
     except metadata.PackageNotFoundError:
         version = "unknown"
-    return {"hash": "imagehash.phash", "hash_size": HASH_SIZE, "imagehash": version, "image": "otter.images.load_image"}
+    return {"hash": "imagehash.phash", "hash_size": HASH_SIZE, "imagehash": version, "image": "otter.data.images.load_image"}
 
 
 def image_phash(path: os.PathLike | str) -> int:

@@ -1,15 +1,15 @@
 """Look-alikes: the same photo twice, edited (cropped, mirrored, rotated, grey, a box pasted on, re-encoded,
-blurred), found from the images' embeddings (`otter.embeddings`), as fastai's `ImageClassifierCleaner.from_similars`
+blurred), found from the images' embeddings (`otter.review.embeddings`), as fastai's `ImageClassifierCleaner.from_similars`
 ranked pairs by the network's own features.
 
 A plain cosine threshold does not work on a data set of one subject: two different otter photos are often
 more alike (cosine 0.8-0.9) than a photo and its blurred copy (0.65). What sets a copy apart is that it is far
 more alike to its original than to anything else. So a pair's `score` is its cosine similarity (of embeddings
 centred on the data set's mean) minus the mean of the two images' usual similarity (to their nearest
-neighbours after their own copies, `_usual`): how much closer the two are than each is to its ordinary
+neighbours after their own copies, `usual_similarity`): how much closer the two are than each is to its ordinary
 neighbours (the CSLS correction of Conneau et al., 2018). Pairs scoring at least NEAR_SCORE are look-alikes.
 Heavy blur, downscaling and JPEG move an embedding so far that its copy can score below that (or even below zero),
-so a pair whose perceptual hashes (`otter.perceptual`) differ in at most MAX_HASH_BITS bits is a look-alike too,
+so a pair whose perceptual hashes (`otter.review.perceptual`) differ in at most MAX_HASH_BITS bits is a look-alike too,
 whatever its score. Groups are the connected sets of look-alike pairs. Measured on the sample photos with planted
 edited copies: bench/lookalikes.py, bench/RESULTS.md.
 
@@ -38,8 +38,8 @@ from .embeddings import Embeddings, embed_folder
 NEAR_SCORE = 0.20  # bench/lookalikes.py: 8.3 of 10 edited copies and all 4-version photos grouped, 3-4 other groups
 MAX_HASH_BITS = 4  # pHash bits two look-alikes may differ in (blurred, shrunk + JPEG copies: 0-3; different sample
 # photos: 12 or more). With it: 9.5 of 10 copies grouped, no other group added (bench/lookalikes.py, bench/RESULTS.md)
-NEIGHBOURS = 3  # an image's usual similarity: the mean over this many neighbours after its copies (`_usual`)
-COPY_SIMILARITY = 0.85  # centred cosine from which a neighbour counts as an image's copy in `_usual` (versions of
+NEIGHBOURS = 3  # an image's usual similarity: the mean over this many neighbours after its copies (`usual_similarity`)
+COPY_SIMILARITY = 0.85  # centred cosine from which a neighbour counts as an image's copy in `usual_similarity` (versions of
 # one photo: 0.86-0.98; different shots of one scene: about 0.7; an image's nearest other photo: 0.45, 0.67 at the 90th centile)
 MAX_COPIES = 7  # at most this many look-alikes of one image are skipped when measuring its usual similarity
 CANDIDATES = 12  # neighbours kept per image (>= MAX_COPIES + 1 + NEIGHBOURS); pairs are looked for among them
@@ -79,7 +79,7 @@ def nearest(
     return idx, sims
 
 
-def _usual(sims: np.ndarray) -> np.ndarray:
+def usual_similarity(sims: np.ndarray) -> np.ndarray:
     """Each image's usual similarity, from its neighbours' similarities (n x m, most similar first): the mean over
     NEIGHBOURS neighbours after its copies. Its copies are its nearest neighbours at COPY_SIMILARITY or more (at
     most MAX_COPIES); the very nearest is skipped in any case (it may be a copy too faint to be that close). So a
@@ -108,7 +108,7 @@ def _scores(vectors: np.ndarray, cancel: threading.Event | None = None) -> tuple
     a, b = np.minimum(rows, idx.ravel()), np.maximum(rows, idx.ravel())
     keys, first = np.unique(a * n + b, return_index=True)
     a, b, cos = keys // n, keys % n, sims.ravel()[first]
-    usual = _usual(sims)
+    usual = usual_similarity(sims)
     score = cos - (usual[a] + usual[b]) / 2
     order = np.lexsort((b, a, -score))
     scored = [(int(a[o]), int(b[o]), float(score[o])) for o in order]
@@ -117,7 +117,7 @@ def _scores(vectors: np.ndarray, cancel: threading.Event | None = None) -> tuple
 
 def scored_pairs(vectors: np.ndarray, cancel: threading.Event | None = None) -> list[tuple[int, int, float]]:
     """(i, j, score) with i < j for every pair where one is among the other's CANDIDATES nearest neighbours, highest
-    score first. score = cos(i, j) - (r_i + r_j) / 2, where r is an image's usual similarity (`_usual`).
+    score first. score = cos(i, j) - (r_i + r_j) / 2, where r is an image's usual similarity (`usual_similarity`).
 
     No pair that reaches a positive score is missed: r_j is a mean of similarities in j's candidate list, so
     cos(i, j) > r_j puts i in that list."""

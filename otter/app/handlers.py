@@ -1,0 +1,57 @@
+"""What every panel of the app shares: the app's context, the wrapper that turns a failure into one line, and the
+path of an uploaded file. The panels (`ui`, `ui_curate`, `ui_collect`, ...) import these from here, never from each
+other's builders, so the app's files import one way: ui -> ui_curate -> the panels -> handlers."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import gradio as gr
+
+from ..errors import describe
+
+if TYPE_CHECKING:
+    from .service import ModelService, TrainService
+
+POLL_SECONDS = 1.0
+
+
+@dataclass
+class AppContext:
+    data_dir: Path
+    models_dir: Path
+    models: ModelService
+    trainer: TrainService
+    # Components that one tab updates in another (e.g. Train refreshes Predict's model picker).
+    shared: dict = field(default_factory=dict)
+
+
+def friendly(fn: Callable) -> Callable:
+    """A failure becomes one line in the UI (and for API clients), never a traceback in the browser: an
+    `OtterError`'s own message; anything else is logged with its traceback on the server and shown as
+    "internal error (its type), see the log" (`otter.errors.describe`)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as ex:
+            raise gr.Error(describe(ex), print_exception=False) from ex
+
+    return wrapper
+
+
+def payload_path(payload) -> str | None:
+    """The local file of an image/file payload (events run with preprocess=False, so we decode it ourselves:
+    our `load_image` gives the clear message for broken files, where Gradio's would give a bare error)."""
+    if payload is None:
+        return None
+    if isinstance(payload, dict):
+        return payload.get("path")
+    return str(payload)
