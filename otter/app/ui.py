@@ -180,9 +180,9 @@ def build_predict_tab(ctx: AppContext) -> dict:
 
     def on_image(img, model_name):
         if payload_path(img) is None:  # removed by the user (see `image.clear`) or by us after a bad file: keep the message
-            return gr.skip(), gr.skip(), gr.skip()
+            return gr.skip()
         shown, text, keep_photo = friendly(predict_view)(ctx, img, model_name)
-        return shown, text, gr.skip() if keep_photo else None
+        return {label: shown, info: text} | ({} if keep_photo else {image: None})
 
     image.change(
         on_image, [image, picker], [label, info, image], preprocess=False, api_visibility="private", concurrency_id="predict"
@@ -194,13 +194,12 @@ def build_predict_tab(ctx: AppContext) -> dict:
 
     def on_files(f, model_name):
         view = friendly(predict_many_view)(ctx, f, model_name)
-        shown = view.table is not None
-        return (
-            gr.Dataframe(value=view.table, visible=shown),
-            gr.Gallery(value=view.photos, visible=bool(view.photos)),
-            view.csv,
-            view.note,
-        )
+        return {
+            table: gr.Dataframe(value=view.table, visible=view.table is not None),
+            photos: gr.Gallery(value=view.photos, visible=bool(view.photos)),
+            download: view.csv,
+            note: view.note,
+        }
 
     files.change(
         on_files,

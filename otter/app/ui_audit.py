@@ -70,15 +70,15 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> None:
         cell_v = tuple(cl) if cl else None
         rows = audit_view.cell_rows(result, cell_v) if cell_v else audit_view.suspects(result, c)
         items = audit_view.gallery(root, rows)
-        return (
-            audit_view.status_markdown(root, result, audit.AuditJob.current()),
-            audit_view.view_title(cell_v, len(items)),
-            items,
-            [r["image"] for r in rows if (root / r["image"]).is_file()],
-            audit_view.confusion_table(result),
-            None,
-            msg,
-        )
+        return {
+            status: audit_view.status_markdown(root, result, audit.AuditJob.current()),
+            title: audit_view.view_title(cell_v, len(items)),
+            grid: items,
+            shown: [r["image"] for r in rows if (root / r["image"]).is_file()],
+            matrix: audit_view.confusion_table(result),
+            pick: None,
+            picked: msg,
+        }
 
     outputs = [status, title, grid, shown, matrix, pick, picked]
 
@@ -124,7 +124,7 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> None:
 
     def on_cell(evt: gr.SelectData, c):
         chosen = audit_view.cell_of(audit.load_audit(root), evt.index)
-        return (*view(c, chosen), chosen)
+        return view(c, chosen) | {cell: chosen}
 
     def start(c, cl, how):
         try:
@@ -132,8 +132,8 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> None:
             cfg = audit.quick_config(**({"pretrained": how == "finetune"} | CONFIG_OVERRIDES)) if method == "finetune" else None
             audit.AuditJob(root, folds=FOLDS, config=cfg, models_dir=ctx.models_dir, method=method).start()
         except TrainError as ex:
-            return (*view(c, cl, f"⚠️ {ex}"), gr.skip(), gr.skip())  # only a tick stops the timer
-        return (*view(c, cl, "Audit started."), gr.Timer(active=True), gr.Button(interactive=True))
+            return view(c, cl, f"⚠️ {ex}")  # only a tick stops the timer
+        return view(c, cl, "Audit started.") | {timer: gr.Timer(active=True), cancel_btn: gr.Button(interactive=True)}
 
     def cancel():
         job = audit.AuditJob.current()
@@ -145,19 +145,18 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> None:
     def tick(c, cl):
         job = audit.AuditJob.current()
         if job is not None and job.running:
-            running = (gr.Timer(active=True), gr.skip(), gr.Button(interactive=True))
-            return (audit_view.job_line(job), *[gr.skip()] * (len(outputs) - 1), *running)
+            return {status: audit_view.job_line(job), timer: gr.Timer(active=True), cancel_btn: gr.Button(interactive=True)}
         # Stop polling after showing the end, unless an audit was started meanwhile (its Start re-armed the timer).
         again = audit.AuditJob.current()
         busy = again is not None and again.running
-        return (*view(c, cl), gr.Timer(active=busy), class_choices(c), gr.Button(interactive=busy))
+        return view(c, cl) | {timer: gr.Timer(active=busy), cls: class_choices(c), cancel_btn: gr.Button(interactive=busy)}
 
     private = {"api_visibility": "private"}
     grid.select(on_pick, [shown], [pick, picked], **private)
     for btn, name in ((relabel_btn, "relabel"), (keep_btn, "keep"), (trash_btn, "trash")):
         btn.click(act(name), [cls, cell, pick], outputs, **private)
-    cls.change(wrap(lambda c: (*view(c, None), None)), [cls], [*outputs, cell], **private)
-    back_btn.click(wrap(lambda c: (*view(c, None), None)), [cls], [*outputs, cell], **private)
+    cls.change(wrap(lambda c: view(c, None) | {cell: None}), [cls], [*outputs, cell], **private)
+    back_btn.click(wrap(lambda c: view(c, None) | {cell: None}), [cls], [*outputs, cell], **private)
     matrix.select(wrap(on_cell), [cls], [*outputs, cell], **private)
     run_btn.click(wrap(start), [cls, cell, method], [*outputs, timer, cancel_btn], **private)
     cancel_btn.click(wrap(cancel), None, [picked], **private)
@@ -166,7 +165,7 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> None:
     def on_open(c):
         job = audit.AuditJob.current()
         running = job is not None and job.running
-        timer_v = gr.Timer(active=True) if running else gr.skip()  # start it, never stop it
-        return (*view(c, None), None, timer_v, class_choices(c), gr.Button(interactive=running))
+        shown_v = view(c, None) | {cell: None, cls: class_choices(c), cancel_btn: gr.Button(interactive=running)}
+        return shown_v | ({timer: gr.Timer(active=True)} if running else {})  # start it, never stop it
 
     tab.select(wrap(on_open), [cls], [*outputs, cell, timer, cls, cancel_btn], **private)

@@ -36,8 +36,9 @@ def _gallery(items: list, **kwargs) -> gr.Gallery:
     return gr.Gallery(value=items, height=min(GALLERY["height"], 40 + ROW_PX * max(rows, 1)), **kwargs)
 
 
-def _pager_buttons(pages: int) -> tuple[gr.Button, gr.Button]:
-    return gr.Button(visible=pages > 1), gr.Button(visible=pages > 1)
+def _pager_buttons(parts: dict, pages: int) -> dict:
+    """The pager's buttons of a sub-tab's `parts` (see `_pager`), shown only when there is another page."""
+    return {parts["prev_btn"]: gr.Button(visible=pages > 1), parts["next_btn"]: gr.Button(visible=pages > 1)}
 
 
 ONE_AT_A_TIME = {"trigger_mode": "multiple", "concurrency_limit": 1, "api_visibility": "private"}
@@ -189,45 +190,47 @@ def build_curate_tab(ctx: AppContext) -> dict:
         every = curate.class_images(root, c)
         rels, p, pages = curate.page_of(every, p)
         line = f"**{c}**: {curate.page_line(p, pages, len(every))}" if c else ""
-        return _gallery(curate.gallery(root, rels)), rels, line, p, *_pager_buttons(pages)
+        view = {im["grid"]: _gallery(curate.gallery(root, rels)), shown: rels, im["page_info"]: line, page: p}
+        return view | _pager_buttons(im, pages)
 
     def trash_labels(ids):
         by_id = {i["id"]: curate.trash_label(i) for i in curate.trash_items(root)}
         return [by_id[i] for i in ids if i in by_id]
 
-    def trash_view(p=1):
+    def trash_view(p=1, whole=True):
+        """Page `p` of the trash; `whole`: also a fresh selection and confirmation (False: another page of the same
+        trash, which keeps the selection)."""
         items = curate.trash_items(root)
         on_page, p, pages = curate.page_of(items, p)
         label = f"Trash: {curate.page_line(p, pages, len(items))}, newest first" if items else "Trash is empty"
-        prompt = curate.empty_trash_prompt(len(items))  # the count the confirmation names is the one checked
-        return (
-            _gallery(curate.trash_gallery(on_page), label=label),
-            [i["id"] for i in on_page],
-            curate.page_line(p, pages, len(items)) if items else "",
-            p,
-            *_pager_buttons(pages),
-            curate.selection_line([], "trashed image"),
-            [],
-            gr.Checkbox(label=prompt, value=False, interactive=bool(items)),
-            len(items),
-        )
+        view = {
+            tr["grid"]: _gallery(curate.trash_gallery(on_page), label=label),
+            trash_shown: [i["id"] for i in on_page],
+            tr["page_info"]: curate.page_line(p, pages, len(items)) if items else "",
+            trash_page: p,
+        } | _pager_buttons(tr, pages)
+        if whole:
+            prompt = curate.empty_trash_prompt(len(items))  # the count the confirmation names is the one checked
+            view |= {
+                tr["selected"]: curate.selection_line([], "trashed image"),
+                trash_picked: [],
+                tr["confirm"]: gr.Checkbox(label=prompt, value=False, interactive=bool(items)),
+                trash_count: len(items),
+            }
+        return view
 
-    trash_outputs = [tr["grid"], trash_shown, tr["page_info"], trash_page, tr["prev_btn"], tr["next_btn"]]
-    trash_outputs += [tr["selected"], trash_picked, tr["confirm"], trash_count]
+    trash_page_outputs = [tr["grid"], trash_shown, tr["page_info"], trash_page, tr["prev_btn"], tr["next_btn"]]
+    trash_outputs = [*trash_page_outputs, tr["selected"], trash_picked, tr["confirm"], trash_count]
 
     def everything(c=None, msg="", p=1):
         c, c_upd = class_update(c)
         classes = list_classes(root)
         return (
-            msg,
-            curate.counts_markdown(root),
-            c_upd,
-            *images_view(c, p),
-            curate.selection_line([]),
-            [],
-            gr.Dropdown(choices=classes),
-            *trash_view(),
-            gr.Dropdown(choices=classes),
+            {status: msg, counts: curate.counts_markdown(root), im["cls"]: c_upd}
+            | images_view(c, p)
+            | {im["selected"]: curate.selection_line([]), picked: [], im["target"]: gr.Dropdown(choices=classes)}
+            | trash_view()
+            | {rv["target"]: gr.Dropdown(choices=classes)}
         )
 
     image_outputs = [im["grid"], shown, im["page_info"], page, im["prev_btn"], im["next_btn"]]
@@ -251,7 +254,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
 
     # ---- images
     def on_class(c):
-        return (*images_view(c), curate.selection_line([]), [])
+        return images_view(c) | {im["selected"]: curate.selection_line([]), picked: []}
 
     im["cls"].change(friendly(on_class), [im["cls"]], [*image_outputs, im["selected"], picked], **PRIVATE)
     for button, step in ((im["prev_btn"], -1), (im["next_btn"], 1)):
@@ -288,29 +291,34 @@ def build_curate_tab(ctx: AppContext) -> dict:
             line += " " + (job_line(job) or "Computing embeddings…")
         elif view["missing"] and job is not None and job.state in ("failed", "cancelled"):
             line += " " + job_line(job)
-        shown = {"visible": True}
-        return (
-            gr.Markdown(line, **shown),
-            gr.Gallery(value=view["items"], **shown),
-            view["images"],
-            image,
-            gr.Timer(active=running),
-        )
+        return {
+            im["similar_line"]: gr.Markdown(line, visible=True),
+            im["similar_grid"]: gr.Gallery(value=view["items"], visible=True),
+            neighbours: view["images"],
+            subject: image,
+            similar_timer: gr.Timer(active=running),
+        }
 
     def on_click_similar(evt: gr.SelectData, rels, on):
         if evt.index is None or evt.index >= len(rels):
-            return (gr.skip(),) * len(similar_outputs)
+            return gr.skip()  # a lone skip leaves every output as it is
         if not on:  # remember the image, compute nothing
-            return gr.skip(), gr.skip(), gr.skip(), rels[evt.index], gr.skip()
+            return {subject: rels[evt.index]}
         return similar_view(rels[evt.index], start=True)
 
     def on_similar_box(on, image):
         if on:
             return similar_view(image, start=True)
-        return gr.Markdown(visible=False), gr.Gallery(value=[], visible=False), [], image, gr.Timer(active=False)
+        return {
+            im["similar_line"]: gr.Markdown(visible=False),
+            im["similar_grid"]: gr.Gallery(value=[], visible=False),
+            neighbours: [],
+            subject: image,
+            similar_timer: gr.Timer(active=False),
+        }
 
     def refresh_similar(image, on):
-        return similar_view(image) if on else (gr.skip(),) * len(similar_outputs)
+        return similar_view(image) if on else gr.skip()
 
     im["grid"].select(friendly(on_click_similar), [shown, im["similar_on"]], similar_outputs, **ONE_AT_A_TIME)
     im["similar_on"].input(friendly(on_similar_box), [im["similar_on"], subject], similar_outputs, **PRIVATE)
@@ -339,7 +347,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
             msg = f"⚠️ {one_line(ex)}"
         # Once filed (or refused), the photos leave the box: a next drop for another class must not re-add them.
         # Without a class nothing was filed, so they stay for the user to pick one.
-        return (*everything(c, msg), None if c else gr.skip())
+        return everything(c, msg) | ({im["uploads"]: None} if c else {})
 
     im["upload_btn"].click(
         friendly(on_upload), [im["cls"], im["uploads"]], [*all_outputs, im["uploads"]], preprocess=False, **PRIVATE
@@ -353,7 +361,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
 
         # The app may be public: pasted URLs, like search results, must not reach its own network.
         msg = curate.add_urls(root, c, text, allow_private=ui_collect.ALLOW_PRIVATE_URLS, progress=report)
-        return *everything(c, msg), "" if msg.startswith("Added") else gr.skip()
+        return everything(c, msg) | ({im["urls"]: ""} if msg.startswith("Added") else {})
 
     im["url_btn"].click(friendly(on_urls), [im["cls"], im["urls"]], [*all_outputs, im["urls"]], **PRIVATE)
 
@@ -366,7 +374,9 @@ def build_curate_tab(ctx: AppContext) -> dict:
     # ---- trash
     for button, step in ((tr["prev_btn"], -1), (tr["next_btn"], 1)):
         # Another page keeps the selection (like the class gallery's): only the page's own outputs change.
-        button.click(friendly(lambda p, step=step: trash_view(p + step)[:6]), [trash_page], trash_outputs[:6], **PRIVATE)
+        button.click(
+            friendly(lambda p, step=step: trash_view(p + step, whole=False)), [trash_page], trash_page_outputs, **PRIVATE
+        )
 
     def trash_toggle(evt: gr.SelectData, ids, sel):
         if evt.index is not None and evt.index < len(ids):
@@ -407,20 +417,20 @@ def build_curate_tab(ctx: AppContext) -> dict:
         model_classes = (meta or {}).get("classes") or []
         classes = ["all", *model_classes]
         index, line = current_view(rels, index)
-        return (
-            df,
-            _gallery([(str(root / r), cap) for r, cap in zip(rels, captions)], selected_index=index),
-            rels,
-            curate.selection_line([]),
-            gr.Dropdown(choices=classes, value=c if c in classes else "all"),
-            [],
-            gr.Dropdown(choices=classes, value=pred if pred in classes else "all"),
-            split,
-            curate.review_confusion(meta),
-            curate.review_keys_legend(model_classes),
-            index,
-            line,
-        )
+        return {
+            rv["table"]: df,
+            rv["grid"]: _gallery([(str(root / r), cap) for r, cap in zip(rels, captions)], selected_index=index),
+            review_shown: rels,
+            rv["selected"]: curate.selection_line([]),
+            rv["cls"]: gr.Dropdown(choices=classes, value=c if c in classes else "all"),
+            review_picked: [],
+            rv["pred"]: gr.Dropdown(choices=classes, value=pred if pred in classes else "all"),
+            rv["split"]: split,
+            rv["matrix"]: curate.review_confusion(meta),
+            rv["keys"]: curate.review_keys_legend(model_classes),
+            current: index,
+            rv["current_line"]: line,
+        }
 
     def review_cell_view(evt: gr.SelectData, name, c, split, pred):
         """A click on the confusion matrix: that cell's validation images."""
@@ -440,10 +450,10 @@ def build_curate_tab(ctx: AppContext) -> dict:
     def review_click(evt: gr.SelectData, rels, sel):
         """A click selects (or unselects) an image for the buttons and makes it the current one for the keys."""
         if evt.index is None or evt.index >= len(rels):
-            return sel, curate.selection_line(sel), gr.skip(), gr.skip()
+            return {review_picked: sel, rv["selected"]: curate.selection_line(sel)}
         sel = curate.toggle(sel, rels[evt.index])
         index, line = current_view(rels, evt.index)
-        return sel, curate.selection_line(sel), index, line
+        return {review_picked: sel, rv["selected"]: curate.selection_line(sel), current: index, rv["current_line"]: line}
 
     rv["grid"].select(
         review_click, [review_shown, review_picked], [review_picked, rv["selected"], current, rv["current_line"]], **ONE_AT_A_TIME
@@ -456,7 +466,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
                 msg = action(*args)
             except OtterError as ex:
                 msg = f"⚠️ {one_line(ex)}"
-            return (*everything(c, msg), *review_view(name, rc, split, pred))
+            return everything(c, msg) | review_view(name, rc, split, pred)
 
         return friendly(run)
 
@@ -480,24 +490,21 @@ def build_curate_tab(ctx: AppContext) -> dict:
         key = evt._data.get("key") if isinstance(evt._data, dict) else None  # None: a mouse click on the legend
         what = curate.review_key(key, (meta or {}).get("classes") or [])
         if what is None or not rels:
-            return (gr.skip(),) * (len(all_outputs) + len(review_outputs))
+            return gr.skip()
         kind, arg = what
         if kind == "move":  # from no current image, either arrow starts at the first
             index, line = current_view(rels, 0 if index is None else index + int(arg))
-            updates = [gr.skip()] * len(all_outputs) + [gr.skip()] * len(review_outputs)
-            for comp, value in ((rv["grid"], gr.Gallery(selected_index=index)), (current, index), (rv["current_line"], line)):
-                updates[len(all_outputs) + review_outputs.index(comp)] = value
-            return tuple(updates)
+            return {rv["grid"]: gr.Gallery(selected_index=index), current: index, rv["current_line"]: line}
         if index is None:
             msg = "Click an image (or press → ) first: the keys act on the current image."
-            return (*everything(c, msg), *review_view(name, rc, split, pred))
+            return everything(c, msg) | review_view(name, rc, split, pred)
         image = rels[min(index, len(rels) - 1)]
         if kind == "relabel":
             msg = curate.move(root, [image], arg)
         else:
             msg = curate.delete(root, [image], reason="deleted in review")
         # The image leaves the list; the next one takes its place and becomes the current image.
-        return (*everything(c, msg), *review_view(name, rc, split, pred, index))
+        return everything(c, msg) | review_view(name, rc, split, pred, index)
 
     rv["keys"].click(friendly(on_key), [*review_inputs, review_shown, current], all_outputs + review_outputs, **ONE_AT_A_TIME)
 
@@ -507,7 +514,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
 
     def on_load(c):
         names = ctx.models.names()
-        return (*everything(c), gr.Dropdown(choices=names, value=names[0] if names else None))
+        return everything(c) | {rv["model"]: gr.Dropdown(choices=names, value=names[0] if names else None)}
 
     return {
         "refresh": (friendly(on_load), [im["cls"]], all_outputs + [rv["model"]]),

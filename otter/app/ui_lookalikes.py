@@ -86,15 +86,15 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> dict:
         line = " ".join(x for x in (msg, note) if x)
         if not line and pairs_df.empty:
             line = "No pairs yet: press **Find look-alikes**."
-        return (
-            line,
-            pairs_df,
-            gr.Image(value=lp, label=lc),
-            gr.Image(value=rp, label=rc),
-            groups_df,
-            curate.gallery(root, curate.duplicate_images(groups_df)),
-            shown,
-        )
+        return {
+            status: line,
+            pairs: pairs_df,
+            left: gr.Image(value=lp, label=lc),
+            right: gr.Image(value=rp, label=rc),
+            groups: groups_df,
+            grid: curate.gallery(root, curate.duplicate_images(groups_df)),
+            pair: shown,
+        }
 
     outputs = [status, pairs, left, right, groups, grid, pair]
 
@@ -102,16 +102,16 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> dict:
         try:
             LookalikeJob(root).start()
         except TrainError as ex:
-            return (*view(f"⚠️ {ex}"), gr.skip())  # only a tick stops the timer
-        return (job_line(LookalikeJob.current()) or "Looking at the images…", *[gr.skip()] * 6, gr.Timer(active=True))
+            return view(f"⚠️ {ex}")  # only a tick stops the timer
+        return {status: job_line(LookalikeJob.current()) or "Looking at the images…", timer: gr.Timer(active=True)}
 
     def tick(chosen):
         job = LookalikeJob.current()
         if job is not None and job.running:
-            return (job_line(job), *[gr.skip()] * 6, gr.Timer(active=True))
+            return {status: job_line(job), timer: gr.Timer(active=True)}
         # Stop polling after showing the end, unless a search was started meanwhile (its Find re-armed the timer).
         again = LookalikeJob.current()
-        return (*view(job_line(job), chosen), gr.Timer(active=again is not None and again.running))
+        return view(job_line(job), chosen) | {timer: gr.Timer(active=again is not None and again.running)}
 
     def cancel():
         job = LookalikeJob.current()
@@ -147,8 +147,8 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> dict:
     def on_open(chosen):
         job = LookalikeJob.current()
         if job is not None and job.running:
-            return (job_line(job), *[gr.skip()] * 6, gr.Timer(active=True))
-        return (*view("", chosen), gr.skip())  # a search started meanwhile keeps its timer
+            return {status: job_line(job), timer: gr.Timer(active=True)}
+        return view("", chosen)  # a search started meanwhile keeps its timer
 
     tab.select(wrap(on_open), [pair], [*outputs, timer], **private)
     return {"changed": changed}
