@@ -159,5 +159,7 @@ def test_the_linear_head_is_fitted_exactly_on_the_frozen_imagenet_features(tmp_p
         warnings.simplefilter("ignore")
         expected = LogisticRegressionCV(Cs=10, cv=5, max_iter=5000).fit(x, y).predict_proba(x)
     with torch.no_grad():
-        got = torch.softmax(backbones.features_and_classifier(learn.model.float())[1](torch.as_tensor(x, dtype=torch.float32)), 1).numpy()
+        got = torch.softmax(
+            backbones.features_and_classifier(learn.model.float())[1](torch.as_tensor(x, dtype=torch.float32)), 1
+        ).numpy()
     assert np.allclose(got, expected, atol=1e-4)
