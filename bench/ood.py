@@ -303,7 +303,7 @@ def main() -> None:
     ap.add_argument("--summarise", metavar="ROWS", help="only summarise a --rows file")
     ap.add_argument("--fit-from", metavar="ROWS", help="with --model: fit its calibration and detector from these CV rows")
     ap.add_argument("--method", default="mahalanobis", help="with --fit-from: mahalanobis or knn")
-    ap.add_argument("--oof", default=str(Path(__file__).with_name("recipe_search_run2.jsonl")))
+    ap.add_argument("--oof", default=str(Path(__file__).parent / "runs" / "02-scratch-recipes-2" / "recipe_search_run2.jsonl"))
     ap.add_argument("--oof-recipe", default="xr18_norrc_mixup0.2", help="the recipe whose out-of-fold predictions give T")
     ap.add_argument("--record", action="store_true", help="merge the summary into bench/results.json under 'ood'")
     args = ap.parse_args()

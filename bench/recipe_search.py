@@ -1,9 +1,11 @@
 """Cross-validate training recipes: stratified k-fold accuracy (plain and with flip TTA) for each config.
 
-    python bench/recipe_search.py --data ../shared/otters --configs bench/recipes.json --workers 8 --out results.jsonl
+    python bench/recipe_search.py --data ../shared/otters --configs bench/runs/NN-name/recipes.json --workers 8
+        --out bench/runs/NN-name/recipe_search_runNN.jsonl
 
 Each config is a dict of `TrainConfig` fields (plus "name"). Runs folds in parallel processes, so it
-uses a many-core GPU machine well; on 2 CPU cores use --workers 1.
+uses a many-core GPU machine well; on 2 CPU cores use --workers 1. Each run keeps its configs, its rows and the
+exact command in its own folder, bench/runs/<nn>-<name>/ (bench/RESULTS.md says which run is which).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Reproduce the shipped default model: the default recipe (EfficientNet-Lite0 from the packaged ImageNet weights)
 on all of ../shared/otters, then its calibration and "not sure" threshold from the recipe's cross-validation.
 
-    python bench/train_default.py [--data ../shared/otters] [--out models/otters] --cv bench/recipe_search_run13_lite0.jsonl
+    python bench/train_default.py --cv bench/runs/18-linear-head/recipe_search_run18_linear_head.jsonl
+        [--data ../shared/otters] [--out models/otters]
 
 A model trained on every photo has no held-out photos of its own, so (as `otter.model.honest` documents) its temperature
 is fitted on the recipe's out-of-fold predictions and its threshold is the training photos' 95th-percentile score

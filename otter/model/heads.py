@@ -3,7 +3,7 @@
 Every image is scored by logistic regressions that never saw it: a stratified k-fold split, one head per
 fold, repeated over REPEATS differently shuffled splits and averaged (an ensemble of folds). Inputs are the
 embeddings scaled to unit length; C = 10. Chosen by measurement on the sample photos with planted label
-flips (bench/audit_heads.py, bench/RESULTS.md): of the candidates (logistic regression with other C and
+flips (bench/runs/24-audit-heads/audit_heads.py, bench/RESULTS.md): of the candidates (logistic regression with other C and
 scalings, C picked by inner cross-validation, k-NN, their average, flip test-time augmentation, mirror
 images as extra training rows), this ranked the flipped images highest, and in seconds.
 """
@@ -17,7 +17,7 @@ import numpy as np
 
 from .jobs import TrainError, TrainingCancelled
 
-C = 10.0  # inverse L2 penalty of the logistic regression (bench/audit_heads.py: 1 and 100 rank worse or the same)
+C = 10.0  # inverse L2 penalty of the logistic regression (bench/runs/24-audit-heads: 1 and 100 rank worse or the same)
 REPEATS = 5  # differently shuffled k-fold splits, averaged
 
 

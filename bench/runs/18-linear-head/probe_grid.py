@@ -1,7 +1,8 @@
 """Frozen EfficientNet-Lite0 features + logistic regression, over input sizes, mirror averaging and multi-scale
 concatenation, on the same 5 folds as bench/recipe_search.py; and blends with stored fine-tuned out-of-fold runs.
 
-    python bench/probe_grid.py --data ../shared/otters [--sizes 224 256 288 320 384] [--runs bench/recipe_search_run15_gpu_grid.jsonl]
+    python bench/runs/18-linear-head/probe_grid.py --data ../shared/otters [--sizes 224 256 288 320 384]
+        [--runs bench/runs/15-gpu-grid/recipe_search_run15_gpu_grid.jsonl]
 
 Features: the pooled 1280-d output of the last block, inputs squished to S x S and scaled to [-1, 1] as training
 and prediction do (`otter.model.preprocess.preprocess`). "flip": the mean of the image's and its mirror image's features.
@@ -17,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository root
 
 
 def features(items, size: int, net, mean, std):

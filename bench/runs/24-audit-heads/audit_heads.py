@@ -1,6 +1,6 @@
 """Which head on frozen embeddings ranks planted label errors best? The audit's candidates, measured in memory.
 
-    python bench/audit_heads.py [--data ../shared/otters] [--plantings 10] [--flips 10] [--features /tmp/f.npz]
+    python bench/runs/24-audit-heads/audit_heads.py [--data ../shared/otters] [--plantings 10] [--flips 10] [--features /tmp/f.npz]
 
 Embeddings: otter.review.embeddings' network (EfficientNet-Lite0, ImageNet weights, pooled 1280-d, 224 px), of every
 photo and of its mirror image, computed once (and kept in --features to rerun quickly). For each planting
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]  # the repository root
 sys.path.insert(0, str(ROOT))
 warnings.filterwarnings("ignore")
 

@@ -1,6 +1,6 @@
 """The baseline a pretrained recipe must beat: frozen EfficientNet-Lite0 ImageNet features + logistic regression.
 
-    python bench/linear_probe.py --data ../shared/otters --folds 5
+    python bench/runs/19-linear-probe/linear_probe.py --data ../shared/otters --folds 5
 
 Same stratified folds as bench/recipe_search.py (StratifiedKFold, shuffle, random_state=0). Features are the
 pooled 1280-d output of the last block at 224 px, inputs squished and scaled to [-1, 1] as the training does;
@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository root
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """ "Not sure" and calibration on the frozen embeddings: measured in cross-validation, with synthetic unknowns only.
 
-    python bench/ood_embeddings.py [--data ../shared/otters] [--folds 5] [--unknowns 350]
+    python bench/runs/29-ood-embeddings/ood_embeddings.py [--data ../shared/otters] [--folds 5] [--unknowns 350]
 
 The rule of bench/ood.py stands: no real photo from outside the data set is used to choose anything. Per fold
 (stratified, split seed 0), on `otter.review.embeddings`' vectors of the training photos: a Mahalanobis detector (class
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]  # the repository root
 sys.path.insert(0, str(ROOT))
 warnings.filterwarnings("ignore")
 

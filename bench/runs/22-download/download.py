@@ -1,6 +1,6 @@
 """Download speed: our `download_images` vs fastai's `download_images` on the same URLs from a local server.
 
-    python bench/download.py [--data ../shared/otters] [--n 60] [--latency 0.05] [--workers 8]
+    python bench/runs/22-download/download.py [--data ../shared/otters] [--n 60] [--latency 0.05] [--workers 8]
 
 A server on 127.0.0.1 serves `--n` real photos, each after `--latency` seconds (a stand-in for a
 remote host's round trip). Three pipelines fetch the same URL list (interleaved, `--repeat` times; medians), in this run:
@@ -22,7 +22,7 @@ import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository root
 warnings.filterwarnings("ignore")
 
 from bench.common import record  # noqa: E402
@@ -57,7 +57,7 @@ def serve(files: list[Path], latency: float) -> tuple[ThreadingHTTPServer, list[
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "otters"))
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[4] / "shared" / "otters"))
     ap.add_argument("--n", type=int, default=60, help="photos to serve (half from each class)")
     ap.add_argument("--latency", type=float, default=0.05, help="seconds the server waits before each answer")
     ap.add_argument("--workers", type=int, default=8, help="threads, the same for both (fastai's default is 8)")
