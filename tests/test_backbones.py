@@ -85,6 +85,11 @@ def test_default_pretrained_training_needs_no_network_and_learns_quickly(tmp_pat
     imagenet = backbones.imagenet_state_dict("efficientnet_lite0")
     trained = model[0].model.conv_stem.weight.float()
     assert torch.nn.functional.cosine_similarity(imagenet["conv_stem.weight"].flatten(), trained.flatten(), dim=0) > 0.9
+    # and the "all layers" epochs trained the body too (the recipe has no head-only epochs: the head is fitted first)
+    assert cfg.frozen_epochs == 0
+    for name in ("conv_stem.weight", "blocks.6.0.conv_pwl.weight", "conv_head.weight"):
+        moved = (model[0].model.get_parameter(name).float() - imagenet[name].float()).abs().max()
+        assert moved > 1e-6, f"{name} is ImageNet's untouched: the body was not fine-tuned"
     assert cfg.freeze_bn
     for name in ("bn1.running_mean", "bn1.running_var", "bn2.running_mean", "blocks.3.0.bn2.running_var"):
         assert torch.equal(model[0].model.get_buffer(name).float(), imagenet[name].float()), name

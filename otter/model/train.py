@@ -487,8 +487,10 @@ def _fit_schedule(items, labels, classes, valid_idx, cfg: TrainConfig, run: Trai
             run.emit("stage")
             learn.fit_one_cycle(frozen, lr)
             _check_cancel(run)
-            learn.unfreeze()
         if n_epochs:
+            # Unfrozen here, not only after head-only epochs: with none (the head fitted by logistic regression
+            # instead) the body stayed frozen and "all layers" trained the head alone.
+            learn.unfreeze()
             run.stage, run.epoch, run.epochs = f"all layers, {size}px", 0, n_epochs
             run.emit("stage")
             learn.fit_one_cycle(n_epochs, slice(lr / 100, lr / 5) if cfg.pretrained else lr)
