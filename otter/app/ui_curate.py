@@ -149,9 +149,8 @@ def build_review(ctx: AppContext) -> dict:
         target = gr.Dropdown(label="Relabel selected as", choices=[], allow_custom_value=True, elem_id="review-target")
         move_btn = gr.Button("Relabel", elem_id="review-relabel")
         delete_btn = gr.Button("Delete selected (to trash)", variant="stop")
-    connect_explain = build_review_explain(
-        ctx.models, ctx.data_dir, model, wrap=friendly
-    )  # where the model looked, per clicked image
+    # where the model looked, per clicked image
+    connect_explain = build_review_explain(ctx.models, ctx.data_dir, model, wrap=friendly)
     return locals()
 
 
@@ -166,12 +165,12 @@ def build_curate_tab(ctx: AppContext) -> dict:
             tr = build_trash()
         with gr.Tab("Review", id="review"):
             rv = build_review(ctx)
-        dups = build_duplicates_tab(ctx, wrap=friendly)  # Duplicates: look-alike pairs and groups (otter.app.ui_lookalikes)
+        # Duplicates: look-alike pairs and groups (otter.app.ui_lookalikes)
+        dups = build_duplicates_tab(ctx, wrap=friendly)
         with gr.Tab("Web search", id="web-search"):
             web = build_search_panel(ctx.data_dir, wrap=friendly)
-        build_suspects_tab(
-            ctx, wrap=friendly
-        )  # Suspects: the audit's findings and a clickable confusion matrix (otter.app.ui_audit)
+        # Suspects: the audit's findings and a clickable confusion matrix (otter.app.ui_audit)
+        build_suspects_tab(ctx, wrap=friendly)
         # more Curate sub-tabs go here: `build_xxx_tab(ctx, wrap=friendly)` from their own ui_xxx.py
 
     # Server-side lists (read when an event is processed, not when it is sent, so quick clicks all count).
