@@ -255,6 +255,9 @@ def test_curate_pairs_list_lookalikes_first_and_different_classes_first(copies_c
     assert len(lookalikes) == len(copies)
     assert list(pairs["look-alike"]) == sorted(pairs["look-alike"], reverse=True)
     assert len(groups[groups["kind"] == "near"]) == len(copies)
+    n = len(copies)
+    assert curate.lookalike_summary(pairs, groups).startswith(f"{n} look-alike pairs and {len(groups)} groups of copies")
+    assert curate.lookalike_summary(pairs.iloc[:0], groups.iloc[:0]).startswith("No pairs yet")
 
     pair = curate.pair_at(pairs, [0, 2])
     (left, left_caption), (right, right_caption) = curate.pair_images(data, pair)

@@ -403,6 +403,17 @@ def trash_duplicates(root: os.PathLike | str, table: pd.DataFrame) -> str:
 
 # ---------------------------------------------------------------------------------------- look-alikes
 
+
+def lookalike_summary(pairs: pd.DataFrame, groups: pd.DataFrame) -> str:
+    """The Duplicates tab's line once the pairs are listed: how many look-alikes and groups there are."""
+    if pairs.empty:
+        return "No pairs yet: press **Find look-alikes**."
+    n = int((pairs["look-alike"] == "yes").sum())
+    g = len(groups)
+    found = f"{n} look-alike pair{'s' if n != 1 else ''} and {g} group{'s' if g != 1 else ''} of copies"
+    return f"{found}. The table lists the most similar pairs, look-alikes first; click one to see it."
+
+
 PAIRS_SHOWN = 100  # most similar pairs listed in Curate › Duplicates
 PAIR_COLUMNS = ["left", "left class", "right", "right class", "score", "look-alike", "hash bits"]
 

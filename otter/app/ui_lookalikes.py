@@ -83,9 +83,7 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> dict:
         shown = chosen if chosen and lp and rp else None
         if not shown:
             (lp, lc), (rp, rc) = curate.pair_images(root, None)
-        line = " ".join(x for x in (msg, note) if x)
-        if not line and pairs_df.empty:
-            line = "No pairs yet: press **Find look-alikes**."
+        line = " ".join(x for x in (msg, note) if x) or curate.lookalike_summary(pairs_df, groups_df)
         return {
             status: line,
             pairs: pairs_df,
