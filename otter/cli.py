@@ -11,7 +11,6 @@ from pathlib import Path
 from . import config
 from .errors import BadInput, describe
 from .model import backbones
-from .model.backbones import NAMES as ARCH_NAMES
 
 # Exit codes, the same for every command (README "Command line"); EXIT_SOME_FAILED is predict's alone.
 EXIT_OK = 0
@@ -441,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--arch",
         default=None,
-        choices=ARCH_NAMES,
+        choices=backbones.NAMES,
         help=f"default: {backbones.PRETRAINED_DEFAULT}, or {backbones.SCRATCH_DEFAULT} with --no-pretrained. "
         + backbones.arch_help(),
     )
