@@ -99,8 +99,16 @@ def split_valid(n: int, valid_pct: float, seed: int) -> list[int]:
 
 
 def make_dataloaders(
-    items: list[Path], labels: list[str], classes: list[str], valid_idx: list[int], size: int, cfg: TrainConfig, device=None
+    items: list[Path],
+    labels: list[str],
+    classes: list[str],
+    valid_idx: list[int],
+    size: int,
+    cfg: TrainConfig,
+    device=None,
+    bs: int | None = None,
 ):
+    """fastai DataLoaders of the items at `size` px, batch size `bs` (default `cfg.bs`)."""
     fv = fastai_vision()
     label_of = dict(zip(map(str, items), labels))
     batch_tfms = []
@@ -118,7 +126,7 @@ def make_dataloaders(
         batch_tfms=batch_tfms,
     )
     # Resized images are cached in this process, so loader workers would only add start-up cost.
-    return dblock.dataloaders(Path("."), bs=cfg.bs, num_workers=0, device=device)
+    return dblock.dataloaders(Path("."), bs=bs or cfg.bs, num_workers=0, device=device)
 
 
 NONE_CLASS = "__none_of_these__"

@@ -68,6 +68,8 @@ class TrainConfig:
     # frozen body's features of the training images (linear probing, then fine-tuning: Kumar et al. 2022; pretrained
     # only). "fastai": fastai's default head (concat pooling, two BatchNorm-Dropout-Linear blocks), trained by SGD.
     head: str | None = None
+    # Keep the state (the fitted head, or any epoch) that scored best on the validation split, not the last one.
+    keep_best: bool = True
 
     def __post_init__(self) -> None:
         recipe = PRETRAINED_RECIPE if self.pretrained else SCRATCH_RECIPE

@@ -4,6 +4,7 @@ progress, honour cancellation and keep the body's BatchNorm frozen, the device a
 from __future__ import annotations
 
 import functools
+import math
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -50,7 +51,7 @@ def progress_callback_cls():
             names = list(self.recorder.metric_names[1:-1])  # without "epoch" and "time"
             values = self.recorder.values[-1] if self.recorder.values else []
             row = {n: (None if v is None else float(v)) for n, v in zip(names, values)}
-            self.tracker.epoch_done(row)
+            self.tracker.epoch_done(row, self.learn.model)
 
     return ReportProgress
 
@@ -75,6 +76,29 @@ def frozen_bn_callback_cls():
     return BodyBatchNormEval
 
 
+class BestState:
+    """The best state of the model seen on the validation split: highest accuracy, then lowest validation loss; the
+    later of two equal ones. Training restores it at the end, so no stage that made the model worse is kept."""
+
+    def __init__(self) -> None:
+        self.state: dict | None = None
+        self.key: tuple[float, float] | None = None
+        self.entry: dict | None = None  # the history row of the kept state
+        self.considered = 0
+
+    def consider(self, model, entry: dict) -> bool:
+        acc, loss = entry.get("accuracy"), entry.get("valid_loss")
+        if acc is None or not math.isfinite(acc):
+            return False
+        self.considered += 1
+        key = (float(acc), -float(loss) if loss is not None and math.isfinite(loss) else -math.inf)
+        if self.key is not None and key < self.key:
+            return False
+        self.key, self.entry = key, dict(entry)
+        self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        return True
+
+
 class TrainRun:
     """State of one training run: emits `TrainEvent`s to `on_event`, estimates the time left, holds the cancel
     flag. `train` makes one; callers of `fit_recipe` (cross-validation, bench/) pass their own."""
@@ -91,6 +115,11 @@ class TrainRun:
         self.epoch = 0
         self.epochs = 0
         self.history: list[dict] = []
+        self.best = BestState()
+        self.kept: dict | None = None  # which state training kept (`BestState`), for model.json
+        self.head_fit: dict | None = None  # what the fitted linear head's fit chose (otter.model.heads.fit_linear_head)
+        self.batch_size = 0  # the batch size used (the recipe's, or the training split's size if that is smaller)
+        self.batches = 0  # training batches run
 
     def emit(self, type_: str, **data) -> None:
         elapsed = time.monotonic() - self.start
@@ -112,12 +141,16 @@ class TrainRun:
 
     def batch_done(self, i: int, n: int, loss: float) -> None:
         self.done_work += self.unit
+        self.batches += 1
         self.emit("batch", batch=i, batches=n, loss=loss)
 
-    def epoch_done(self, row: dict) -> None:
+    def epoch_done(self, row: dict, model=None) -> None:
+        """Record one epoch's (or the fitted head's) row; with `model`, keep its state if it is the best so far."""
         self.epoch += 1
         entry = {"stage": self.stage, "size": self.size, "epoch": self.epoch} | row
         self.history.append(entry)
+        if model is not None:
+            self.best.consider(model, entry)
         self.emit("epoch", train_loss=row.get("train_loss"), valid_loss=row.get("valid_loss"), accuracy=row.get("accuracy"))
 
 

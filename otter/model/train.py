@@ -170,23 +170,26 @@ def _fit_schedule(items, labels, classes, valid_idx, cfg: TrainConfig, run: Trai
     fv.set_seed(cfg.seed, reproducible=True)
     epochs = cfg.epochs_per_size()
     n_train = len(items) - len(valid_idx)
+    # fastai drops the last partial training batch: with fewer training images than a batch, no batch would run
+    bs = run.batch_size = max(1, min(cfg.bs, n_train))
     frozen = cfg.frozen_epochs if cfg.pretrained else 0
-    steps = [math.ceil(n_train / cfg.bs) * (e + frozen) * (s / 64) ** 2 for s, e in zip(cfg.sizes, epochs)]
-    if cfg.head == "linear":  # two forward passes (image and mirror image), each about a third of a training step
-        steps.append(math.ceil(n_train / cfg.bs) * 2 / 3 * (cfg.sizes[0] / 64) ** 2)
+    steps = [math.ceil(n_train / bs) * (e + frozen) * (s / 64) ** 2 for s, e in zip(cfg.sizes, epochs)]
+    if cfg.head == "linear":  # one forward pass, about a third of a training step
+        steps.append(math.ceil(n_train / bs) / 3 * (cfg.sizes[0] / 64) ** 2)
     run.total_work = sum(steps) or 1.0
     learn, lr_data, lr = None, None, cfg.lr
     progress_cb = progress_callback_cls()(run)
     for size, n_epochs in zip(cfg.sizes, epochs):
         run.size, run.unit = int(size), (int(size) / 64) ** 2
-        dls = make_dataloaders(items, labels, classes, valid_idx, int(size), cfg, device=training_device())
+        dls = make_dataloaders(items, labels, classes, valid_idx, int(size), cfg, device=training_device(), bs=bs)
         if learn is None:
             learn = make_learner(dls, classes, cfg, workdir)
             learn.add_cb(progress_cb)
             if cfg.head == "linear":
                 held_out = set(valid_idx)
                 train_idx = [i for i in range(len(items)) if i not in held_out]
-                fit_linear_head(learn, [items[i] for i in train_idx], [labels[i] for i in train_idx], run, progress_cb)
+                x_items, x_labels = [items[i] for i in train_idx], [labels[i] for i in train_idx]
+                run.head_fit = fit_linear_head(learn, x_items, x_labels, run, progress_cb)
             if lr is None:
                 run.stage, run.epoch, run.epochs = "finding learning rate", 0, 0
                 run.emit("stage")
@@ -228,7 +231,26 @@ def _fit_schedule(items, labels, classes, valid_idx, cfg: TrainConfig, run: Trai
             run.emit("stage")
             learn.fit_one_cycle(n_epochs, slice(lr / 100, lr / 5) if cfg.pretrained else lr)
             check_cancel(run)
+    if (frozen * len(epochs) + sum(epochs)) and not run.batches:
+        raise TrainError(f"no training batch ran ({n_train} training images, batch size {bs}); add images")
+    _keep_best(learn, items, labels, classes, valid_idx, cfg, run)
     return learn, lr_data
+
+
+def _keep_best(learn, items, labels, classes, valid_idx, cfg: TrainConfig, run: TrainRun) -> None:
+    """Put back the best state seen on the validation split (`run.best`; the fitted head counts as a stage), with
+    DataLoaders at the size it was validated at; `run.kept` says which it was."""
+    best = run.best
+    if not cfg.keep_best or best.state is None:
+        reason = "keep_best is off" if not cfg.keep_best else "no validation split"
+        run.kept = {"stage": run.history[-1]["stage"] if run.history else None, "chosen": "last", "reason": reason}
+        return
+    learn.model.load_state_dict(best.state)
+    run.kept = {k: best.entry.get(k) for k in ("stage", "size", "epoch", "accuracy", "valid_loss")}
+    run.kept |= {"chosen": "best on the validation split", "of": best.considered}
+    if int(best.entry["size"]) != int(run.size):
+        run.size = int(best.entry["size"])
+        learn.dls = make_dataloaders(items, labels, classes, valid_idx, run.size, cfg, training_device(), bs=run.batch_size)
 
 
 # ------------------------------------------------------------------------------------------- results
@@ -253,12 +275,11 @@ def predict_items(learn, items: list[Path], labels: list[str]):
     return probs, losses
 
 
-def _fit_honesty(model, items: list[Path], y: np.ndarray, is_valid: np.ndarray, n_classes: int, cfg: TrainConfig):
+def _fit_honesty(model, items: list[Path], y: np.ndarray, is_valid: np.ndarray, n_classes: int, cfg: TrainConfig, size: int):
     """Temperature scaling and the "not sure" threshold from the validation split (otter.model.honest)."""
     from .honest import fit_honesty
 
     train_idx, valid_idx = np.flatnonzero(~is_valid), np.flatnonzero(is_valid)
-    size = int(cfg.sizes[-1])
     return fit_honesty(
         model,
         n_classes,
@@ -321,6 +342,7 @@ def train(
         fit_items, fit_labels, fit_classes = with_negatives(items, labels, classes, valid_idx, cfg, workdir)
         precision = training_precision(cfg)  # once: what runs is what model.json records
         learn, lr_data = fit_recipe(fit_items, fit_labels, fit_classes, valid_idx, cfg, run, workdir, precision)
+        size = int(run.size)  # the kept state's size: where its validation accuracy was measured
         learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, progress_callback_cls())])
         run.stage = "evaluating"
         run.emit("stage")
@@ -358,7 +380,7 @@ def train(
             "extra_outputs": len(fit_classes) - len(vocab),  # 1: a trained "none of these" output after the classes
             "arch": cfg.arch,
             "head": cfg.head,
-            "input_size": int(cfg.sizes[-1]),
+            "input_size": size,
             "resize_method": "squish",
             "normalize": backbones.get(cfg.arch).normalize,
             "metrics": {k: report[k] for k in ("accuracy", "n", "per_class")},
@@ -366,6 +388,9 @@ def train(
             "train_config": asdict(cfg),
             "train_precision": precision,
             "history": run.history,
+            "kept": run.kept,  # which stage's state was saved (the best on the validation split)
+            "head_fit": run.head_fit,
+            "batch_size": run.batch_size,
             "lr_find": lr_data,
             "dataset": {
                 "path": str(Path(data_dir).resolve()),
@@ -381,14 +406,20 @@ def train(
         }
         run.stage = "calibrating"
         run.emit("stage")
-        meta["calibration"], meta["ood"], extra = _fit_honesty(learn.model, items, y, is_valid, len(vocab), cfg)
+        meta["calibration"], meta["ood"], extra = _fit_honesty(learn.model, items, y, is_valid, len(vocab), cfg, size)
         check_cancel(run)
         written = None
         if model_dir is not None:
             run.stage = "saving"
             run.emit("stage")
             written = save_model(learn.model, meta, model_dir, half=half, extra_tensors=extra)
-        run.emit("done", accuracy=report["accuracy"], model_dir=str(written) if written else None)
+        run.emit(
+            "done",
+            accuracy=report["accuracy"],
+            model_dir=str(written) if written else None,
+            kept=run.kept,
+            calibration=meta["calibration"],
+        )
     clear_cache()
     return TrainResult(written, meta, learn)
 
