@@ -47,7 +47,9 @@ def class_images(root: os.PathLike | str, cls: str | None) -> list[str]:
         return catalog.images(con, cls) if cls in catalog.classes(con, root) else []
 
 
-def class_page(root: os.PathLike | str, cls: str | None, page: int | None, per_page: int = PAGE_SIZE) -> tuple[list[str], int, int, int]:
+def class_page(
+    root: os.PathLike | str, cls: str | None, page: int | None, per_page: int = PAGE_SIZE
+) -> tuple[list[str], int, int, int]:
     """(the `class/name`s on `page` of a class, that page clamped to the pages there are, how many pages, how many
     images): one page read from the catalog, whatever the class's size."""
     if not cls or not Path(root).is_dir():
