@@ -460,7 +460,9 @@ def lookalike_views(root: os.PathLike | str) -> tuple[pd.DataFrame, pd.DataFrame
     # An image without its perceptual hash yet (a cache from before hashes) is only half searched.
     missing = sum(reason == NOT_YET for reason in emb.failed.values()) + sum(sha not in emb.phash for sha in emb.sha256)
     note = f"{missing} image{'s' if missing != 1 else ''} not searched yet: press Find look-alikes." if missing else ""
-    return pairs_table(similar.pairs(emb, root)), duplicates_table(root, similar.groups(emb, root)), note
+    # The candidate pairs are searched once per content of the data set and kept (similar.candidates): a warm
+    # open reads the catalog and the kept arrays, no image and no search.
+    return pairs_table(similar.top_pairs(emb, root, PAIRS_SHOWN)), duplicates_table(root, similar.groups(emb, root)), note
 
 
 def more_like_this(root: os.PathLike | str, image: str | None) -> dict:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import dataset
+from ..data import catalog, dataset
 from ..data.images import InvalidImage
 from ..model.jobs import TrainingCancelled
 from . import perceptual
@@ -195,17 +195,33 @@ def _checksum(digests: np.ndarray, vectors: np.ndarray) -> str:
     return hashlib.sha256(digests.tobytes() + vectors.tobytes()).hexdigest()
 
 
-def load_cache(path: Path, expected: dict) -> dict[str, np.ndarray]:
-    """{sha256: vector} from a cache file; {} when it is missing, was made with another spec, or is damaged
-    (it is then rebuilt: nothing in a file that fails a check is used)."""
-    from safetensors import SafetensorError
+_tables: dict[str, tuple[tuple, dict[str, int], np.ndarray]] = {}  # cache file -> (its stat, {sha: row}, vectors)
+_tables_lock = threading.Lock()
+
+
+def cache_table(path: Path, expected: dict) -> tuple[dict[str, int], np.ndarray]:
+    """({sha256: row}, vectors) of a cache file, read once per version of the file in this process (a warm view
+    costs a stat); ({}, empty) when it is missing, was made with another spec, or is damaged."""
+    try:
+        st = path.stat()
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns, json.dumps(expected, sort_keys=True))
+    except OSError:
+        return {}, np.zeros((0, 0), np.float32)
+    with _tables_lock:
+        hit = _tables.get(str(path))
+    if hit is not None and hit[0] == stamp:
+        return hit[1], hit[2]
+    index, vectors = _read_table(path, expected)
+    with _tables_lock:
+        _tables[str(path)] = (stamp, index, vectors)
+    return index, vectors
+
+
+def _read_table(path: Path, expected: dict) -> tuple[dict[str, int], np.ndarray]:
+    from safetensors import SafetensorError, safe_open
     from safetensors.numpy import load_file
 
-    if not path.is_file():
-        return {}
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="numpy") as fh:
             meta = fh.metadata() or {}
         arrays = load_file(str(path))
@@ -224,8 +240,15 @@ def load_cache(path: Path, expected: dict) -> dict[str, np.ndarray]:
     except (SafetensorError, OSError, ValueError, KeyError, TypeError):
         ok = False
     if not ok:
-        return {}
-    return {d.tobytes().hex(): v for d, v in zip(digests, vectors)}
+        return {}, np.zeros((0, 0), np.float32)
+    return {d.tobytes().hex(): i for i, d in enumerate(digests)}, vectors
+
+
+def load_cache(path: Path, expected: dict) -> dict[str, np.ndarray]:
+    """{sha256: vector} from a cache file; {} when it is missing, was made with another spec, or is damaged
+    (it is then rebuilt: nothing in a file that fails a check is used)."""
+    index, vectors = cache_table(path, expected)
+    return {sha: vectors[i] for sha, i in index.items()}
 
 
 def save_cache(path: Path, s: dict, vectors: dict[str, np.ndarray]) -> None:
@@ -257,6 +280,16 @@ def _save_or_warn(path: Path, s: dict, vectors: dict[str, np.ndarray]) -> None:
         warnings.warn(f"cannot keep the embeddings in {path.parent} ({ex}); they will be computed again next time", stacklevel=3)
 
 
+def listing(data_dir: Path, full: bool = True) -> tuple[list[Path], list[str]]:
+    """(paths, SHA-256s) of the data set's images in `dataset.list_images` order, from the catalog: nothing is
+    read but the files that are new or changed since they were last hashed (`full`: every file is statted to
+    find those; otherwise only folders whose time changed are listed)."""
+    catalog.sync(data_dir, full=full)
+    with catalog.connection(data_dir, sync_first=False) as con:
+        rows = con.execute("SELECT path, sha256 FROM files ORDER BY class, name").fetchall()
+    return [data_dir / r[0] for r in rows], [r[1] for r in rows]
+
+
 def embed_folder(
     data_dir: os.PathLike | str,
     progress: Callable[[dict], None] | None = None,
@@ -267,21 +300,22 @@ def embed_folder(
 ) -> Embeddings:
     """Embeddings of every image of a folder-per-class data set, from the cache where it has them.
 
-    Only images whose bytes have no cached vector are computed (one per distinct content), in batches with
-    `progress` and `cancel` as in `compute`; when cancelled, the vectors computed so far are saved before
-    TrainingCancelled is raised. The cache keeps exactly the current images' vectors. With `compute_missing`
-    False nothing is computed (a quick read for views): images without a vector are in `failed` as NOT_YET."""
+    The images and their hashes come from the catalog (`listing`): a view (`compute_missing` False) reads no
+    image file, and the cache file only when it changed. Only images whose bytes have no cached vector are
+    computed (one per distinct content), in batches with `progress` and `cancel` as in `compute`; when cancelled,
+    the vectors computed so far are saved before TrainingCancelled is raised. The cache keeps exactly the current
+    images' vectors. With `compute_missing` False nothing is computed: images without a vector are in `failed`
+    as NOT_YET."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise dataset.DatasetError(f"data folder {data_dir} does not exist")
-    paths = dataset.list_images(data_dir)
-    shas = [sha256_file(p) for p in paths]
+    paths, shas = listing(data_dir, full=compute_missing)
     s = spec(flip)
     path = cache_path(data_dir, flip)
-    cached = load_cache(path, s)
+    index, table = cache_table(path, s)
     todo = {}  # sha -> first path with those bytes
     for p, sha in zip(paths, shas):
-        if sha not in cached and sha not in todo:
+        if sha not in index and sha not in todo:
             todo[sha] = p
     fresh: dict[str, np.ndarray] = {}
     failed_sha: dict[str, str] = {}
@@ -299,25 +333,34 @@ def embed_folder(
             _, failed = compute(todo_paths, flip, progress, cancel, batch_size, done_batch=keep)
         except TrainingCancelled:
             if fresh:
-                _save_or_warn(path, s, cached | fresh)
+                _save_or_warn(path, s, {k: table[i] for k, i in index.items()} | fresh)
             raise
         failed_sha = {todo_shas[i]: reason for i, reason in failed.items()}
     current = set(shas)
-    vectors = {k: v for k, v in (cached | fresh).items() if k in current}
-    if compute_missing and (fresh or len(vectors) != len(cached) or not path.is_file()):
-        _save_or_warn(path, s, vectors)
-    images, digests, rows, failed_images, hashes = [], [], [], {}, {}
+    if compute_missing and (fresh or any(k not in current for k in index) or not path.is_file()):
+        kept = {k: table[i] for k, i in index.items() if k in current} | fresh
+        _save_or_warn(path, s, kept)
+    images, digests, rows, failed_images, hashes, extra = [], [], [], {}, {}, []
     for p, sha in zip(paths, shas):
         image = dataset.rel(data_dir, p)
         hashes[image] = sha
-        if sha in vectors:
+        if sha in index or sha in fresh:
             images.append(image)
             digests.append(sha)
-            rows.append(vectors[sha])
+            rows.append(index.get(sha, -1))
+            if sha not in index:
+                extra.append((len(rows) - 1, fresh[sha]))
         else:
             failed_images[image] = failed_sha.get(sha, "not embedded")
-    dim = rows[0].shape[0] if rows else 0
-    arr = np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
-    by_sha = {sha: p for p, sha in reversed(list(zip(paths, shas))) if sha in vectors}  # the first path of each
+    dim = table.shape[1] if len(index) else (len(next(iter(fresh.values()))) if fresh else 0)
+    if rows and len(index):
+        arr = table[np.array(rows, dtype=np.int64)]  # a copy: fresh rows (index -1) are overwritten below
+    else:
+        arr = np.zeros((len(rows), dim), np.float32)
+    for k, v in extra:
+        arr[k] = v
+    by_sha = {sha: p for p, sha in reversed(list(zip(paths, shas))) if sha in index or sha in fresh}  # first path of each
     phash = perceptual.phash_folder(data_dir, by_sha, compute_missing=compute_missing, cancel=cancel)
-    return Embeddings(images, digests, arr, failed_images, computed=len(fresh), hashes=hashes, phash=phash)
+    return Embeddings(
+        images, digests, arr.astype(np.float32, copy=False), failed_images, computed=len(fresh), hashes=hashes, phash=phash
+    )
