@@ -192,9 +192,19 @@ def _mtime(path: Path) -> int | None:
         return None
 
 
+MISSING = -1  # the recorded time of a folder that is not there (the trash before anything was trashed)
+
+
+def _folder_time(path: Path) -> int:
+    t = _mtime(path)
+    return MISSING if t is None else t
+
+
 def _clean_time(mtime: int | None) -> int | None:
     """The folder time to record, or None while it is racy (changed within RACY_NS): listed again next sync."""
-    return mtime if mtime is not None and time.time_ns() - mtime > RACY_NS else None
+    if mtime is None or mtime == MISSING:
+        return MISSING
+    return mtime if time.time_ns() - mtime > RACY_NS else None
 
 
 def _real_inside(path: str, real_root: str) -> bool:
@@ -219,10 +229,10 @@ def _changed(root: Path, con: sqlite3.Connection) -> list[str] | None:
     """Folders ("" for the root, class names, TRASH) whose time differs from the catalog's: a stat per folder."""
     recorded = dict(con.execute("SELECT name, mtime_ns FROM folders").fetchall())
     changed = []
-    if ROOT_KEY not in recorded or recorded[ROOT_KEY] is None or recorded[ROOT_KEY] != _mtime(root):
+    if ROOT_KEY not in recorded or recorded[ROOT_KEY] is None or recorded[ROOT_KEY] != _folder_time(root):
         changed.append(ROOT_KEY)
     for name, t in recorded.items():
-        if name != ROOT_KEY and (t is None or t != _mtime(root / name)):
+        if name != ROOT_KEY and (t is None or t != _folder_time(root / name)):
             changed.append(name)
     return changed
 
