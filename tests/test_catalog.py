@@ -282,3 +282,17 @@ def test_pages_of_a_class_and_of_the_trash(tmp_path):
     items, page, pages, total = curate.trash_page(data, 2, per_page=5)
     assert (page, pages, total, len(items)) == (2, 3, 12, 5)
     assert curate.counts_markdown(data) == "38 images · **river**: 13 · **sea**: 25 · trash: 12"
+
+
+def test_header_sizes_match_pillow(tmp_path):
+    from tests.conftest import real_photos
+
+    for p in real_photos("sea", 6):
+        with Image.open(p) as im:
+            assert catalog.header_size(p.read_bytes()) == im.size
+            im.convert("RGB").resize((33, 21)).save(tmp_path / "x.png")
+            im.convert("RGB").resize((33, 21)).save(tmp_path / "x.jpg", progressive=True)
+        for f in ("x.png", "x.jpg"):
+            assert catalog.header_size((tmp_path / f).read_bytes()) == (33, 21)
+    assert catalog.header_size(b"GIF89a....") is None and catalog.header_size(b"\xff\xd8\xff") is None
+    assert catalog.fingerprint_file(p)[3:] == Image.open(p).size
