@@ -296,3 +296,28 @@ def test_header_sizes_match_pillow(tmp_path):
             assert catalog.header_size((tmp_path / f).read_bytes()) == (33, 21)
     assert catalog.header_size(b"GIF89a....") is None and catalog.header_size(b"\xff\xd8\xff") is None
     assert catalog.fingerprint_file(p)[3:] == Image.open(p).size
+
+
+def test_curating_during_training_neither_fails_it_nor_is_lost(tmp_path):
+    """Before: training read the live folders, so a photo moved or trashed during a run failed it ("internal error")."""
+    from otter.data.seen import image_hash
+    from otter.model.train import TrainConfig, train
+    from tests.conftest import make_small_set
+
+    data = make_small_set(tmp_path / "data", per_class=8, size=40)
+    moved, trashed = data / "river" / sorted(os.listdir(data / "river"))[0], data / "sea" / sorted(os.listdir(data / "sea"))[0]
+    hashes = {image_hash(moved), image_hash(trashed)}
+    done = []
+
+    def on_event(e):
+        if getattr(e, "type", None) == "batch" and not done:  # mid-run, as a user curating in another tab
+            done.append(dataset.relabel(data, moved, "sea"))
+            done.append(dataset.move_to_trash(data, trashed))
+
+    cfg = TrainConfig(pretrained=False, arch="resnet18", sizes=(32,), epochs=2, bs=8, mixup=0.0)
+    result = train(data, cfg, tmp_path / "models" / "m", on_event=on_event)
+    assert len(done) == 2 and not moved.exists() and done[0].parent.name == "sea" and done[0].exists()  # it happened
+    seen = set(result.meta["seen"]["train"]) | set(result.meta["seen"]["valid"])
+    assert hashes <= seen and len(seen) == 16  # trained on the files as they were at start
+    assert dataset.class_counts(data) == {"river": 7, "sea": 8} and len(dataset.list_trash(data)) == 1  # kept
+    assert not (data / ".otter" / "snapshots").exists()
