@@ -232,6 +232,54 @@ def vectors_only(n: int) -> list[dict]:
     ]
 
 
+def embed_speed(n: int) -> list[dict]:
+    """Images per second of `embeddings.compute` (decoding in worker processes) against its floor in the same run:
+    decoding alone, and the network alone on the decoded batches (the floor with perfect overlap is the slower of
+    the two; without any, their sum), and against decoding in this process (DECODE_WORKERS 0)."""
+    import torch
+
+    from otter.data.images import load_image
+    from otter.model.backbones import get
+    from otter.model.preprocess import preprocess
+    from otter.review import embeddings
+
+    otters = Path(__file__).resolve().parents[2] / "shared" / "otters"  # the sample photos, beside the checkout
+    photos = sorted(otters.glob("*/*.jpg"))
+    paths = [photos[i % len(photos)] for i in range(n)]
+    net, device = embeddings.network()
+    bb = get(embeddings.BACKBONE)
+    mean, std = torch.tensor(bb.mean).view(3, 1, 1), torch.tensor(bb.std).view(3, 1, 1)
+    embeddings.compute(paths[:32])  # warm: the network is loaded
+    t = time.perf_counter()
+    decoded = [preprocess(load_image(p), embeddings.SIZE, mean, std) for p in paths]
+    t_decode = time.perf_counter() - t
+    t = time.perf_counter()
+    with torch.inference_mode():
+        for lo in range(0, n, embeddings.BATCH_SIZE):
+            x = torch.stack(decoded[lo : lo + embeddings.BATCH_SIZE]).contiguous(memory_format=torch.channels_last)
+            (net(x) + net(x.flip(-1))) / 2
+    t_forward = time.perf_counter() - t
+    _, t_workers, peak = measure(lambda: embeddings.compute(paths))
+    old = embeddings.DECODE_WORKERS
+    embeddings.DECODE_WORKERS = 0
+    _, t_inline, _ = measure(lambda: embeddings.compute(paths))
+    embeddings.DECODE_WORKERS = old
+    rate = lambda s: n / s  # noqa: E731
+    note = (
+        f"decode {rate(t_decode):.1f}/s, forward {rate(t_forward):.1f}/s; floor with overlap {min(rate(t_decode), rate(t_forward)):.1f}/s, "
+        f"without {n / (t_decode + t_forward):.1f}/s; decoding in this process {rate(t_inline):.1f}/s"
+    )
+    return [
+        {
+            "size": n,
+            "action": "embeddings, images/s (workers)",
+            "seconds": round(rate(t_workers), 2),
+            "peak_mb": round(peak),
+            "note": note,
+        }
+    ]
+
+
 def summary(rows: list[dict]) -> str:
     by = {(r["size"], r["action"]): r for r in rows}
     sizes = sorted({r["size"] for r in rows})
@@ -254,20 +302,25 @@ def main() -> int:
     ap.add_argument("--sizes", type=int, nargs="*", default=[1000, 20000])
     ap.add_argument("--catalog-only", type=int, nargs="*", default=[100000])
     ap.add_argument("--vectors", type=int, nargs="*", default=[100000])
+    ap.add_argument("--embed", type=int, nargs="*", default=[256])
     ap.add_argument("--work", type=Path, default=Path("/tmp/otter-scale"))
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--one-kind", default="full", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        rows = vectors_only(args.one) if args.one_kind == "vectors" else one_size(args.one, args.work, args.one_kind == "catalog")
+        if args.one_kind == "embed":
+            rows = embed_speed(args.one)
+        elif args.one_kind == "vectors":
+            rows = vectors_only(args.one)
+        else:
+            rows = one_size(args.one, args.work, args.one_kind == "catalog")
         print(json.dumps(rows))
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     args.work.mkdir(parents=True, exist_ok=True)
     rows = []
-    jobs = (
-        [(n, "full") for n in args.sizes] + [(n, "catalog") for n in args.catalog_only] + [(n, "vectors") for n in args.vectors]
-    )
+    jobs = [(n, "full") for n in args.sizes] + [(n, "catalog") for n in args.catalog_only]
+    jobs += [(n, "vectors") for n in args.vectors] + [(n, "embed") for n in args.embed]
     for n, kind in jobs:
         cmd = [sys.executable, __file__, "--out", str(args.out), "--work", str(args.work), "--one", str(n), "--one-kind", kind]
         done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)

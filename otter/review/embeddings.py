@@ -124,6 +124,61 @@ def network():
         return _nets[device], device
 
 
+DECODE_WORKERS = 2  # processes decoding and resizing images while the network runs (0: in this process)
+
+
+class _Decoded:
+    """A torch Dataset over image paths: (index, the network's input or None, why not) per image."""
+
+    def __init__(self, paths: list[Path], mean, std):
+        self.paths, self.mean, self.std = paths, mean, std
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        from ..data.images import load_image
+        from ..model.preprocess import preprocess
+
+        try:
+            return i, preprocess(load_image(self.paths[i]), SIZE, self.mean, self.std), None
+        except InvalidImage as ex:
+            return i, None, str(ex)
+
+
+def _collate(batch):
+    return batch  # a list of (index, tensor or None, reason): stacked by `compute`, failures kept
+
+
+def _one_thread(_worker_id: int) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # a decoding worker: the cores are for the network
+
+
+def batches(paths: list[Path], batch_size: int = BATCH_SIZE, workers: int | None = None):
+    """The decoded images of `paths` in batches of [(index, tensor or None, reason)], decoded in `workers` processes
+    (DECODE_WORKERS; none for a batch or two, where starting them costs more) while the caller runs the network."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from ..model.backbones import get
+
+    bb = get(BACKBONE)
+    mean, std = torch.tensor(bb.mean).view(3, 1, 1), torch.tensor(bb.std).view(3, 1, 1)
+    workers = DECODE_WORKERS if workers is None else workers
+    workers = workers if len(paths) > 2 * batch_size else 0
+    loader = DataLoader(
+        _Decoded(paths, mean, std),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=_collate,
+        worker_init_fn=_one_thread if workers else None,
+        prefetch_factor=2 if workers else None,
+    )
+    return loader
+
+
 def compute(
     paths: list[Path],
     flip: bool = FLIP,
@@ -133,33 +188,25 @@ def compute(
     done_batch: Callable[[list[int], np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray, dict[int, str]]:
     """Embeddings of `paths` (no cache): (len(paths) x dim float32 with NaN rows for unreadable images,
-    {index: reason} of those). `progress` gets {"type": "embed", "done", "total", "progress", "eta"} after each
-    batch; `cancel` stops before the next batch (TrainingCancelled); `done_batch(indices, vectors)` sees each
-    batch as it is finished (the cache saves work so far when cancelled)."""
+    {index: reason} of those). Images are decoded in worker processes (`batches`) while the network runs.
+    `progress` gets {"type": "embed", "done", "total", "progress", "eta"} after each batch; `cancel` stops before
+    the next batch (TrainingCancelled); `done_batch(indices, vectors)` sees each batch as it is finished (the cache
+    saves work so far when cancelled)."""
     import torch
 
-    from ..data.images import load_image
-    from ..model.backbones import get
-    from ..model.preprocess import preprocess
-
     emit = progress or (lambda e: None)
-    bb = get(BACKBONE)
-    mean, std = torch.tensor(bb.mean).view(3, 1, 1), torch.tensor(bb.std).view(3, 1, 1)
     net, device = network()
     out: np.ndarray | None = None
     failed: dict[int, str] = {}
     start = time.monotonic()
+    done = 0
     emit({"type": "embed", "done": 0, "total": len(paths), "progress": 0.0, "eta": None})
-    for lo in range(0, len(paths), batch_size):
+    for batch in batches(paths, batch_size):
         if cancel is not None and cancel.is_set():
             raise TrainingCancelled("computing the embeddings was cancelled")
-        good, tensors = [], []
-        for i in range(lo, min(lo + batch_size, len(paths))):
-            try:
-                tensors.append(preprocess(load_image(paths[i]), SIZE, mean, std))
-                good.append(i)
-            except InvalidImage as ex:
-                failed[i] = str(ex)
+        good = [i for i, x, _ in batch if x is not None]
+        tensors = [x for _, x, _ in batch if x is not None]
+        failed |= {i: why for i, x, why in batch if x is None}
         if tensors:
             with torch.inference_mode():
                 x = torch.stack(tensors).to(device).contiguous(memory_format=torch.channels_last)
@@ -172,7 +219,7 @@ def compute(
             out[good] = vecs
             if done_batch is not None:
                 done_batch(good, vecs)
-        done = min(lo + batch_size, len(paths))
+        done += len(batch)
         elapsed = time.monotonic() - start
         emit(
             {
