@@ -81,47 +81,48 @@ class Ledger:
 
 
 def add_images(root: os.PathLike | str, cls: str, files: list[os.PathLike | str], min_side: int = 16) -> dict:
-    """Copy image files (e.g. browser uploads) into a class, verifying each. Returns {"added": [class/name],
-    "duplicates": [{"file", "existing"}], "rejected": [{"file", "reason"}]}: an image already in any class
-    (same bytes) is skipped as a duplicate, one trashed before is rejected."""
+    """Copy image files (e.g. browser uploads) into a class, verifying each, in one catalog transaction. Returns
+    {"added": [class/name], "duplicates": [{"file", "existing"}], "rejected": [{"file", "reason"}]}: an image
+    already in any class (same bytes) is skipped as a duplicate, one trashed before is rejected."""
     root = Path(root)
     folder = add_class(root, cls)
-    ledger = Ledger(root)
-    added, duplicates, rejected = [], [], []
-    try:
-        for f in map(Path, files):
-            try:
-                with load_image(f, min_side=min_side) as im:
-                    w, h = im.size
-                name = check_name(f.name, "file name")
-                if Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
-                    name = f"{Path(name).stem}.jpg" if Path(name).suffix else f"{name}.jpg"
-                data = f.read_bytes()
-            except (InvalidImage, UnsafePath) as ex:
-                rejected.append({"file": f.name, "reason": str(ex)})
+    added, duplicates, rejected, checked = [], [], [], []
+    for f in map(Path, files):  # verified and hashed before the data lock is taken
+        try:
+            with load_image(f, min_side=min_side) as im:
+                w, h = im.size
+            name = check_name(f.name, "file name")
+            if Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
+                name = f"{Path(name).stem}.jpg" if Path(name).suffix else f"{name}.jpg"
+            sha = hashlib.sha256(f.read_bytes()).hexdigest()
+        except (InvalidImage, UnsafePath) as ex:
+            rejected.append({"file": f.name, "reason": str(ex)})
+            continue
+        checked.append((f, name, sha, w, h))
+    if not checked:
+        return {"added": added, "duplicates": duplicates, "rejected": rejected}
+    with catalog.transaction(root, "upload") as (con, action):
+        mine: dict[str, str] = {}  # sha -> class/name added by this upload
+        for f, name, sha, w, h in checked:
+            existing = mine.get(sha) or catalog.where_is(con, [sha]).get(sha)
+            if existing:
+                duplicates.append({"file": f.name, "existing": existing})
                 continue
-            sha = hashlib.sha256(data).hexdigest()
-            with ledger.lock:
-                seen = ledger.claim((sha,))
-                if seen is not None and seen[0] == DUPLICATE:
-                    duplicates.append({"file": f.name, "existing": seen[1]})
-                    continue
-                if seen is not None:
-                    rejected.append(
-                        {"file": f.name, "reason": f"{f.name}: moved to the trash before (restore it from the trash)"}
-                    )
-                    continue
-                with catalog.locked(root):
-                    dest = free_name(folder, name)
-                    tmp = folder / f".{uuid.uuid4().hex}.part"
-                    shutil.copyfile(f, tmp)
-                    os.rename(tmp, dest)
-                row = {"file": rel(root, dest), "class": cls, "source_url": "upload", "query": "", "sha256": sha}
-                ledger.add(sha, row | {"width": w, "height": h, "added": catalog.now(), "status": "kept"})
+            if catalog.was_trashed(con, sha):
+                rejected.append({"file": f.name, "reason": f"{f.name}: moved to the trash before (restore it from the trash)"})
+                continue
+            dest = free_name(folder, name)
+            tmp = folder / f".{uuid.uuid4().hex}.part"
+            shutil.copyfile(f, tmp)
+            os.rename(tmp, dest)
+            st = dest.stat()
+            catalog._insert(
+                con, rel(root, dest), cls, dest.name, st.st_size, st.st_mtime_ns, sha, w, h, "upload", "", catalog.now(), "kept"
+            )
+            catalog.log(con, action, "added", rel(root, dest), source="upload")
+            mine[sha] = rel(root, dest)
             added.append(rel(root, dest))
-    finally:
-        with ledger.lock:
-            ledger.flush()
+        con.execute("INSERT OR REPLACE INTO folders(name, mtime_ns) VALUES (?, ?)", (folder.name, catalog._folder_time(folder)))
     return {"added": added, "duplicates": duplicates, "rejected": rejected}
 
 

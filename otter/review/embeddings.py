@@ -327,14 +327,25 @@ def _save_or_warn(path: Path, s: dict, vectors: dict[str, np.ndarray]) -> None:
         warnings.warn(f"cannot keep the embeddings in {path.parent} ({ex}); they will be computed again next time", stacklevel=3)
 
 
-def listing(data_dir: Path, full: bool = True) -> tuple[list[Path], list[str]]:
-    """(paths, SHA-256s) of the data set's images in `dataset.list_images` order, from the catalog: nothing is
-    read but the files that are new or changed since they were last hashed (`full`: every file is statted to
+def listing(data_dir: Path, full: bool = True) -> tuple[list[str], list[str]]:
+    """(`class/name`s, SHA-256s) of the data set's images in `dataset.list_images` order, from the catalog: nothing
+    is read but the files that are new or changed since they were last hashed (`full`: every file is statted to
     find those; otherwise only folders whose time changed are listed)."""
     catalog.sync(data_dir, full=full)
     with catalog.connection(data_dir, sync_first=False) as con:
         rows = con.execute("SELECT path, sha256 FROM files ORDER BY class, name").fetchall()
-    return [data_dir / r[0] for r in rows], [r[1] for r in rows]
+    return [r[0] for r in rows], [r[1] for r in rows]
+
+
+_views: dict[str, tuple[tuple, Embeddings]] = {}  # data folder -> (what it was made from, the view-only result)
+
+
+def _stamp(path: Path) -> tuple:
+    try:
+        st = path.stat()
+        return st.st_ino, st.st_size, st.st_mtime_ns
+    except OSError:
+        return ()
 
 
 def embed_folder(
@@ -348,29 +359,39 @@ def embed_folder(
     """Embeddings of every image of a folder-per-class data set, from the cache where it has them.
 
     The images and their hashes come from the catalog (`listing`): a view (`compute_missing` False) reads no
-    image file, and the cache file only when it changed. Only images whose bytes have no cached vector are
-    computed (one per distinct content), in batches with `progress` and `cancel` as in `compute`; when cancelled,
-    the vectors computed so far are saved before TrainingCancelled is raised. The cache keeps exactly the current
-    images' vectors. With `compute_missing` False nothing is computed: images without a vector are in `failed`
-    as NOT_YET."""
+    image file, and the cache file only when it changed; the same view again (nothing added, moved, trashed or
+    computed since) is the same object, shared: do not change it. Only images whose bytes have no cached vector
+    are computed (one per distinct content), in batches with `progress` and `cancel` as in `compute`; when
+    cancelled, the vectors computed so far are saved before TrainingCancelled is raised. The cache keeps exactly
+    the current images' vectors. With `compute_missing` False nothing is computed: images without a vector are in
+    `failed` as NOT_YET."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise dataset.DatasetError(f"data folder {data_dir} does not exist")
-    paths, shas = listing(data_dir, full=compute_missing)
+    rels, shas = listing(data_dir, full=compute_missing)
     s = spec(flip)
     path = cache_path(data_dir, flip)
+    made_from = (
+        str(path),
+        _stamp(path),
+        _stamp(perceptual.cache_path(data_dir)),
+        hashlib.sha256("\n".join(f"{r}\t{h}" for r, h in zip(rels, shas)).encode()).hexdigest(),
+    )
+    hit = _views.get(str(data_dir.resolve()))
+    if not compute_missing and hit is not None and hit[0] == made_from:
+        return hit[1]
     index, table = cache_table(path, s)
-    todo = {}  # sha -> first path with those bytes
-    for p, sha in zip(paths, shas):
+    todo = {}  # sha -> first image with those bytes
+    for rel, sha in zip(rels, shas):
         if sha not in index and sha not in todo:
-            todo[sha] = p
+            todo[sha] = rel
     fresh: dict[str, np.ndarray] = {}
     failed_sha: dict[str, str] = {}
     if todo and not compute_missing:
         failed_sha = dict.fromkeys(todo, NOT_YET)
         todo = {}
     if todo:
-        todo_shas, todo_paths = list(todo), list(todo.values())
+        todo_shas, todo_paths = list(todo), [data_dir / r for r in todo.values()]
 
         def keep(indices: list[int], vecs: np.ndarray) -> None:
             for i, v in zip(indices, vecs):
@@ -387,14 +408,14 @@ def embed_folder(
     if compute_missing and (fresh or any(k not in current for k in index) or not path.is_file()):
         kept = {k: table[i] for k, i in index.items() if k in current} | fresh
         _save_or_warn(path, s, kept)
-    images, digests, rows, failed_images, hashes, extra = [], [], [], {}, {}, []
-    for p, sha in zip(paths, shas):
-        image = dataset.rel(data_dir, p)
-        hashes[image] = sha
+    images, digests, rows, failed_images, extra = [], [], [], {}, []
+    first: dict[str, str] = {}  # sha -> the first image with those bytes
+    for image, sha in zip(rels, shas):
         if sha in index or sha in fresh:
             images.append(image)
             digests.append(sha)
             rows.append(index.get(sha, -1))
+            first.setdefault(sha, image)
             if sha not in index:
                 extra.append((len(rows) - 1, fresh[sha]))
         else:
@@ -406,8 +427,12 @@ def embed_folder(
         arr = np.zeros((len(rows), dim), np.float32)
     for k, v in extra:
         arr[k] = v
-    by_sha = {sha: p for p, sha in reversed(list(zip(paths, shas))) if sha in index or sha in fresh}  # first path of each
+    by_sha = {sha: data_dir / image for sha, image in first.items()} if compute_missing else dict.fromkeys(first)
     phash = perceptual.phash_folder(data_dir, by_sha, compute_missing=compute_missing, cancel=cancel)
-    return Embeddings(
-        images, digests, arr.astype(np.float32, copy=False), failed_images, computed=len(fresh), hashes=hashes, phash=phash
-    )
+    result = Embeddings(
+        images, digests, arr.astype(np.float32, copy=False), failed_images, computed=len(fresh),
+        hashes=dict(zip(rels, shas)), phash=phash,
+    )  # fmt: skip
+    if not compute_missing:
+        _views[str(data_dir.resolve())] = (made_from, result)
+    return result

@@ -226,7 +226,15 @@ def mark_not_duplicate(data_dir: os.PathLike | str, a: str, b: str) -> None:
 
 
 def _representatives(emb: Embeddings) -> tuple[list[int], dict[str, list[str]]]:
-    """Indices into `emb` of one image per distinct content (its first), and every content's images."""
+    """Indices into `emb` of one image per distinct content (its first), and every content's images (worked out
+    once per `Embeddings`: a view asks three times)."""
+    memo = emb.__dict__.get("_representatives")
+    if memo is None:
+        memo = emb.__dict__["_representatives"] = _find_representatives(emb)
+    return memo
+
+
+def _find_representatives(emb: Embeddings) -> tuple[list[int], dict[str, list[str]]]:
     by_sha: dict[str, list[str]] = defaultdict(list)
     for image, sha in emb.hashes.items():
         by_sha[sha].append(image)
@@ -249,8 +257,7 @@ def _content_key(shas: list[str], hashed: list[bool], max_hash_bits: int) -> str
     h = hashlib.sha256(
         json.dumps([FORMAT, CANDIDATES, NEIGHBOURS, COPY_SIMILARITY, MAX_COPIES, EXACT_LIMIT, max_hash_bits]).encode()
     )
-    for sha, has in zip(shas, hashed):
-        h.update(f"{sha}{int(has)}".encode())
+    h.update("".join(sha + "01"[has] for sha, has in zip(shas, hashed)).encode())
     return h.hexdigest()[:24]
 
 
@@ -277,13 +284,21 @@ def candidates(
     cancel: threading.Event | None = None,
     max_hash_bits: int = MAX_HASH_BITS,
 ) -> tuple[list[int], dict[str, np.ndarray]]:
-    """(reps, the candidate pairs as arrays over reps' positions: "a" < "b", "score", "bits"), highest score
-    first, without the pairs marked "not a duplicate" in `data_dir`. Computed once per content of the data set
-    and kept (in this process and in `<data>/.otter/lookalikes/`, plain arrays), so a view after a move or a
+    """(reps: one image per distinct content, as indices into `emb`, in the order of their SHA-256; the candidate
+    pairs as arrays over reps' positions: "a" < "b", "score", "bits"), highest score first, without the pairs
+    marked "not a duplicate" in `data_dir`. Computed once per content of the data set and kept (in this process and in `<data>/.otter/lookalikes/`, plain arrays), so a view after a move or a
     restart costs a look-up, not a search."""
-    reps, _ = _representatives(emb)
-    shas = [emb.sha256[r] for r in reps]
-    key = _content_key(shas, [s in emb.phash for s in shas], max_hash_bits)
+    memo = emb.__dict__.setdefault("_content", {})  # worked out once per `Embeddings` (a view asks twice)
+    if max_hash_bits not in memo:
+        first, _ = _representatives(emb)
+        rep_of = {emb.sha256[r]: r for r in first}
+        shas = sorted(rep_of)  # by content, not by name: moving or renaming photos keeps the order, and the key
+        memo[max_hash_bits] = (
+            shas,
+            [rep_of[sha] for sha in shas],
+            _content_key(shas, [s in emb.phash for s in shas], max_hash_bits),
+        )
+    shas, reps, key = memo[max_hash_bits]
     with _kept_lock:
         found = _kept.get(key)
     disk = Path(data_dir) / LOOKALIKES_DIR / f"{key}.npz" if data_dir is not None else None
