@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import config
+from . import cli_data, config
 from .errors import BadInput, describe
 from .model import backbones
 
@@ -545,6 +545,8 @@ examples:
         sp.add_argument("name", metavar="NAME")
         sp.add_argument("--models", default=argparse.SUPPRESS, help="models folder (default: $OTTER_MODELS_DIR or ./models)")
         sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+
+    cli_data.add_parser(sub)  # python -m otter data list|move|trash|restore|empty-trash|scan|export-index
 
     v = sub.add_parser(
         "verify",

@@ -28,6 +28,7 @@ from .. import __version__
 from ..config import models_dir as default_models_dir
 from ..data.images import InvalidImage, load_image
 from ..data.seen import training_record
+from ..data.snapshot import frozen
 from . import backbones
 from .events import EventSink
 from .heads import fit_linear_head, none_last, pooled_features
@@ -337,7 +338,13 @@ def train(
     if cfg.valid_pct > 0 and not valid_idx:
         raise TrainError("the validation split is empty; add images or lower the validation share")
     models_root = Path(model_dir).parent if model_dir else default_models_dir()
-    with training_lock(models_root), tempfile.TemporaryDirectory(prefix="otter-train-") as workdir:
+    # The files are fixed at start (hard links, otter.data.snapshot): curating meanwhile neither fails the run nor
+    # changes what it trains on, and model.json["seen"] records those files' hashes.
+    with (
+        training_lock(models_root),
+        tempfile.TemporaryDirectory(prefix="otter-train-") as workdir,
+        frozen(data_dir, items) as items,
+    ):
         run.emit("start", n_train=len(items) - len(valid_idx), n_valid=len(valid_idx), classes=tuple(classes))
         fit_items, fit_labels, fit_classes = with_negatives(items, labels, classes, valid_idx, cfg, workdir)
         precision = training_precision(cfg)  # once: what runs is what model.json records
