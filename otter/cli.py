@@ -60,7 +60,7 @@ def _fmt_eta(seconds) -> str:
 
 
 def cmd_train(args) -> int:
-    from .model.events import TrainEvent
+    from .model.events import TrainEvent, calibration_line, kept_line
     from .model.train import RECIPE, TrainConfig, train
 
     epochs = args.epochs if args.epochs is None or len(args.epochs) > 1 else args.epochs[0]
@@ -119,11 +119,16 @@ def cmd_train(args) -> int:
                     "confusion": m["confusion"],
                     "classes": m["classes"],
                     "train_seconds": m["train_seconds"],
+                    "kept": m.get("kept"),
+                    "calibration": m.get("calibration"),
                 }
             )
         )
     else:
         print(f"model written to {result.model_dir}")
+        for line in (kept_line(m.get("kept")), calibration_line(m.get("calibration"))):
+            if line:
+                print(line)
         if acc is not None:
             print(f"validation accuracy {acc:.3f} on {m['metrics']['n']} images")
             for c, f in m["metrics"]["per_class"].items():
