@@ -9,7 +9,7 @@ colour field, smoothed; distinct by construction), half in each class. Per size:
   cache for both, same run);
 - refresh: what one Curate refresh reads (counts line, class list, a page of a class, a page of the trash);
 - move, trash, restore 60 photos through `otter.app.curate` (one transaction each); a refresh right after a move
-  (it lists the two folders the move touched again);
+  (nothing is listed again: the move recorded the times of the folders it changed);
 - upload 1 photo; upload 1 after 5 files were copied in by hand (they are hashed once, by the sync);
 - a full scan after hand edits (every file statted);
 - with embeddings (sizes up to 20,000): the vectors are synthetic (clustered random 1280-d, written into the real
@@ -142,7 +142,7 @@ def one_size(n: int, work: Path, catalog_only: bool) -> list[dict]:
     _, s, peak = measure(lambda: curate.move(root, river, "sea"))
     row("move 60 photos", s, peak)
     _, s, peak = measure(lambda: refresh(root))
-    row("Curate refresh right after a move", s, peak, "lists the two folders it touched again")
+    row("Curate refresh right after a move", s, peak, "the move recorded its folders' times: nothing listed again")
     moved = [f"sea/img{i:06d}.jpg" for i in range(1, 120, 2)]
     _, s, peak = measure(lambda: curate.move(root, moved, "river"))
     row("move 60 photos back", s, peak)
