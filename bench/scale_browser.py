@@ -55,6 +55,7 @@ def main() -> int:
             )
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.set_default_timeout(120_000)
+            expect.set_options(timeout=120_000)  # a slow step is measured, not failed
             page.goto(f"http://127.0.0.1:{port}/")
 
             def timed(what: str, click, check) -> None:

@@ -304,8 +304,10 @@ def candidates(
 ) -> tuple[list[int], dict[str, np.ndarray]]:
     """(reps: one image per distinct content, as indices into `emb`, in the order of their SHA-256; the candidate
     pairs as arrays over reps' positions: "a" < "b", "score", "bits"), highest score first, without the pairs
-    marked "not a duplicate" in `data_dir`. Computed once per content of the data set and kept (in this process and in `<data>/.otter/lookalikes/`, plain arrays), so a view after a move or a
-    restart costs a look-up, not a search."""
+    marked "not a duplicate" in `data_dir`. Searched once per content of the data set and kept (in this process and
+    in `<data>/.otter/lookalikes/`, plain arrays), so a view after a move or a restart costs a look-up; after
+    photos were trashed (or restored, of those the search saw) the kept pairs among the rest are used as they scored
+    then; only new contents make a new search."""
     memo = emb.__dict__.setdefault("_content", {})  # worked out once per `Embeddings` (a view asks twice)
     if max_hash_bits not in memo:
         first, _ = _representatives(emb)
@@ -319,17 +321,18 @@ def candidates(
     shas, reps, key = memo[max_hash_bits]
     with _kept_lock:
         found = _kept.get(key)
-    disk = Path(data_dir) / LOOKALIKES_DIR / f"{key}.npz" if data_dir is not None else None
-    if found is None and disk is not None and disk.is_file():
-        try:
-            with np.load(disk, allow_pickle=False) as z:
-                found = {k: z[k] for k in ("a", "b", "score", "bits")}
-        except (OSError, ValueError, KeyError):
-            found = None
+        searched = [v for v in _kept.values() if v.get("searched") is not None]
+    folder = Path(data_dir) / LOOKALIKES_DIR if data_dir is not None else None
+    if found is None and folder is not None:
+        searched += [f for f in map(_load, sorted(folder.glob("*.npz"))) if f is not None]
+        found = next((f for f in searched if f["key"] == key), None)
+    if found is None:  # photos trashed since a search (or restored, of those it saw): its pairs among the rest
+        found = next((d for d in (_derive(f, shas) for f in searched if f["bits_setting"] == max_hash_bits) if d), None)
     if found is None:
         found = _compute_candidates(emb, reps, max_hash_bits, cancel)
-        if disk is not None:
-            _keep_on_disk(disk, found)
+        found |= {"shas": np.array(shas), "key": key, "searched": True, "bits_setting": max_hash_bits}
+        if folder is not None:
+            _keep_on_disk(folder / f"{key}.npz", found)
     with _kept_lock:
         _kept[key] = found
         while len(_kept) > 4:
@@ -337,16 +340,40 @@ def candidates(
     skip = not_duplicates(data_dir) if data_dir is not None else set()
     if skip:
         keep = np.array([frozenset((shas[a], shas[b])) not in skip for a, b in zip(found["a"], found["b"])], dtype=bool)
-        found = {k: v[keep] for k, v in found.items()}
+        found = {k: found[k][keep] for k in ("a", "b", "score", "bits")}
     return reps, found
 
 
-def _keep_on_disk(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write the candidates atomically and drop those of earlier contents; a read-only folder only loses them."""
+def _load(path: Path) -> dict | None:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {k: z[k] for k in ("a", "b", "score", "bits", "shas")}
+            out |= {"key": path.stem, "searched": True, "bits_setting": int(z["bits_setting"])}
+            return out
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _derive(searched: dict, shas: list[str]) -> dict | None:
+    """The candidates among `shas` from a search over a superset of them (None if it is not one): the pairs of
+    photos still there, as they scored then. Trashing photos, or restoring some, searches nothing again."""
+    pos = {sha: i for i, sha in enumerate(searched["shas"].tolist())}
+    if len(shas) > len(pos) or any(sha not in pos for sha in shas):
+        return None
+    remap = np.full(len(pos), -1, dtype=np.int64)
+    remap[[pos[sha] for sha in shas]] = np.arange(len(shas))  # both in SHA-256 order: a < b and ties keep their order
+    a, b = remap[searched["a"]], remap[searched["b"]]
+    keep = (a >= 0) & (b >= 0)
+    return {"a": a[keep], "b": b[keep], "score": searched["score"][keep], "bits": searched["bits"][keep], "searched": None}
+
+
+def _keep_on_disk(path: Path, found: dict) -> None:
+    """Write a search's candidates atomically and drop those of earlier searches; a read-only folder only loses them."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
-        np.savez(tmp, **arrays)
+        arrays = {k: found[k] for k in ("a", "b", "score", "bits", "shas")}
+        np.savez(tmp, **arrays, bits_setting=np.array(found["bits_setting"]))
         os.replace(tmp, path)
         for old in path.parent.glob("*.npz"):
             if old != path and not old.name.startswith("."):
