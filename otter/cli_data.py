@@ -52,12 +52,12 @@ def cmd_list(args) -> int:
     from .data import catalog, dataset
 
     data = config.data_dir(args.data)
-    dataset._root(data)
+    dataset.data_root(data)
     per_page = args.per_page if args.per_page > 0 else -1
     offset = (max(1, args.page) - 1) * per_page if per_page > 0 else 0
     with catalog.connection(data) as con:
         if args.trash:
-            items = [dataset._trash_item(data, i) for i in catalog.trash_items(con, per_page, offset)]
+            items = [dataset.trash_item(data, i) for i in catalog.trash_items(con, per_page, offset)]
             total = catalog.trash_count(con)
             out = {"trash": items, "total": total}
             lines = [f"{i['id']}  {i['class']}/{i['name']}  ({i['reason']})" for i in items]
@@ -117,7 +117,7 @@ def cmd_scan(args) -> int:
     from .data import catalog, dataset
 
     data = config.data_dir(args.data)
-    dataset._root(data)
+    dataset.data_root(data)
     counts = catalog.sync(data, full=True)
     print(json.dumps(counts) if args.json else ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
@@ -127,7 +127,7 @@ def cmd_export_index(args) -> int:
     from .data import catalog, dataset
 
     data = config.data_dir(args.data)
-    dataset._root(data)
+    dataset.data_root(data)
     path = catalog.export_index(data, args.out)
     print(json.dumps({"index": str(path)}) if args.json else f"wrote {path}")
     return 0

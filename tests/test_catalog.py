@@ -321,3 +321,39 @@ def test_curating_during_training_neither_fails_it_nor_is_lost(tmp_path):
     assert hashes <= seen and len(seen) == 16  # trained on the files as they were at start
     assert dataset.class_counts(data) == {"river": 7, "sea": 8} and len(dataset.list_trash(data)) == 1  # kept
     assert not (data / ".otter" / "snapshots").exists()
+
+
+def test_look_alikes_are_searched_once_and_trashing_searches_nothing_again(monkeypatch):
+    import numpy as np
+
+    from otter.review import similar
+    from otter.review.embeddings import Embeddings
+
+    rng = np.random.default_rng(0)
+    v = np.abs(rng.normal(size=(300, 32))).astype(np.float32)
+    v[1::10] = v[0::10] + 0.01  # 30 planted copies
+    names = [f"river/{i:03d}.png" for i in range(300)]
+    shas = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(300)]
+
+    def emb(keep):
+        return Embeddings([names[i] for i in keep], [shas[i] for i in keep], v[keep], hashes={names[i]: shas[i] for i in keep})
+
+    searches = []
+    real = similar._compute_candidates
+    monkeypatch.setattr(similar, "_compute_candidates", lambda *a: searches.append(1) or real(*a))
+    everything = list(range(300))
+    full = {(p["a"], p["b"]): p["score"] for p in similar.pairs(emb(everything)) if p["lookalike"]}
+    assert len(full) >= 30 and len(searches) == 1
+    gone = {0, 1, 150}
+    rest = [i for i in everything if i not in gone]
+    after = {(p["a"], p["b"]): p["score"] for p in similar.pairs(emb(rest)) if p["lookalike"]}
+    assert len(searches) == 1  # trashing searched nothing again
+    assert after == {k: s for k, s in full.items() if not {names[i] for i in gone} & set(k)}
+    similar.pairs(emb(everything + []))  # restored: the first search again
+    assert len(searches) == 1
+    v2 = np.vstack([v, v[5:6] + 0.01])
+    names.append("sea/new.png")
+    shas.append("f" * 64)
+    v = v2
+    similar.pairs(emb([*everything, 300]))  # a new photo: a new search
+    assert len(searches) == 2

@@ -146,7 +146,7 @@ def trash_items(root: os.PathLike | str, ids: list[str] | None = None) -> list[d
         return dataset.list_trash(root)
     with catalog.connection(root) as con:
         found = {i["id"]: i for i in catalog.trash_by_id(con, ids)}
-    return [dataset._trash_item(Path(root), found[i]) for i in ids if i in found]
+    return [dataset.trash_item(Path(root), found[i]) for i in ids if i in found]
 
 
 def trash_label(item: dict) -> str:

@@ -195,7 +195,7 @@ def _mtime(path: Path) -> int | None:
 MISSING = -1  # the recorded time of a folder that is not there (the trash before anything was trashed)
 
 
-def _folder_time(path: Path) -> int:
+def folder_time(path: Path) -> int:
     t = _mtime(path)
     return MISSING if t is None else t
 
@@ -229,10 +229,10 @@ def _changed(root: Path, con: sqlite3.Connection) -> list[str] | None:
     """Folders ("" for the root, class names, TRASH) whose time differs from the catalog's: a stat per folder."""
     recorded = dict(con.execute("SELECT name, mtime_ns FROM folders").fetchall())
     changed = []
-    if ROOT_KEY not in recorded or recorded[ROOT_KEY] is None or recorded[ROOT_KEY] != _folder_time(root):
+    if ROOT_KEY not in recorded or recorded[ROOT_KEY] is None or recorded[ROOT_KEY] != folder_time(root):
         changed.append(ROOT_KEY)
     for name, t in recorded.items():
-        if name != ROOT_KEY and (t is None or t != _folder_time(root / name)):
+        if name != ROOT_KEY and (t is None or t != folder_time(root / name)):
             changed.append(name)
     return changed
 
@@ -419,7 +419,7 @@ def _apply_diff(root: Path, con: sqlite3.Connection, vanished: list, new: list) 
         if match is not None:
             by_stamp.pop((st.st_size, st.st_mtime_ns))
             con.execute("DELETE FROM files WHERE path=?", (match["path"],))
-            _insert(con, path, cls, name, st.st_size, st.st_mtime_ns, match["sha256"], match["width"], match["height"],
+            insert_row(con, path, cls, name, st.st_size, st.st_mtime_ns, match["sha256"], match["width"], match["height"],
                     match["source"], match["query"], match["added"], match["status"])  # fmt: skip
             log(con, act(), "moved by hand", path, was=match["path"])
             counts["moved"] += 1
@@ -459,7 +459,8 @@ def _apply_diff(root: Path, con: sqlite3.Connection, vanished: list, new: list) 
     return counts
 
 
-def _insert(con, path, cls, name, size, mtime_ns, sha, w, h, source, query, added, status) -> None:
+def insert_row(con, path, cls, name, size, mtime_ns, sha, w, h, source, query, added, status) -> None:
+    """Add or replace the row of one image (in the caller's transaction)."""
     con.execute(
         "INSERT OR REPLACE INTO files(path, class, name, size, mtime_ns, sha256, width, height, source, query, added, status)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -526,7 +527,7 @@ def _import_index(con: sqlite3.Connection, root: Path) -> None:
         if not sha or not is_image_name(name):
             continue
         w, h = (int(r[k]) if str(r.get(k, "")).isdigit() else None for k in ("width", "height"))
-        _insert(con, file, cls, name, st.st_size, st.st_mtime_ns, sha, w, h, r.get("source_url", ""), r.get("query", ""),
+        insert_row(con, file, cls, name, st.st_size, st.st_mtime_ns, sha, w, h, r.get("source_url", ""), r.get("query", ""),
                 r.get("added", "") or now(), r.get("status") or "kept")  # fmt: skip
     con.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('imported index.csv', ?)", (now(),))
     con.execute("COMMIT")

@@ -29,7 +29,7 @@ class DatasetError(BadInput):
     """A curation request that cannot be carried out; the message says why."""
 
 
-def _root(root: os.PathLike | str) -> Path:
+def data_root(root: os.PathLike | str) -> Path:
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"data folder {root} does not exist")
@@ -75,7 +75,7 @@ def list_images(root: os.PathLike | str, cls: str | None = None) -> list[Path]:
 
 def class_counts(root: os.PathLike | str) -> dict[str, int]:
     """{class: number of images}, every class (empty ones too), from the catalog (created if missing)."""
-    root = _root(root)
+    root = data_root(root)
     with catalog.connection(root) as con:
         n = catalog.counts(con)
         return {c: n.get(c, 0) for c in catalog.classes(con, root)}
@@ -92,7 +92,7 @@ def add_class(root: os.PathLike | str, name: str) -> Path:
 def resolve_image(root: os.PathLike | str, image: os.PathLike | str) -> Path:
     """Accept `class/name` (relative to root) or a file-system path (absolute, or relative to the working folder)
     to an image directly inside a class folder."""
-    root = _root(root)
+    root = data_root(root)
     p = Path(image)
     if not p.is_absolute() and len(p.parts) == 2:
         p = inside(root, *p.parts)
@@ -140,7 +140,7 @@ def _row_of(con, root: Path, src: Path):
     row = catalog.row(con, r)
     if row is None:
         size, mtime, sha, w, h = catalog.fingerprint_file(src)
-        catalog._insert(con, r, src.parent.name, src.name, size, mtime, sha, w, h, "local", "", _now(), "kept")
+        catalog.insert_row(con, r, src.parent.name, src.name, size, mtime, sha, w, h, "local", "", _now(), "kept")
         row = catalog.row(con, r)
     return row
 
@@ -151,12 +151,12 @@ def _touched(con, root: Path, folders: set[str]) -> None:
     by hand within the same tick of the clock as the action's last rename (a few ms) goes unseen until the next
     full sync (each process's first, `data scan`, training, computing embeddings): the price of not listing."""
     for name in folders:
-        con.execute("INSERT OR REPLACE INTO folders(name, mtime_ns) VALUES (?, ?)", (name, catalog._folder_time(root / name)))
+        con.execute("INSERT OR REPLACE INTO folders(name, mtime_ns) VALUES (?, ?)", (name, catalog.folder_time(root / name)))
 
 
 def relabel_many(root: os.PathLike | str, images: list, new_class: str, origin: str = "app") -> list[Result]:
     """Move images to another class folder (created if needed), in one transaction: [(image, new path or error)]."""
-    root = _root(root)
+    root = data_root(root)
     dest_dir = add_class(root, new_class)
     out: list[Result] = []
     with catalog.transaction(root, "move", origin) as (con, action):
@@ -203,7 +203,7 @@ def _now() -> str:
 def trash_many(root: os.PathLike | str, images: list, reason: str = "deleted", origin: str = "app") -> list[Result]:
     """Move images into `<root>/.trash/<id>/` (with a note of their class and the reason), in one transaction:
     [(image, trash id or error)]."""
-    root = _root(root)
+    root = data_root(root)
     out: list[Result] = []
     with catalog.transaction(root, "trash", origin) as (con, action):
         folders = {TRASH}
@@ -238,7 +238,7 @@ def move_to_trash(root: os.PathLike | str, image: os.PathLike | str, reason: str
     return _first(trash_many(root, [image], reason))
 
 
-def _trash_item(root: Path, item: dict) -> dict:
+def trash_item(root: Path, item: dict) -> dict:
     return item | {"path": str(root / TRASH / item["id"] / item["name"])}
 
 
@@ -249,7 +249,7 @@ def list_trash(root: os.PathLike | str, limit: int = -1, offset: int = 0) -> lis
     if not root.is_dir():
         return []
     with catalog.connection(root) as con:
-        return [_trash_item(root, i) for i in catalog.trash_items(con, limit, offset)]
+        return [trash_item(root, i) for i in catalog.trash_items(con, limit, offset)]
 
 
 def trash_count(root: os.PathLike | str) -> int:
@@ -263,7 +263,7 @@ def trash_count(root: os.PathLike | str) -> int:
 def restore_many(root: os.PathLike | str, ids: list[str], origin: str = "app") -> list[Result]:
     """Put trashed images back into their class folders (under a free name), in one transaction:
     [(id, restored path or error)]."""
-    root = _root(root)
+    root = data_root(root)
     out: list[Result] = []
     with catalog.transaction(root, "restore", origin) as (con, action):
         folders = {TRASH}
@@ -284,7 +284,7 @@ def restore_many(root: os.PathLike | str, ids: list[str], origin: str = "app") -
                 os.rename(src, dest)
                 shutil.rmtree(item_dir, ignore_errors=True)
                 st = dest.stat()
-                catalog._insert(con, rel(root, dest), dest_dir.name, dest.name, st.st_size, st.st_mtime_ns, sha, w, h,
+                catalog.insert_row(con, rel(root, dest), dest_dir.name, dest.name, st.st_size, st.st_mtime_ns, sha, w, h,
                                 item["source"] if item else "local", item["query"] if item else "",
                                 item["added"] if item else _now(), "kept")  # fmt: skip
                 con.execute("DELETE FROM trash WHERE id=?", (trash_id,))
@@ -306,7 +306,7 @@ def empty_trash(root: os.PathLike | str, origin: str = "app") -> int:
     """Delete every trashed image for good; returns how many. Only `<root>/.trash/<id>/` folders go: a trash that
     is a symlink is refused, and a symlink inside it is removed as a link, never followed. Their hashes are
     kept, so the same images are still refused as "trashed before"."""
-    root = _root(root)
+    root = data_root(root)
     trash = root / TRASH
     if trash.is_symlink() or (trash.exists() and not is_inside(trash, root)):
         raise DatasetError(f"{trash} is not a folder inside {root}; not emptying it")
@@ -328,7 +328,7 @@ def empty_trash(root: os.PathLike | str, origin: str = "app") -> int:
 def verify_folder(root: os.PathLike | str, min_side: int = 16) -> dict:
     """Fully decode every image; move broken, empty, non-image, too small and too large files to the trash
     with the reason. Returns {"checked", "ok", "trashed": [{"file", "reason", "trash_id"}]}."""
-    root = _root(root)
+    root = data_root(root)
     catalog.sync(root, full=True)
     images = list_images(root)
     bad = {}
@@ -350,5 +350,5 @@ def verify_folder(root: os.PathLike | str, min_side: int = 16) -> dict:
 def rescan(root: os.PathLike | str) -> int:
     """Bring the catalog in step with images added, removed or edited by hand (every file statted, only new or
     changed ones read); returns how many were added."""
-    root = _root(root)
+    root = data_root(root)
     return catalog.sync(root, full=True)["added"]

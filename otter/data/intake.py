@@ -73,7 +73,7 @@ class Ledger:
                     continue  # moved or trashed meanwhile: the sync has seen to it
                 cls, name = r["file"].split("/", 1)
                 w, h = (int(r[k]) if str(r.get(k, "")).isdigit() else None for k in ("width", "height"))
-                catalog._insert(con, r["file"], cls, name, st.st_size, st.st_mtime_ns, r["sha256"], w, h,
+                catalog.insert_row(con, r["file"], cls, name, st.st_size, st.st_mtime_ns, r["sha256"], w, h,
                                 r.get("source_url", ""), r.get("query", ""), r.get("added") or catalog.now(), "kept")  # fmt: skip
                 catalog.log(con, action, "added", r["file"], source=r.get("source_url", ""))
         self.pending.clear()
@@ -116,13 +116,13 @@ def add_images(root: os.PathLike | str, cls: str, files: list[os.PathLike | str]
             shutil.copyfile(f, tmp)
             os.rename(tmp, dest)
             st = dest.stat()
-            catalog._insert(
+            catalog.insert_row(
                 con, rel(root, dest), cls, dest.name, st.st_size, st.st_mtime_ns, sha, w, h, "upload", "", catalog.now(), "kept"
             )
             catalog.log(con, action, "added", rel(root, dest), source="upload")
             mine[sha] = rel(root, dest)
             added.append(rel(root, dest))
-        con.execute("INSERT OR REPLACE INTO folders(name, mtime_ns) VALUES (?, ?)", (folder.name, catalog._folder_time(folder)))
+        con.execute("INSERT OR REPLACE INTO folders(name, mtime_ns) VALUES (?, ?)", (folder.name, catalog.folder_time(folder)))
     return {"added": added, "duplicates": duplicates, "rejected": rejected}
 
 

@@ -239,7 +239,9 @@ def compute(
 
 
 def _checksum(digests: np.ndarray, vectors: np.ndarray) -> str:
-    return hashlib.sha256(digests.tobytes() + vectors.tobytes()).hexdigest()
+    h = hashlib.sha256(np.ascontiguousarray(digests))  # the two arrays' bytes one after the other, without a copy
+    h.update(np.ascontiguousarray(vectors))
+    return h.hexdigest()
 
 
 _tables: dict[str, tuple[tuple, dict[str, int], np.ndarray]] = {}  # cache file -> (its stat, {sha: row}, vectors)
@@ -288,7 +290,8 @@ def _read_table(path: Path, expected: dict) -> tuple[dict[str, int], np.ndarray]
         ok = False
     if not ok:
         return {}, np.zeros((0, 0), np.float32)
-    return {d.tobytes().hex(): i for i, d in enumerate(digests)}, vectors
+    text = digests.tobytes().hex()  # one conversion, then 64 hex digits a row
+    return {text[64 * i : 64 * i + 64]: i for i in range(len(digests))}, vectors
 
 
 def load_cache(path: Path, expected: dict) -> dict[str, np.ndarray]:

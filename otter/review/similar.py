@@ -127,11 +127,13 @@ def usual_similarity(sims: np.ndarray) -> np.ndarray:
     return (np.where(valid, picked, 0.0).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)).astype(np.float32)
 
 
-def _scores(vectors: np.ndarray, cancel: threading.Event | None = None) -> tuple[list[tuple[int, int, float]], Callable]:
-    """`scored_pairs`' list, and a function giving the score of any pair (i, j) on the same scale."""
+def _score_arrays(vectors: np.ndarray, cancel: threading.Event | None = None):
+    """(a, b, score) arrays of `scored_pairs`' pairs in its order, and a function scoring any pairs (arrays i, j)
+    on the same scale."""
     n = len(vectors)
     if n < 2:
-        return [], lambda i, j: 0.0
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0), lambda i, j: np.zeros(len(i))
     unit = _unit_centred(vectors)
     idx, sims = nearest(unit, cancel=cancel)
     rows = np.repeat(np.arange(n), idx.shape[1])
@@ -141,10 +143,20 @@ def _scores(vectors: np.ndarray, cancel: threading.Event | None = None) -> tuple
     keys, first = np.unique(a * n + b, return_index=True)
     a, b, cos = keys // n, keys % n, sims_flat[first]
     usual = usual_similarity(sims)
-    score = cos - (usual[a] + usual[b]) / 2
+    score = (cos - (usual[a] + usual[b]) / 2).astype(np.float64)
     order = np.lexsort((b, a, -score))
-    scored = [(int(a[o]), int(b[o]), float(score[o])) for o in order]
-    return scored, lambda i, j: float(unit[i] @ unit[j] - (usual[i] + usual[j]) / 2)
+
+    def score_of(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        return np.einsum("ij,ij->i", unit[i], unit[j]).astype(np.float64) - (usual[i] + usual[j]) / 2
+
+    return a[order], b[order], score[order], score_of
+
+
+def _scores(vectors: np.ndarray, cancel: threading.Event | None = None) -> tuple[list[tuple[int, int, float]], Callable]:
+    """`scored_pairs`' list, and a function giving the score of any pair (i, j) on the same scale."""
+    a, b, score, score_of = _score_arrays(vectors, cancel)
+    scored = [(int(x), int(y), float(z)) for x, y, z in zip(a, b, score)]
+    return scored, lambda i, j: float(score_of(np.array([i]), np.array([j]))[0])
 
 
 def scored_pairs(vectors: np.ndarray, cancel: threading.Event | None = None) -> list[tuple[int, int, float]]:
@@ -262,20 +274,26 @@ def _content_key(shas: list[str], hashed: list[bool], max_hash_bits: int) -> str
 
 
 def _compute_candidates(emb: Embeddings, reps: list[int], max_hash_bits: int, cancel) -> dict[str, np.ndarray]:
-    """The candidate pairs as arrays over `reps`' positions: a < b, score, bits (-1: hashes not close)."""
-    scored, score_of = _scores(emb.vectors[reps], cancel=cancel)
-    hashed = [k for k, r in enumerate(reps) if emb.sha256[r] in emb.phash]
+    """The candidate pairs as arrays over `reps`' positions: a < b, score, bits (-1: hashes not close), highest
+    score first (ties by a, b). In numpy throughout: at 100,000 images there are over a million."""
+    n = len(reps)
+    a, b, score, score_of = _score_arrays(emb.vectors[reps], cancel=cancel)
+    hashed = np.array([k for k, r in enumerate(reps) if emb.sha256[r] in emb.phash], dtype=np.int64)
     codes = np.array([emb.phash[emb.sha256[reps[k]]] for k in hashed], dtype=np.uint64)
-    close = {(hashed[i], hashed[j]): bits for i, j, bits in hash_pairs(codes, max_hash_bits, cancel=cancel)}
-    scores = {(i, j): score for i, j, score in scored}
-    scores |= {pair: score_of(*pair) for pair in close if pair not in scores}
-    ordered = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-    return {
-        "a": np.array([p[0][0] for p in ordered], dtype=np.int64),
-        "b": np.array([p[0][1] for p in ordered], dtype=np.int64),
-        "score": np.array([round(p[1], 4) for p in ordered], dtype=np.float64),
-        "bits": np.array([close.get(p[0], -1) for p in ordered], dtype=np.int64),
-    }
+    close = np.array(hash_pairs(codes, max_hash_bits, cancel=cancel), dtype=np.int64).reshape(-1, 3)
+    ha, hb, hbits = hashed[close[:, 0]], hashed[close[:, 1]], close[:, 2]
+    keys, hkeys = a * n + b, ha * n + hb
+    extra = ~np.isin(hkeys, keys)  # close hashes the neighbour search did not list: scored here
+    a = np.concatenate([a, ha[extra]])
+    b = np.concatenate([b, hb[extra]])
+    score = np.concatenate([score, score_of(ha[extra], hb[extra])])
+    bits = np.full(len(a), -1, dtype=np.int64)
+    if len(hkeys):
+        all_keys = a * n + b
+        sorter = np.argsort(all_keys, kind="stable")
+        bits[sorter[np.searchsorted(all_keys[sorter], hkeys)]] = hbits
+    order = np.lexsort((b, a, -score))
+    return {"a": a[order], "b": b[order], "score": np.round(score[order], 4), "bits": bits[order]}
 
 
 def candidates(
@@ -286,8 +304,10 @@ def candidates(
 ) -> tuple[list[int], dict[str, np.ndarray]]:
     """(reps: one image per distinct content, as indices into `emb`, in the order of their SHA-256; the candidate
     pairs as arrays over reps' positions: "a" < "b", "score", "bits"), highest score first, without the pairs
-    marked "not a duplicate" in `data_dir`. Computed once per content of the data set and kept (in this process and in `<data>/.otter/lookalikes/`, plain arrays), so a view after a move or a
-    restart costs a look-up, not a search."""
+    marked "not a duplicate" in `data_dir`. Searched once per content of the data set and kept (in this process and
+    in `<data>/.otter/lookalikes/`, plain arrays), so a view after a move or a restart costs a look-up; after
+    photos were trashed (or restored, of those the search saw) the kept pairs among the rest are used as they scored
+    then; only new contents make a new search."""
     memo = emb.__dict__.setdefault("_content", {})  # worked out once per `Embeddings` (a view asks twice)
     if max_hash_bits not in memo:
         first, _ = _representatives(emb)
@@ -301,17 +321,18 @@ def candidates(
     shas, reps, key = memo[max_hash_bits]
     with _kept_lock:
         found = _kept.get(key)
-    disk = Path(data_dir) / LOOKALIKES_DIR / f"{key}.npz" if data_dir is not None else None
-    if found is None and disk is not None and disk.is_file():
-        try:
-            with np.load(disk, allow_pickle=False) as z:
-                found = {k: z[k] for k in ("a", "b", "score", "bits")}
-        except (OSError, ValueError, KeyError):
-            found = None
+        searched = [v for v in _kept.values() if v.get("searched") is not None]
+    folder = Path(data_dir) / LOOKALIKES_DIR if data_dir is not None else None
+    if found is None and folder is not None:
+        searched += [f for f in map(_load, sorted(folder.glob("*.npz"))) if f is not None]
+        found = next((f for f in searched if f["key"] == key), None)
+    if found is None:  # photos trashed since a search (or restored, of those it saw): its pairs among the rest
+        found = next((d for d in (_derive(f, shas) for f in searched if f["bits_setting"] == max_hash_bits) if d), None)
     if found is None:
         found = _compute_candidates(emb, reps, max_hash_bits, cancel)
-        if disk is not None:
-            _keep_on_disk(disk, found)
+        found |= {"shas": np.array(shas), "key": key, "searched": True, "bits_setting": max_hash_bits}
+        if folder is not None:
+            _keep_on_disk(folder / f"{key}.npz", found)
     with _kept_lock:
         _kept[key] = found
         while len(_kept) > 4:
@@ -319,16 +340,40 @@ def candidates(
     skip = not_duplicates(data_dir) if data_dir is not None else set()
     if skip:
         keep = np.array([frozenset((shas[a], shas[b])) not in skip for a, b in zip(found["a"], found["b"])], dtype=bool)
-        found = {k: v[keep] for k, v in found.items()}
+        found = {k: found[k][keep] for k in ("a", "b", "score", "bits")}
     return reps, found
 
 
-def _keep_on_disk(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write the candidates atomically and drop those of earlier contents; a read-only folder only loses them."""
+def _load(path: Path) -> dict | None:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {k: z[k] for k in ("a", "b", "score", "bits", "shas")}
+            out |= {"key": path.stem, "searched": True, "bits_setting": int(z["bits_setting"])}
+            return out
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _derive(searched: dict, shas: list[str]) -> dict | None:
+    """The candidates among `shas` from a search over a superset of them (None if it is not one): the pairs of
+    photos still there, as they scored then. Trashing photos, or restoring some, searches nothing again."""
+    pos = {sha: i for i, sha in enumerate(searched["shas"].tolist())}
+    if len(shas) > len(pos) or any(sha not in pos for sha in shas):
+        return None
+    remap = np.full(len(pos), -1, dtype=np.int64)
+    remap[[pos[sha] for sha in shas]] = np.arange(len(shas))  # both in SHA-256 order: a < b and ties keep their order
+    a, b = remap[searched["a"]], remap[searched["b"]]
+    keep = (a >= 0) & (b >= 0)
+    return {"a": a[keep], "b": b[keep], "score": searched["score"][keep], "bits": searched["bits"][keep], "searched": None}
+
+
+def _keep_on_disk(path: Path, found: dict) -> None:
+    """Write a search's candidates atomically and drop those of earlier searches; a read-only folder only loses them."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
-        np.savez(tmp, **arrays)
+        arrays = {k: found[k] for k in ("a", "b", "score", "bits", "shas")}
+        np.savez(tmp, **arrays, bits_setting=np.array(found["bits_setting"]))
         os.replace(tmp, path)
         for old in path.parent.glob("*.npz"):
             if old != path and not old.name.startswith("."):
