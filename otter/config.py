@@ -13,6 +13,10 @@ MODELS_DIR_ENV = "OTTER_MODELS_DIR"
 MAX_IMAGE_PIXELS = 40_000_000
 # Files bigger than this are refused before decoding (bytes).
 MAX_FILE_BYTES = 30 * 1024 * 1024
+# What one request may cost the app's server (a refusal names the limit): files per upload into a class and per
+# "many photos at once" prediction, and requests waiting in the queue (beyond it Gradio answers "Queue is full").
+MAX_FILES_PER_REQUEST = int(os.environ.get("OTTER_MAX_FILES", "200"))
+MAX_QUEUE = int(os.environ.get("OTTER_MAX_QUEUE", "64"))
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff")
 
 # ImageNet statistics: fastai's `imagenet_stats`, kept here so prediction needs no fastai import.

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from ..errors import describe
+from .owners import Access, access_from_env
 
 if TYPE_CHECKING:
     from .service import ModelService, TrainService
@@ -28,6 +29,8 @@ class AppContext:
     trainer: TrainService
     # Components that one tab updates in another (e.g. Train refreshes Predict's model picker).
     shared: dict = field(default_factory=dict)
+    # Who is an owner (otter.app.owners): read by the guard of every event at call time.
+    access: Access = field(default_factory=access_from_env)
 
 
 def friendly(fn: Callable) -> Callable:
