@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..errors import escape_md
 from ..model.events import TrainEvent
 from ..model.train import PRETRAINED_RECIPE, RECIPE, SCRATCH_RECIPE, TrainConfig, TrainError
 
@@ -105,9 +106,9 @@ def status_markdown(state: str | None, events: list, error: str | None = None, m
     if state is None:
         return "No training has run since the server started."
     if state == "failed":
-        return f"**Training failed:** {error}"
+        return f"**Training failed:** {escape_md(error)}"
     if state == "cancelled":
-        return f"**Cancelled.** {error or 'The previous model is unchanged.'}"
+        return f"**Cancelled.** {escape_md(error) if error else 'The previous model is unchanged.'}"
     last = last_event(events)
     frac = progress(events)
     if state == "done":
@@ -115,7 +116,7 @@ def status_markdown(state: str | None, events: list, error: str | None = None, m
         acc = done.accuracy if done else None
         acc_text = f", validation accuracy **{acc:.1%}**" if acc is not None else ""
         where = (done and done.model_dir) or model_dir
-        saved = f" Saved as model **{Path(where).name}**." if where else ""
+        saved = f" Saved as model **{escape_md(Path(where).name)}**." if where else ""
         return f"**Done** in {fmt_time(done.elapsed if done else None)}{acc_text}.{saved}"
     start = last_event(events, "start")
     lines = ["**Training…**"]

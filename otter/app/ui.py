@@ -25,11 +25,11 @@ from starlette.middleware import Middleware
 from .. import config
 from ..data.dataset import list_classes, list_images
 from ..data.images import InvalidImage
-from ..errors import OtterError, one_line
+from ..errors import OtterError, escape_md, one_line
 from ..model.backbones import NAMES as ARCHS
 from ..model.default_model import comparison, set_default
 from ..model.device import gpu_task
-from ..model.io import ModelError, read_meta, recover, seed_models
+from ..model.io import ModelError, read_meta, recover, seed_models, trashed_models
 from ..model.model_zip import zip_model
 from . import jobview
 from .handlers import POLL_SECONDS, AppContext, friendly, payload_path
@@ -71,7 +71,7 @@ def predict_view(ctx: AppContext, image, model_name: str | None) -> tuple[str | 
     except NoModel:
         return None, NO_MODEL, True
     except InvalidImage as ex:
-        return None, f"⚠️ {one_line(ex)}", False
+        return None, f"⚠️ {escape_md(one_line(ex))}", False
     if not pred.known:  # no confident label: the verdict, and the probabilities muted below it
         muted = " · ".join(f"{c} {p:.0%}" for c, p in sorted(pred.probs.items(), key=lambda kv: -kv[1]))
         return NOT_SURE_HEADING, f"{pred.not_sure_reason}\n\n_Probabilities anyway: {muted}_\n\n{pred.summary()}", True
@@ -319,10 +319,10 @@ def build_train_tab(ctx: AppContext) -> dict:
             cfg = jobview.parse_settings(arch_v, pre_v, sizes_v, epochs_v, lr_v, bs_v, valid_v)
             job = ctx.trainer.start(cfg, (name_v or "").strip() or default_model_name(ctx.data_dir, ctx.models_dir))
         except OtterError as ex:
-            return {message: f"⚠️ {one_line(ex)}"}  # only a tick stops the timer (see on_tick)
-        msg = f"Started training **{job.model_dir.name}** ({cfg.arch}, sizes {','.join(map(str, cfg.sizes))}, pretrained {'on' if cfg.pretrained else 'off'})."
+            return {message: f"⚠️ {escape_md(one_line(ex))}"}  # only a tick stops the timer (see on_tick)
+        msg = f"Started training **{escape_md(job.model_dir.name)}** ({cfg.arch}, sizes {','.join(map(str, cfg.sizes))}, pretrained {'on' if cfg.pretrained else 'off'})."
         if job.model_dir.name in ctx.models.names():
-            msg += " When it finishes it replaces the model of that name; until then that model keeps answering."
+            msg += " When it finishes it replaces the model of that name, which goes to the models trash; until then that model keeps answering."
         view = {message: msg, timer: gr.Timer(active=True), watched: str(job.model_dir), cancel: gr.Button(interactive=True)}
         if shown:  # the results below are the previous model's until this one is done
             view[results_box] = gr.Accordion(label=results_label(shown, running=True))
@@ -365,7 +365,9 @@ def build_train_tab(ctx: AppContext) -> dict:
 
     def on_use(name):
         set_default(ctx.models_dir, name)
-        done = f"**{name}** is now the default model: Predict, the `/predict` API and `python -m otter predict` use it."
+        done = (
+            f"**{escape_md(name)}** is now the default model: Predict, the `/predict` API and `python -m otter predict` use it."
+        )
         return done, gr.Button(visible=False), model_picker_update(ctx, name)
 
     use.click(friendly(on_use), [finished], [compare, use, picker], api_visibility="private")
@@ -425,6 +427,22 @@ def comparison_view(ctx: AppContext, name: str | None):
     return comparison(ctx.models_dir, name), gr.Button(visible=ctx.models.default() != name)
 
 
+def models_trash_markdown(models_dir: Path) -> str:
+    """The models trash as the Train tab lists it: what is there and the command that brings one back."""
+    rows = trashed_models(models_dir)
+    if not rows:
+        return "The models trash is empty. A model trained over an existing name, or deleted, goes there."
+    lines = [
+        f"- {escape_md(r['name'])} (trashed {r['id'][:4]}-{r['id'][4:6]}-{r['id'][6:8]} {r['id'][9:11]}:{r['id'][11:13]} UTC)"
+        for r in rows[:20]
+    ]
+    more = f"\n\n…and {len(rows) - 20} more" if len(rows) > 20 else ""
+    return (
+        "Replaced and deleted models, newest first; bring one back with `python -m otter models restore NAME` "
+        "(`--as NEW_NAME` when the name is taken):\n\n" + "\n".join(lines) + more
+    )
+
+
 # ------------------------------------------------------------------------------------------------ app
 
 
@@ -469,6 +487,8 @@ def build_app(
                 train_notice = gr.Markdown(ctx.access.refusal(), visible=not owner, elem_id="train-visitor")
                 with gr.Column(visible=owner) as train_box:
                     train_parts = build_train_tab(ctx)
+                    with gr.Accordion("Models trash", open=False):
+                        models_trash = gr.Markdown(elem_id="models-trash")
         picker = ctx.shared["picker"]
         demo.load(visitors_may(lambda: model_picker_update(ctx, None)), None, [picker], api_visibility="private")
 
@@ -480,6 +500,7 @@ def build_app(
             return notice, gr.Column(visible=is_owner), notice, gr.Column(visible=is_owner)
 
         demo.load(role_view, None, [curate_notice, curate_box, train_notice, train_box], api_visibility="private")
+        demo.load(lambda: models_trash_markdown(ctx.models_dir), None, [models_trash], api_visibility="private")
         for fn, inputs, outputs in (curate_parts["refresh"], train_parts["refresh"]):
             demo.load(fn, inputs, outputs, api_visibility="private")
     # Every event not marked `visitors_may` above is an owner's: refused for visitors (otter.app.owners).

@@ -17,6 +17,7 @@ from PIL import Image
 
 from ..data.images import InvalidImage
 from ..data.safepath import inside
+from ..errors import escape_md
 from ..model.device import gpu_task
 from ..model.explain import Explanation
 from .service import ModelService, NoModel
@@ -62,7 +63,7 @@ def explain_view(
     overlay = explanation.overlay
     overlay.thumbnail((MAX_SIDE, MAX_SIDE))
     prob = explanation.probabilities[explanation.target]
-    note = f"Where the model looked for **{explanation.target}** ({prob:.0%}): {LEGEND}."
+    note = f"Where the model looked for **{escape_md(explanation.target)}** ({prob:.0%}): {LEGEND}."
     return ExplainResult(overlay, classes, explanation.target, note)
 
 
