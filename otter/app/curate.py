@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import config
 from ..data import dataset, intake
 from ..data.dataset import DatasetError
 from ..data.safepath import check_name, is_inside
@@ -188,6 +189,8 @@ def upload(root: os.PathLike | str, cls: str | None, files: list[os.PathLike | s
         return "Choose (or add) a class to upload into first."
     if not files:
         return "No files to add."
+    if len(files) > config.MAX_FILES_PER_REQUEST:
+        return f"⚠️ {len(files)} files: at most {config.MAX_FILES_PER_REQUEST} per upload (the app's limit, OTTER_MAX_FILES). Nothing was added."
     try:
         result = intake.add_images(root, cls, list(files))
     except OtterError as ex:

@@ -57,6 +57,12 @@ def predict_on_device(models_dir: str, path: str, model_name: str | None) -> Pre
     return shared_model_service(models_dir).predict(path, model_name)
 
 
+@gpu_task
+def predict_files_on_device(models_dir: str, paths: list[str], model_name: str | None):
+    """Many photos at once (a DataFrame, see `ModelService.predict_files`), in one GPU slot on ZeroGPU Spaces."""
+    return shared_model_service(models_dir).predict_files(paths, model_name)
+
+
 def predict_view(ctx: AppContext, image, model_name: str | None) -> tuple[str | dict | None, str, bool]:
     """For the Predict tab: (what the label shows, the markdown below it, whether the photo can stay shown).
 
@@ -101,9 +107,13 @@ class BatchView:
 def predict_many_view(ctx: AppContext, files, model_name: str | None) -> BatchView:
     if not files:
         return BatchView()
+    if len(files) > config.MAX_FILES_PER_REQUEST:
+        return BatchView(
+            note=f"⚠️ {len(files)} photos: at most {config.MAX_FILES_PER_REQUEST} at once (the app's limit, OTTER_MAX_FILES)."
+        )
     paths = [payload_path(f) for f in files]
     try:
-        df = ctx.models.predict_files(paths, model_name)
+        df = predict_files_on_device(str(ctx.models_dir), paths, model_name)
     except NoModel:
         return BatchView(note=NO_MODEL)
     csv = write_csv(df, tempfile.mkdtemp(prefix="otter-predictions-"))
@@ -533,6 +543,7 @@ def launch(
     if ctx.access.logins:
         kwargs["auth"] = list(ctx.access.logins)
     print(ctx.access.startup_line(), flush=True)
+    print(config.storage_line(ctx.data_dir, ctx.models_dir), flush=True)
     # Load the default model while the server starts, so the first photo does not wait for it.
     threading.Thread(target=_warm_up, args=(ctx,), daemon=True).start()
     # The data folder is an allowed path only so that views may show its images (Gradio copies them into its
