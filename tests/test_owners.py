@@ -13,7 +13,7 @@ import httpx
 import pytest
 from servers import free_port, queue_call, upload
 
-from conftest import make_small_set
+from conftest import make_small_set, shape_image
 from otter.app import curate
 from otter.app.owners import Access, RefuseFolders, access_from_env, allowed_for_visitors, is_guarded
 from otter.app.ui import build_app, launch
@@ -103,7 +103,7 @@ VISITORS_MAY = {
     ("on_files", "change"),  # many photos at once
     ("update", "change"),  # "show where the model looked": photo, picker, checkbox
     ("update", "input"),
-    ("<lambda>", "load"),  # the model picker's choices
+    ("picker_view", "load"),  # the model picker (owners only)
     ("role_view", "load"),  # the owner's tools, or the line that says how to get them
 }
 
@@ -133,6 +133,19 @@ def test_every_event_is_guarded_or_open_to_visitors_by_name(tmp_path, access, fi
             continue
         assert is_guarded(fn), f"event {fn_index} ({getattr(fn, '__name__', fn)} on {triggers}) is neither guarded nor open"
     assert open_events == VISITORS_MAY
+
+
+def test_the_page_a_visitor_gets_names_no_class_and_no_file(tmp_path):
+    import json
+
+    (tmp_path / "data" / "secretclass").mkdir(parents=True)
+    shape_image("disc", 1).save(tmp_path / "data" / "secretclass" / "secretfile.png")
+    config = json.dumps(
+        build_app(tmp_path / "data", tmp_path / "models", access=Access("visitors")).get_config_file(), default=str
+    )
+    assert "secret" not in config
+    local = json.dumps(build_app(tmp_path / "data", tmp_path / "models", access=Access("local")).get_config_file(), default=str)
+    assert "secretclass" in local  # the same app on your machine shows them from the start
 
 
 def snapshot(*folders: Path) -> dict[str, str]:

@@ -33,7 +33,7 @@ from ..model.io import ModelError, read_meta, recover, seed_models, trashed_mode
 from ..model.model_zip import zip_model
 from . import jobview
 from .handlers import POLL_SECONDS, AppContext, friendly, payload_path
-from .owners import Access, RefuseFolders, access_from_env, guard_events, visitors_may
+from .owners import Access, RefuseFolders, access_from_env, current_request, guard_events, visitors_may
 from .service import (
     NO_MODEL,
     NOT_SURE_HEADING,
@@ -124,6 +124,20 @@ def predict_many_view(ctx: AppContext, files, model_name: str | None) -> BatchVi
     return BatchView(df, photos, str(csv), note)
 
 
+def default_model_for_visitors(ctx: AppContext):
+    """For Predict's handlers `fn(photo, model_name, ...)`: a visitor predicts with the default model, whatever
+    model name its page sends (its picker is hidden), so a visitor cannot make the server load every model."""
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def run(payload, model_name, *rest):
+            return fn(payload, model_name if ctx.access.is_owner(current_request()) else None, *rest)
+
+        return run
+
+    return decorate
+
+
 def model_picker_update(ctx: AppContext, value: str | None = None):
     """Predict's model picker: every model, `value` selected, else the default model."""
     choices = ctx.models.choices()
@@ -179,9 +193,10 @@ def build_predict_tab(ctx: AppContext) -> dict:
         if examples:
             gr.Examples(examples=[[e] for e in examples], inputs=[image], label="Examples from the data set")
     with row:
+        # a column beside the label: "Show where the model looked"
         build_explain_panel(
-            ctx.models, image, picker, wrap=lambda fn: visitors_may(friendly(fn))
-        )  # a column beside the label: "Show where the model looked"
+            ctx.models, image, picker, wrap=lambda fn: visitors_may(friendly(default_model_for_visitors(ctx)(fn)))
+        )
     with gr.Accordion("Many photos at once", open=False):
         files = gr.File(file_count="multiple", file_types=["image"], label="Photos", elem_id="predict-files")
         with gr.Row():
@@ -194,6 +209,7 @@ def build_predict_tab(ctx: AppContext) -> dict:
             download = gr.File(label="Results as CSV", interactive=False, elem_id="predict-csv")
 
     @visitors_may
+    @default_model_for_visitors(ctx)
     def on_image(img, model_name):
         if payload_path(img) is None:  # removed by the user (see `image.clear`) or by us after a bad file: keep the message
             return gr.skip()
@@ -209,6 +225,7 @@ def build_predict_tab(ctx: AppContext) -> dict:
     image.clear(visitors_may(lambda: (None, "")), None, [label, info], api_visibility="private")
 
     @visitors_may
+    @default_model_for_visitors(ctx)
     def on_files(f, model_name):
         view = friendly(predict_many_view)(ctx, f, model_name)
         return {
@@ -500,7 +517,13 @@ def build_app(
                     with gr.Accordion("Models trash", open=False):
                         models_trash = gr.Markdown(elem_id="models-trash")
         picker = ctx.shared["picker"]
-        demo.load(visitors_may(lambda: model_picker_update(ctx, None)), None, [picker], api_visibility="private")
+
+        @visitors_may
+        def picker_view(request: gr.Request):
+            """Every model for an owner; a visitor predicts with the default model, so it has no picker."""
+            return model_picker_update(ctx, None) if ctx.access.is_owner(request) else gr.Dropdown(visible=False)
+
+        demo.load(picker_view, None, [picker], api_visibility="private")
 
         @visitors_may
         def role_view(request: gr.Request):
@@ -515,9 +538,21 @@ def build_app(
             demo.load(fn, inputs, outputs, api_visibility="private")
     # Every event not marked `visitors_may` above is an owner's: refused for visitors (otter.app.owners).
     guard_events(demo, lambda: ctx.access)
+    if not owner:
+        _no_data_set_in_page(demo)
     demo.otter_context = ctx  # for tests and extensions
     demo.otter_access_given = access is not None
     return demo
+
+
+def _no_data_set_in_page(demo: gr.Blocks) -> None:
+    """The page's config is the same for every visitor: it must not carry the data set's class names, which two
+    widgets take at build time (the owner's page fills them on load and on focus)."""
+    for block in demo.blocks.values():
+        if getattr(block, "elem_id", None) == "search-class":
+            block.choices, block.value = [], None
+        elif getattr(block, "elem_id", None) == "train-model-name":
+            block.placeholder = "blank: the classes and the date"
 
 
 def _warm_up(ctx: AppContext) -> None:
