@@ -69,3 +69,17 @@ def test_names_are_escaped_where_shown_and_new_classes_refuse_markup(tmp_path):
     with pytest.raises(UnsafePath, match="may not hold"):
         add_class(tmp_path, "a<b>bold")
     assert add_class(tmp_path, "sea otter 🦦").is_dir()
+
+
+def test_error_lines_shown_by_the_app_are_escaped():
+    import gradio as gr
+
+    from otter.app.handlers import friendly
+    from otter.errors import BadInput
+
+    def refuse():
+        raise BadInput("class 'a<b>bold</b>' refused")
+
+    with pytest.raises(gr.Error) as info:
+        friendly(refuse)()
+    assert "<b>" not in info.value.message and "a&lt;b&gt;bold" in info.value.message

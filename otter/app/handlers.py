@@ -5,6 +5,7 @@ other's builders, so the app's files import one way: ui -> ui_curate -> the pane
 from __future__ import annotations
 
 import functools
+import html
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,8 @@ def friendly(fn: Callable) -> Callable:
         except gr.Error:
             raise
         except Exception as ex:
-            raise gr.Error(describe(ex), print_exception=False) from ex
+            # Gradio shows the message as (sanitised) HTML: a name in it must read as typed, not as markup.
+            raise gr.Error(html.escape(describe(ex), quote=False), print_exception=False) from ex
 
     return wrapper
 
