@@ -59,11 +59,13 @@ def main() -> None:
         one = upload(http, url, [photos[0]])
         many = upload(http, url, [photos[i % len(photos)] for i in range(args.many)])
         start = by_name["on_start"]
+        components = {c["id"]: c for c in config["components"]}
+        start_inputs = [components[i].get("props", {}).get("value") for i in start["inputs"]]
         for i in range(args.runs):
             timed("predict (baseline)", lambda i=i: bool(client.predict(handle_file(str(photos[i])), api_name="/predict")))
             timed(
                 "refused owner event (Start training)",
-                lambda: not queue_call(http, url, start["id"], [None] * len(start["inputs"]), uuid.uuid4().hex)["success"],
+                lambda: "owner" in str(queue_call(http, url, start["id"], start_inputs, uuid.uuid4().hex)["output"].get("error")),
             )
             explain = next(d for d in config["dependencies"] if demo.fns[d["id"]].name == "update")
             timed(

@@ -219,6 +219,7 @@ def test_a_visitor_firing_every_event_changes_nothing_and_predict_still_answers(
 
     demo, url = visitor_app["demo"], visitor_app["url"]
     before = snapshot(visitor_app["data"], visitor_app["models"])
+    job_before = demo.otter_context.trainer.job()  # the last job of this process (other tests' ones included)
     photo = sorted((otters_dir / "sea").glob("*.jpg"))[0]
     with httpx.Client(timeout=120) as http:
         files = upload(http, url, [photo, sorted((otters_dir / "river").glob("*.jpg"))[0]])
@@ -241,7 +242,7 @@ def test_a_visitor_firing_every_event_changes_nothing_and_predict_still_answers(
                 assert msg["output"].get("error") == Access("visitors").refusal(), (fn_index, block_fn.name, msg)
     assert len(answers) > 60
     assert snapshot(visitor_app["data"], visitor_app["models"]) == before
-    assert not running_jobs()
+    assert not running_jobs() and demo.otter_context.trainer.job() is job_before  # no training, audit or embeddings
     out = Client(url, verbose=False).predict(handle_file(str(photo)), api_name="/predict")
     assert out["label"] in ("river", "sea") or out["label"].startswith("Not sure")
 
