@@ -243,6 +243,31 @@ def is_guarded(fn: Callable | None) -> bool:
     return bool(fn is not None and getattr(fn, _GUARDED, False))
 
 
+def default_model_for_visitors(access: Callable[[], Access]) -> Callable[[Callable], Callable]:
+    """For Predict's handlers `fn(photo, model_name, ...)`: a visitor predicts with the default model, whatever
+    model name its page sends (its picker is hidden), so a visitor cannot make the server load every model."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def run(payload, model_name, *rest):
+            return fn(payload, model_name if access().is_owner(current_request()) else None, *rest)
+
+        return run
+
+    return decorate
+
+
+def no_data_set_in_page(blocks: gr.Blocks) -> None:
+    """The page's config is the same for everyone who opens it: where visitors may look it must not carry the data
+    set's class names, which two widgets take when the app is built (an owner's page fills them on load and on
+    focus). tests/test_owners.py builds a visitors' app over a class and checks that its config never names it."""
+    for block in blocks.blocks.values():
+        if getattr(block, "elem_id", None) == "search-class":
+            block.choices, block.value = [], None
+        elif getattr(block, "elem_id", None) == "train-model-name":
+            block.placeholder = "blank: the classes and the date"
+
+
 # ------------------------------------------------------------------------------------ files of the data set
 
 

@@ -29,11 +29,19 @@ from ..errors import OtterError, escape_md, one_line
 from ..model.backbones import NAMES as ARCHS
 from ..model.default_model import comparison, set_default
 from ..model.device import gpu_task
-from ..model.io import ModelError, read_meta, recover, seed_models, trashed_models
+from ..model.io import ModelError, read_meta, recover, seed_models
 from ..model.model_zip import zip_model
 from . import jobview
 from .handlers import POLL_SECONDS, AppContext, friendly, payload_path
-from .owners import Access, RefuseFolders, access_from_env, current_request, guard_events, visitors_may
+from .owners import (
+    Access,
+    RefuseFolders,
+    access_from_env,
+    default_model_for_visitors,
+    guard_events,
+    no_data_set_in_page,
+    visitors_may,
+)
 from .service import (
     NO_MODEL,
     NOT_SURE_HEADING,
@@ -124,20 +132,6 @@ def predict_many_view(ctx: AppContext, files, model_name: str | None) -> BatchVi
     return BatchView(df, photos, str(csv), note)
 
 
-def default_model_for_visitors(ctx: AppContext):
-    """For Predict's handlers `fn(photo, model_name, ...)`: a visitor predicts with the default model, whatever
-    model name its page sends (its picker is hidden), so a visitor cannot make the server load every model."""
-
-    def decorate(fn):
-        @functools.wraps(fn)
-        def run(payload, model_name, *rest):
-            return fn(payload, model_name if ctx.access.is_owner(current_request()) else None, *rest)
-
-        return run
-
-    return decorate
-
-
 def model_picker_update(ctx: AppContext, value: str | None = None):
     """Predict's model picker: every model, `value` selected, else the default model."""
     choices = ctx.models.choices()
@@ -195,7 +189,7 @@ def build_predict_tab(ctx: AppContext) -> dict:
     with row:
         # a column beside the label: "Show where the model looked"
         build_explain_panel(
-            ctx.models, image, picker, wrap=lambda fn: visitors_may(friendly(default_model_for_visitors(ctx)(fn)))
+            ctx.models, image, picker, wrap=lambda fn: visitors_may(friendly(default_model_for_visitors(lambda: ctx.access)(fn)))
         )
     with gr.Accordion("Many photos at once", open=False):
         files = gr.File(file_count="multiple", file_types=["image"], label="Photos", elem_id="predict-files")
@@ -209,7 +203,7 @@ def build_predict_tab(ctx: AppContext) -> dict:
             download = gr.File(label="Results as CSV", interactive=False, elem_id="predict-csv")
 
     @visitors_may
-    @default_model_for_visitors(ctx)
+    @default_model_for_visitors(lambda: ctx.access)
     def on_image(img, model_name):
         if payload_path(img) is None:  # removed by the user (see `image.clear`) or by us after a bad file: keep the message
             return gr.skip()
@@ -225,7 +219,7 @@ def build_predict_tab(ctx: AppContext) -> dict:
     image.clear(visitors_may(lambda: (None, "")), None, [label, info], api_visibility="private")
 
     @visitors_may
-    @default_model_for_visitors(ctx)
+    @default_model_for_visitors(lambda: ctx.access)
     def on_files(f, model_name):
         view = friendly(predict_many_view)(ctx, f, model_name)
         return {
@@ -454,22 +448,6 @@ def comparison_view(ctx: AppContext, name: str | None):
     return comparison(ctx.models_dir, name), gr.Button(visible=ctx.models.default() != name)
 
 
-def models_trash_markdown(models_dir: Path) -> str:
-    """The models trash as the Train tab lists it: what is there and the command that brings one back."""
-    rows = trashed_models(models_dir)
-    if not rows:
-        return "The models trash is empty. A model trained over an existing name, or deleted, goes there."
-    lines = [
-        f"- {escape_md(r['name'])} (trashed {r['id'][:4]}-{r['id'][4:6]}-{r['id'][6:8]} {r['id'][9:11]}:{r['id'][11:13]} UTC)"
-        for r in rows[:20]
-    ]
-    more = f"\n\n…and {len(rows) - 20} more" if len(rows) > 20 else ""
-    return (
-        "Replaced and deleted models, newest first; bring one back with `python -m otter models restore NAME` "
-        "(`--as NEW_NAME` when the name is taken):\n\n" + "\n".join(lines) + more
-    )
-
-
 # ------------------------------------------------------------------------------------------------ app
 
 
@@ -533,26 +511,16 @@ def build_app(
             return notice, gr.Column(visible=is_owner), notice, gr.Column(visible=is_owner)
 
         demo.load(role_view, None, [curate_notice, curate_box, train_notice, train_box], api_visibility="private")
-        demo.load(lambda: models_trash_markdown(ctx.models_dir), None, [models_trash], api_visibility="private")
+        demo.load(lambda: jobview.models_trash_markdown(ctx.models_dir), None, [models_trash], api_visibility="private")
         for fn, inputs, outputs in (curate_parts["refresh"], train_parts["refresh"]):
             demo.load(fn, inputs, outputs, api_visibility="private")
     # Every event not marked `visitors_may` above is an owner's: refused for visitors (otter.app.owners).
     guard_events(demo, lambda: ctx.access)
     if not owner:
-        _no_data_set_in_page(demo)
+        no_data_set_in_page(demo)
     demo.otter_context = ctx  # for tests and extensions
     demo.otter_access_given = access is not None
     return demo
-
-
-def _no_data_set_in_page(demo: gr.Blocks) -> None:
-    """The page's config is the same for every visitor: it must not carry the data set's class names, which two
-    widgets take at build time (the owner's page fills them on load and on focus)."""
-    for block in demo.blocks.values():
-        if getattr(block, "elem_id", None) == "search-class":
-            block.choices, block.value = [], None
-        elif getattr(block, "elem_id", None) == "train-model-name":
-            block.placeholder = "blank: the classes and the date"
 
 
 def _warm_up(ctx: AppContext) -> None:
