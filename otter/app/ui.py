@@ -6,7 +6,10 @@ Adding to the app (other features plug in here with small edits):
   `otter.app.ui_curate.build_curate_tab`'s `with gr.Tabs():` block, where the comment "more Curate sub-tabs go
   here" is; what panels share (`AppContext`, `friendly`, `payload_path`) is in `otter.app.handlers`;
 - something in Predict (an explanation image, a "not sure" note): add outputs in `build_predict_tab`
-  and extend `predict_view` (events go after the "/predict" API's, which must stay the app's first).
+  and extend `predict_view` (events go after the "/predict" API's, which must stay the app's first);
+- every event is an owner's (`otter.app.owners.guard_events`, applied once in `build_app`) unless its function
+  is marked `visitors_may`, which only something that neither writes nor reads the data set may be; then add
+  it to tests/test_owners.py's VISITORS_MAY.
 """
 
 from __future__ import annotations
