@@ -106,6 +106,9 @@ def cmd_train(args) -> int:
             print(f"\r  batch {e.batch}/{e.batches}  {100 * e.progress:.0f}%  eta {_fmt_eta(e.eta)}  ", end="", file=sys.stderr)
 
     keep_default(model_dir.parent)  # the new model does not become the default by being the newest
+    replacing = (model_dir / "model.json").exists()
+    if replacing and not args.quiet:
+        print(f"{model_dir.name} exists: when this training finishes it goes to the models trash", file=sys.stderr)
     result = train(data, cfg, model_dir, on_event=show, half=args.half)
     m = result.meta
     acc = m["metrics"]["accuracy"]
@@ -126,6 +129,8 @@ def cmd_train(args) -> int:
         )
     else:
         print(f"model written to {result.model_dir}")
+        if replacing:
+            print(f"the model it replaced is in the models trash: python -m otter models restore {model_dir.name} --as OLD_NAME")
         for line in (kept_line(m.get("kept")), calibration_line(m.get("calibration"))):
             if line:
                 print(line)
@@ -391,12 +396,25 @@ def cmd_audit(args) -> int:
 
 def cmd_models(args) -> int:
     from .model.default_model import delete_model, model_rows, set_default
-    from .model.io import default_name
+    from .model.io import default_name, restore_model, trashed_models
 
     root = _models_root(args)
     if args.action == "default":
         name = set_default(root, args.name)
         print(json.dumps({"default": name}) if args.json else f"default model: {name} (Predict, /predict, predict)")
+        return 0
+    if args.action == "restore":
+        dest = restore_model(root, args.name, args.as_name)
+        print(json.dumps({"restored": str(dest)}) if args.json else f"restored {dest}")
+        return 0
+    if args.action == "trash":
+        rows = trashed_models(root)
+        if args.json:
+            print(json.dumps(rows))
+        for r in [] if args.json else rows:
+            print(f"{r['name']}  (trashed {r['id'][:15]}, id {r['id']})")
+        if not rows and not args.json:
+            print("the models trash is empty")
         return 0
     if args.action == "delete":
         dest = delete_model(root, args.name)
@@ -434,14 +452,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a model on a folder-per-class data set",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="""examples:
-  python -m otter train --data ../shared/otters --model models/otters   # EfficientNet-Lite0, ImageNet weights, offline
+  python -m otter train --data ../shared/otters --model models/my-otters   # EfficientNet-Lite0, ImageNet weights, offline
   python -m otter train --sizes 128 --epochs 3 --lr find
   python -m otter train --no-pretrained --sizes 64,128,192          # xresnet18 from scratch
   python -m otter train --no-pretrained --sizes 32 --epochs 1 --quiet --json""",
     )
     t.add_argument("--data", help="data set folder (default: $OTTER_DATA_DIR or ./data)")
     t.add_argument("--models", help="models folder (default: $OTTER_MODELS_DIR or ./models)")
-    t.add_argument("--model", help="model folder to write (default: MODELS/model)")
+    t.add_argument(
+        "--model", help="model folder to write (default: MODELS/model); a model already there goes to the models trash"
+    )
     t.add_argument(
         "--arch",
         default=None,
@@ -534,15 +554,26 @@ examples:
   python -m otter models                       # name, accuracy, size and date; * marks the default
   python -m otter models --json                # [{"name", "accuracy", "size_mb", "created", "default"}]
   python -m otter models default otters        # make otters the default model
-  python -m otter models delete river-sea-2026-11-29   # to MODELS/.trash/<id>/<name>/; move it back to restore""",
+  python -m otter models delete river-sea-2026-11-29   # to the models trash (MODELS/.trash/<id>/<name>/)
+  python -m otter models trash                 # what the models trash holds (deleted and replaced models)
+  python -m otter models restore river-sea-2026-11-29  # back from the trash (--as NEW_NAME if the name is taken)""",
     )
     mo.add_argument("--models", help="models folder (default: $OTTER_MODELS_DIR or ./models)")
     mo.add_argument("--json", action="store_true", help="print JSON")
     mo.set_defaults(func=cmd_models, action=None)
-    mo_sub = mo.add_subparsers(dest="action", metavar="{default,delete}")
-    for action, text in (("default", "make NAME the default model"), ("delete", "move model NAME to the models trash")):
+    mo_sub = mo.add_subparsers(dest="action", metavar="{default,delete,trash,restore}")
+    actions = (
+        ("default", "make NAME the default model"),
+        ("delete", "move model NAME to the models trash"),
+        ("trash", "list the models trash (deleted and replaced models)"),
+        ("restore", "bring model NAME (or trash id) back from the models trash"),
+    )
+    for action, text in actions:
         sp = mo_sub.add_parser(action, help=text, description=text)
-        sp.add_argument("name", metavar="NAME")
+        if action != "trash":
+            sp.add_argument("name", metavar="NAME")
+        if action == "restore":
+            sp.add_argument("--as", dest="as_name", metavar="NEW_NAME", help="restore under another name")
         sp.add_argument("--models", default=argparse.SUPPRESS, help="models folder (default: $OTTER_MODELS_DIR or ./models)")
         sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
 

@@ -13,6 +13,10 @@ MODELS_DIR_ENV = "OTTER_MODELS_DIR"
 MAX_IMAGE_PIXELS = 40_000_000
 # Files bigger than this are refused before decoding (bytes).
 MAX_FILE_BYTES = 30 * 1024 * 1024
+# What one request may cost the app's server (a refusal names the limit): files per upload into a class and per
+# "many photos at once" prediction, and requests waiting in the queue (beyond it Gradio answers "Queue is full").
+MAX_FILES_PER_REQUEST = int(os.environ.get("OTTER_MAX_FILES", "200"))
+MAX_QUEUE = int(os.environ.get("OTTER_MAX_QUEUE", "64"))
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff")
 
 # ImageNet statistics: fastai's `imagenet_stats`, kept here so prediction needs no fastai import.
@@ -28,14 +32,43 @@ DOWNLOAD_TIMEOUT = 10.0  # seconds to connect and between bytes; a whole downloa
 DOWNLOAD_MAX_SIDE = 512  # kept images are shrunk so their longer side is at most this (the original used 500)
 
 
+# A Hugging Face Space's persistent storage (a Storage Bucket mounted here); its disk elsewhere is wiped on restart.
+SPACE_STORAGE = Path("/data")
+
+
+def space_storage() -> Path | None:
+    """SPACE_STORAGE when running on a Space ($SPACE_ID) and it exists and is writable; else None."""
+    if not os.environ.get("SPACE_ID"):
+        return None
+    root = SPACE_STORAGE
+    return root if root.is_dir() and os.access(root, os.W_OK | os.X_OK) else None
+
+
 def data_dir(override: str | os.PathLike | None = None) -> Path:
-    """The data set root: `override`, else $OTTER_DATA_DIR, else ./data."""
-    return Path(override or os.environ.get(DATA_DIR_ENV) or "data")
+    """The data set root: `override`, else $OTTER_DATA_DIR, else /data/data on a Space with storage, else ./data."""
+    storage = space_storage()
+    return Path(override or os.environ.get(DATA_DIR_ENV) or (storage / "data" if storage else "data"))
 
 
 def models_dir(override: str | os.PathLike | None = None) -> Path:
-    """The models root: `override`, else $OTTER_MODELS_DIR, else ./models."""
-    return Path(override or os.environ.get(MODELS_DIR_ENV) or "models")
+    """The models root: `override`, else $OTTER_MODELS_DIR, else /data/models on a Space with storage, else ./models."""
+    storage = space_storage()
+    return Path(override or os.environ.get(MODELS_DIR_ENV) or (storage / "models" if storage else "models"))
+
+
+def storage_line(data: Path, models: Path) -> str:
+    """Where the data set and the models live, said at start; on a Space, whether a restart keeps them."""
+    where = f"otter: data set in {data}, models in {models}"
+    if not os.environ.get("SPACE_ID"):
+        return where + "."
+    storage = SPACE_STORAGE.resolve()
+    kept = all(Path(p).resolve().is_relative_to(storage) for p in (data, models)) and space_storage() is not None
+    if kept:
+        return where + f" (the Space's storage, {SPACE_STORAGE}: kept across restarts)."
+    return (
+        where
+        + f": this Space's disk is wiped on restart, so a restart LOSES them unless storage is mounted at {SPACE_STORAGE} (see the README)."
+    )
 
 
 def quiet_dependency_warnings() -> None:

@@ -18,7 +18,9 @@ InvalidImage` still works; the built-in base each had (ValueError, RuntimeError)
 from __future__ import annotations
 
 import errno
+import html
 import logging
+import re
 
 log = logging.getLogger("otter")
 
@@ -47,6 +49,16 @@ def one_line(ex: BaseException) -> str:
     """The first line of the message, or the exception's type name when it has none."""
     text = str(ex).strip()
     return text.splitlines()[0] if text else type(ex).__name__
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
+
+
+def escape_md(text: object) -> str:
+    """`text` as literal text inside Markdown (a class, file or model name, an error line): HTML's `<>&` become
+    entities and Markdown's emphasis, link, code and table characters are backslash-escaped, so a name such as
+    `<img src=x onerror=...>` or `a<b>bold</b>` shows as typed."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False))
 
 
 def internal_error_line(ex: BaseException) -> str:

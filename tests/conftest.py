@@ -104,21 +104,23 @@ def model_copy(tiny_trained, tmp_path) -> Path:
 
 
 @contextmanager
-def running_app(tiny_model: Path, base: Path, per_class: int = 3, size: int = 48, **launch_kwargs):
+def running_app(tiny_model: Path, base: Path, per_class: int = 3, size: int = 48, access=None, **launch_kwargs):
     """A real Gradio server on 127.0.0.1 over a small photo set and a copy of `tiny_model`:
-    yields {"url", "data", "models"} and closes the server afterwards."""
+    yields {"url", "data", "models"} and closes the server afterwards. `access`: who is an owner
+    (`otter.app.owners.Access`; default: local, everyone)."""
     data = make_small_set(base / "data", per_class=per_class, size=size)
     shutil.copytree(tiny_model, base / "models" / "tiny")
-    with serving(data, base / "models", **launch_kwargs) as url:
+    with serving(data, base / "models", access=access, **launch_kwargs) as url:
         yield {"url": url, "data": data, "models": base / "models"}
 
 
 @contextmanager
-def serving(data: Path, models: Path, **launch_kwargs):
-    """The app over `data` and `models`, served by a real Gradio server on 127.0.0.1: yields its URL."""
+def serving(data: Path, models: Path, access=None, **launch_kwargs):
+    """The app over `data` and `models`, served by a real Gradio server on 127.0.0.1: yields its URL.
+    `access`: who is an owner (`otter.app.owners.Access`; default: from the environment, i.e. local)."""
     from otter.app.ui import build_app, launch
 
-    demo = build_app(data, models)
+    demo = build_app(data, models, access=access)
     port = free_port()
     launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_kwargs)
     try:
@@ -169,3 +171,28 @@ def no_job_outlives_its_test(request):
         print(f"\n{request.node.nodeid} left {job.noun} running: cancelling it", flush=True)
         job.cancel()
         job.wait(300)
+
+
+@pytest.fixture
+def fixed_oauth(monkeypatch):
+    """Off a Space, Gradio's "Sign in with Hugging Face" signs in the machine's own HF user (asking huggingface.co
+    who that is); here it signs in the user named by `fixed_oauth.user` instead, offline."""
+    import time
+
+    import gradio.oauth
+
+    class Fixed:
+        user = "ann"
+
+    def profile():
+        return {
+            "access_token": "test-token",
+            "token_type": "bearer",
+            "expires_in": 3600,
+            "scope": "openid profile",
+            "expires_at": int(time.time()) + 3600,
+            "userinfo": {"preferred_username": Fixed.user, "name": Fixed.user, "picture": "", "profile": ""},
+        }
+
+    monkeypatch.setattr(gradio.oauth, "_get_mocked_oauth_info", profile)
+    return Fixed

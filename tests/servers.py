@@ -65,3 +65,29 @@ def fire(url: str, images: list[Path], n: int, workers: int) -> tuple[list[float
     with ThreadPoolExecutor(workers) as pool:
         results = list(pool.map(one, range(n)))
     return [r[0] for r in results], [r[1] for r in results]
+
+
+def upload(http, url: str, paths: list[Path]) -> list[dict]:
+    """Files sent to Gradio's upload route, as the FileData payloads events take."""
+    files = [("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in paths]
+    r = http.post(url + "gradio_api/upload", files=files)
+    r.raise_for_status()
+    return [{"path": p, "orig_name": Path(p).name, "meta": {"_type": "gradio.FileData"}} for p in r.json()]
+
+
+def queue_call(http, url: str, fn_index: int, data: list, session: str, event_data=None, trigger_id=None) -> dict:
+    """Fire event `fn_index` through the page's queue, as the page does (whatever its api_visibility), and return
+    Gradio's `process_completed` message ({"success", "output": {"data" | "error"}})."""
+    import json
+
+    body = {"data": data, "event_data": event_data, "fn_index": fn_index, "trigger_id": trigger_id, "session_hash": session}
+    r = http.post(url + "gradio_api/queue/join", json=body)
+    r.raise_for_status()
+    event_id = r.json()["event_id"]
+    with http.stream("GET", url + "gradio_api/queue/data", params={"session_hash": session}, timeout=120) as resp:
+        for line in resp.iter_lines():
+            if line.startswith("data:"):
+                msg = json.loads(line[5:])
+                if msg.get("msg") == "process_completed" and msg.get("event_id") == event_id:
+                    return msg
+    raise AssertionError(f"event {fn_index} never completed")

@@ -218,7 +218,9 @@ def test_listing_models_between_the_two_renames_of_a_save_does_not_undo_it(model
     model_io.save_model(model, dict(meta, note="new"), model_copy)
     monkeypatch.undo()
     assert model_io.read_meta(model_copy).get("note") == "new"
-    assert sorted(p.name for p in model_copy.parent.iterdir()) == [".models.lock", "tiny"]
+    # the model it replaced is in the models trash, not deleted (issue 25)
+    assert sorted(p.name for p in model_copy.parent.iterdir()) == [".models.lock", ".trash", "tiny"]
+    assert [m["name"] for m in model_io.trashed_models(model_copy.parent)] == ["tiny"]
 
 
 def test_cancel_stops_within_a_batch_and_keeps_previous_model(model_copy, shapes_data):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..errors import escape_md
 from ..review.audit import AuditJob, AuditResult, images_in_cell, is_stale
 from ..review.confusion import cell_at, confusion_frame
 from .jobview import fmt_time
@@ -93,4 +94,4 @@ def cell_rows(result: AuditResult | None, cell: tuple[str, str] | None) -> list[
 def view_title(cell: tuple[str, str] | None, n: int) -> str:
     if cell is None:
         return f"Suspects, most suspect first ({n}). Click one, then fix it below."
-    return f"Given **{cell[0]}**, predicted **{cell[1]}** ({n} images). Click one, then fix it below."
+    return f"Given **{escape_md(cell[0])}**, predicted **{escape_md(cell[1])}** ({n} images). Click one, then fix it below."

@@ -6,6 +6,7 @@ Built on `dataset`; no Gradio here.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import os
 import tempfile
@@ -17,10 +18,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import config
 from ..data import catalog, dataset, intake
 from ..data.dataset import DatasetError
 from ..data.safepath import check_name, is_inside
-from ..errors import OtterError
+from ..errors import OtterError, escape_md
 from ..review import similar
 from ..review.confusion import cell_at, confusion_frame
 
@@ -34,7 +36,7 @@ def counts_markdown(root: os.PathLike | str) -> str:
     counts = dataset.class_counts(root) if Path(root).is_dir() else {}
     if not counts:
         return "No classes yet: add a class below, then upload images into it (or use Web search)."
-    parts = [f"**{c}**: {n}" for c, n in counts.items()]
+    parts = [f"**{escape_md(c)}**: {n}" for c, n in counts.items()]
     parts.append(f"trash: {dataset.trash_count(root)}")
     return f"{sum(counts.values())} images · " + " · ".join(parts)
 
@@ -92,7 +94,7 @@ def selection_line(selection: list[str], noun: str = "image") -> str:
     """'**3 selected**: river/a.jpg, river/b.jpg, sea/c.jpg' (the first SELECTION_SHOWN, then how many more)."""
     if not selection:
         return f"Nothing selected: click {noun}s in the gallery to select them (click again to unselect)."
-    shown = ", ".join(selection[:SELECTION_SHOWN])
+    shown = ", ".join(escape_md(s) for s in selection[:SELECTION_SHOWN])
     more = f" and {len(selection) - SELECTION_SHOWN} more" if len(selection) > SELECTION_SHOWN else ""
     return f"**{len(selection)} selected**: {shown}{more}"
 
@@ -107,9 +109,9 @@ def _said(results: list, verb: str, show=lambda image, outcome: image) -> str:
     failed = [f"{r} ({o})" for r, o in results if isinstance(o, Exception)]
     msg = f"{verb} {len(done)} image{'s' if len(done) != 1 else ''}"
     if done:
-        msg += ": " + ", ".join(done[:10]) + (f" and {len(done) - 10} more" if len(done) > 10 else "")
+        msg += ": " + ", ".join(escape_md(d) for d in done[:10]) + (f" and {len(done) - 10} more" if len(done) > 10 else "")
     if failed:
-        msg += f". Could not change {len(failed)}: " + "; ".join(failed[:5])
+        msg += f". Could not change {len(failed)}: " + "; ".join(escape_md(f) for f in failed[:5])
     return msg + "."
 
 
@@ -123,7 +125,7 @@ def delete(root: os.PathLike | str, rels: list[str], reason: str = "deleted in t
     try:
         results = dataset.trash_many(root, list(rels), reason=reason)
     except OtterError as ex:
-        return f"Could not move anything to the trash: {ex}"
+        return f"Could not move anything to the trash: {escape_md(ex)}"
     return _said(results, "Moved to the trash") + " Restore them from the Trash view."
 
 
@@ -136,7 +138,7 @@ def move(root: os.PathLike | str, rels: list[str], new_class: str | None) -> str
     try:
         results = dataset.relabel_many(root, list(rels), new_class)
     except OtterError as ex:
-        return f"Could not move anything: {ex}"
+        return f"Could not move anything: {escape_md(ex)}"
     return _said(results, "Moved", lambda r, dest: f"{r} → {dataset.rel(root, dest)}")
 
 
@@ -176,7 +178,7 @@ def empty_trash(root: os.PathLike | str, confirmed: bool, expected: int | None =
     try:
         gone = dataset.empty_trash(root)
     except OtterError as ex:
-        return f"Could not empty the trash: {ex}"
+        return f"Could not empty the trash: {escape_md(ex)}"
     return f"Deleted {gone} file{'s' if gone != 1 else ''} from the trash for good."
 
 
@@ -187,12 +189,14 @@ def restore(root: os.PathLike | str, ids: list[str]) -> str:
     try:
         results = dataset.restore_many(root, list(ids))
     except OtterError as ex:
-        return f"Could not restore: {ex}"
+        return f"Could not restore: {escape_md(ex)}"
     done = [dataset.rel(root, o) for _, o in results if not isinstance(o, Exception)]
     failed = [str(o) for _, o in results if isinstance(o, Exception)]
-    msg = f"Restored {len(done)} image{'s' if len(done) != 1 else ''}" + (": " + ", ".join(done[:10]) if done else "")
+    msg = f"Restored {len(done)} image{'s' if len(done) != 1 else ''}" + (
+        ": " + ", ".join(escape_md(d) for d in done[:10]) if done else ""
+    )
     if failed:
-        msg += ". Could not restore: " + "; ".join(failed[:5])
+        msg += ". Could not restore: " + "; ".join(escape_md(f) for f in failed[:5])
     return msg + "."
 
 
@@ -201,8 +205,9 @@ def add_class(root: os.PathLike | str, name: str) -> str:
         existed = (Path(root) / name.strip()).is_dir() if name and "/" not in name else False
         path = dataset.add_class(root, name)
     except OtterError as ex:
-        return f"Cannot add class: {ex}"
-    return f"Class **{path.name}** already exists." if existed else f"Added class **{path.name}**."
+        return f"Cannot add class: {escape_md(ex)}"
+    name = escape_md(path.name)
+    return f"Class **{name}** already exists." if existed else f"Added class **{name}**."
 
 
 def upload(root: os.PathLike | str, cls: str | None, files: list[os.PathLike | str] | None) -> str:
@@ -212,14 +217,16 @@ def upload(root: os.PathLike | str, cls: str | None, files: list[os.PathLike | s
         return "Choose (or add) a class to upload into first."
     if not files:
         return "No files to add."
+    if len(files) > config.MAX_FILES_PER_REQUEST:
+        return f"⚠️ {len(files)} files: at most {config.MAX_FILES_PER_REQUEST} per upload (the app's limit, OTTER_MAX_FILES). Nothing was added."
     try:
         result = intake.add_images(root, cls, list(files))
     except OtterError as ex:
-        return f"Cannot upload: {ex}"
+        return f"Cannot upload: {escape_md(ex)}"
     added, dups, rejected = result["added"], result["duplicates"], result["rejected"]
-    msg = f"Added {len(added)} image{'s' if len(added) != 1 else ''} to **{cls}**"
+    msg = f"Added {len(added)} image{'s' if len(added) != 1 else ''} to **{escape_md(cls)}**"
     if dups:
-        where = ", ".join(f"{n} in {c}" for c, n in sorted(intake.duplicates_by_class(dups).items()))
+        where = ", ".join(f"{n} in {escape_md(c)}" for c, n in sorted(intake.duplicates_by_class(dups).items()))
         msg += f"; skipped {len(dups)} already in the data set: {where}"
     if rejected:
         msg += f"; refused {len(rejected)}: " + "; ".join(r["reason"] for r in rejected[:5])
@@ -252,8 +259,10 @@ def add_urls(
             urls, Path(root) / name, query="pasted", progress=progress, allow_private=allow_private, **download_options
         )
     except OtterError as ex:
-        return f"Cannot add the URLs: {ex}"
-    msg = f"Added {len(result.kept)} image{'s' if len(result.kept) != 1 else ''} to **{name}**: {result.summary_line()}."
+        return f"Cannot add the URLs: {escape_md(ex)}"
+    msg = (
+        f"Added {len(result.kept)} image{'s' if len(result.kept) != 1 else ''} to **{escape_md(name)}**: {result.summary_line()}."
+    )
     problems = [o for o in result.outcomes if o.status != "kept"]
     problems.sort(key=lambda o: urls.index(o.url) if o.url in urls else len(urls))
     for o in problems[:20]:
@@ -320,7 +329,7 @@ def export_view(root: os.PathLike | str, dest_dir: os.PathLike | str | None = No
     try:
         path, n = export_zip(root, dest_dir)
     except OtterError as ex:
-        return None, f"⚠️ Cannot export: {ex}"
+        return None, f"⚠️ Cannot export: {escape_md(ex)}"
     classes = dataset.list_classes(root)
     return str(
         path
@@ -360,7 +369,7 @@ DELETE_KEYS = ("Delete", "Backspace")
 
 def review_keys_legend(classes: list[str]) -> str:
     """What each key does in the review, for the page: '1 river · 2 sea · Delete: to the trash · ← →: previous, next'."""
-    numbered = " · ".join(f"<kbd>{i}</kbd> {c}" for i, c in enumerate(classes[:9], start=1))
+    numbered = " · ".join(f"<kbd>{i}</kbd> {html.escape(c)}" for i, c in enumerate(classes[:9], start=1))
     relabel = f"relabel as {numbered}" if numbered else "relabel: pick a model first"
     return (
         f"<b>Keys</b> (on the current image, outlined): {relabel} · <kbd>Delete</kbd> to the trash · "
@@ -546,5 +555,5 @@ def not_duplicate(root: os.PathLike | str, pair: tuple[str, str] | None) -> str:
     try:
         similar.mark_not_duplicate(root, *pair)
     except OtterError as ex:
-        return f"Could not remember the pair: {ex}"
+        return f"Could not remember the pair: {escape_md(ex)}"
     return f"Noted: {pair[0]} and {pair[1]} are different photos; they will not be listed as look-alikes again."

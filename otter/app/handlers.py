@@ -5,6 +5,7 @@ other's builders, so the app's files import one way: ui -> ui_curate -> the pane
 from __future__ import annotations
 
 import functools
+import html
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from ..errors import describe
+from .owners import Access, access_from_env
 
 if TYPE_CHECKING:
     from .service import ModelService, TrainService
@@ -28,6 +30,8 @@ class AppContext:
     trainer: TrainService
     # Components that one tab updates in another (e.g. Train refreshes Predict's model picker).
     shared: dict = field(default_factory=dict)
+    # Who is an owner (otter.app.owners): read by the guard of every event at call time.
+    access: Access = field(default_factory=access_from_env)
 
 
 def friendly(fn: Callable) -> Callable:
@@ -42,7 +46,8 @@ def friendly(fn: Callable) -> Callable:
         except gr.Error:
             raise
         except Exception as ex:
-            raise gr.Error(describe(ex), print_exception=False) from ex
+            # Gradio shows the message as (sanitised) HTML: a name in it must read as typed, not as markup.
+            raise gr.Error(html.escape(describe(ex), quote=False), print_exception=False) from ex
 
     return wrapper
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..errors import escape_md
 from ..model.events import TrainEvent, calibration_line, kept_line
+from ..model.io import trashed_models
 from ..model.train import PRETRAINED_RECIPE, RECIPE, SCRATCH_RECIPE, TrainConfig, TrainError
 
 ARCH_DEFAULT = "default (by recipe)"
@@ -105,9 +107,9 @@ def status_markdown(state: str | None, events: list, error: str | None = None, m
     if state is None:
         return "No training has run since the server started."
     if state == "failed":
-        return f"**Training failed:** {error}"
+        return f"**Training failed:** {escape_md(error)}"
     if state == "cancelled":
-        return f"**Cancelled.** {error or 'The previous model is unchanged.'}"
+        return f"**Cancelled.** {escape_md(error) if error else 'The previous model is unchanged.'}"
     last = last_event(events)
     frac = progress(events)
     if state == "done":
@@ -115,7 +117,7 @@ def status_markdown(state: str | None, events: list, error: str | None = None, m
         acc = done.accuracy if done else None
         acc_text = f", validation accuracy **{acc:.1%}**" if acc is not None else ""
         where = (done and done.model_dir) or model_dir
-        saved = f" Saved as model **{Path(where).name}**." if where else ""
+        saved = f" Saved as model **{escape_md(Path(where).name)}**." if where else ""
         lines = [f"**Done** in {fmt_time(done.elapsed if done else None)}{acc_text}.{saved}"]
         lines += [line for line in (kept_line(done and done.kept), calibration_line(done and done.calibration)) if line]
         return "  \n".join(lines)
@@ -289,3 +291,19 @@ def confusion_figure(meta: dict | None):
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def models_trash_markdown(models_dir: Path) -> str:
+    """The models trash as the Train tab lists it: what is there and the command that brings one back."""
+    rows = trashed_models(models_dir)
+    if not rows:
+        return "The models trash is empty. A model trained over an existing name, or deleted, goes there."
+    lines = [
+        f"- {escape_md(r['name'])} (trashed {r['id'][:4]}-{r['id'][4:6]}-{r['id'][6:8]} {r['id'][9:11]}:{r['id'][11:13]} UTC)"
+        for r in rows[:20]
+    ]
+    more = f"\n\n…and {len(rows) - 20} more" if len(rows) > 20 else ""
+    return (
+        "Replaced and deleted models, newest first; bring one back with `python -m otter models restore NAME` "
+        "(`--as NEW_NAME` when the name is taken):\n\n" + "\n".join(lines) + more
+    )

@@ -16,6 +16,7 @@ import pandas as pd
 from ..data.dataset import list_classes
 from ..data.images import ImageInput, InvalidImage
 from ..data.safepath import MAX_NAME_LENGTH, check_name, inside
+from ..errors import escape_md
 from ..model.default_model import keep_default
 from ..model.io import ModelError, default_name, list_models
 from ..model.predict import Predictor, top_label
@@ -68,7 +69,7 @@ class Prediction:
     def summary(self) -> str:
         """One line for the UI: which model answered, how good it was on its validation set, how long it took."""
         acc = f", {self.accuracy_name} {self.accuracy:.1%}" if self.accuracy is not None else ""
-        return f"Model **{self.model}**{acc} · {self.seconds * 1000:.0f} ms"
+        return f"Model **{escape_md(self.model)}**{acc} · {self.seconds * 1000:.0f} ms"
 
 
 def _stamp(path: Path) -> tuple:

@@ -6,7 +6,10 @@ Adding to the app (other features plug in here with small edits):
   `otter.app.ui_curate.build_curate_tab`'s `with gr.Tabs():` block, where the comment "more Curate sub-tabs go
   here" is; what panels share (`AppContext`, `friendly`, `payload_path`) is in `otter.app.handlers`;
 - something in Predict (an explanation image, a "not sure" note): add outputs in `build_predict_tab`
-  and extend `predict_view` (events go after the "/predict" API's, which must stay the app's first).
+  and extend `predict_view` (events go after the "/predict" API's, which must stay the app's first);
+- every event is an owner's (`otter.app.owners.guard_events`, applied once in `build_app`) unless its function
+  is marked `visitors_may`, which only something that neither writes nor reads the data set may be; then add
+  it to tests/test_owners.py's VISITORS_MAY.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from .. import config
 from ..data.dataset import list_classes, list_images
 from ..data.images import InvalidImage
-from ..errors import OtterError, one_line
+from ..errors import OtterError, escape_md, one_line
 from ..model.backbones import NAMES as ARCHS
 from ..model.default_model import comparison, set_default
 from ..model.device import gpu_task
@@ -32,6 +36,15 @@ from ..model.io import ModelError, read_meta, recover, seed_models
 from ..model.model_zip import zip_model
 from . import jobview
 from .handlers import POLL_SECONDS, AppContext, friendly, payload_path
+from .owners import (
+    Access,
+    RefuseFolders,
+    access_from_env,
+    default_model_for_visitors,
+    guard_events,
+    no_data_set_in_page,
+    visitors_may,
+)
 from .service import (
     NO_MODEL,
     NOT_SURE_HEADING,
@@ -55,6 +68,12 @@ def predict_on_device(models_dir: str, path: str, model_name: str | None) -> Pre
     return shared_model_service(models_dir).predict(path, model_name)
 
 
+@gpu_task
+def predict_files_on_device(models_dir: str, paths: list[str], model_name: str | None):
+    """Many photos at once (a DataFrame, see `ModelService.predict_files`), in one GPU slot on ZeroGPU Spaces."""
+    return shared_model_service(models_dir).predict_files(paths, model_name)
+
+
 def predict_view(ctx: AppContext, image, model_name: str | None) -> tuple[str | dict | None, str, bool]:
     """For the Predict tab: (what the label shows, the markdown below it, whether the photo can stay shown).
 
@@ -69,7 +88,7 @@ def predict_view(ctx: AppContext, image, model_name: str | None) -> tuple[str | 
     except NoModel:
         return None, NO_MODEL, True
     except InvalidImage as ex:
-        return None, f"⚠️ {one_line(ex)}", False
+        return None, f"⚠️ {escape_md(one_line(ex))}", False
     if not pred.known:  # no confident label: the verdict, and the probabilities muted below it
         muted = " · ".join(f"{c} {p:.0%}" for c, p in sorted(pred.probs.items(), key=lambda kv: -kv[1]))
         return NOT_SURE_HEADING, f"{pred.not_sure_reason}\n\n_Probabilities anyway: {muted}_\n\n{pred.summary()}", True
@@ -99,9 +118,13 @@ class BatchView:
 def predict_many_view(ctx: AppContext, files, model_name: str | None) -> BatchView:
     if not files:
         return BatchView()
+    if len(files) > config.MAX_FILES_PER_REQUEST:
+        return BatchView(
+            note=f"⚠️ {len(files)} photos: at most {config.MAX_FILES_PER_REQUEST} at once (the app's limit, OTTER_MAX_FILES)."
+        )
     paths = [payload_path(f) for f in files]
     try:
-        df = ctx.models.predict_files(paths, model_name)
+        df = predict_files_on_device(str(ctx.models_dir), paths, model_name)
     except NoModel:
         return BatchView(note=NO_MODEL)
     csv = write_csv(df, tempfile.mkdtemp(prefix="otter-predictions-"))
@@ -152,7 +175,7 @@ def build_predict_tab(ctx: AppContext) -> dict:
     # so any other event there, with more inputs, logs "Too many arguments provided for the endpoint" on each call.
     api_button = gr.Button(visible=False)
     api_button.click(
-        friendly(functools.partial(predict_api, ctx)),
+        visitors_may(friendly(functools.partial(predict_api, ctx))),
         [image],
         [label],
         preprocess=False,
@@ -162,11 +185,15 @@ def build_predict_tab(ctx: AppContext) -> dict:
         concurrency_limit=4,
     )
     with left:
-        examples = example_photos(ctx.data_dir)
+        # Photos of the data set are shown only where everyone is an owner: visitors see none of its files.
+        examples = example_photos(ctx.data_dir) if ctx.access.everyone_owner else []
         if examples:
             gr.Examples(examples=[[e] for e in examples], inputs=[image], label="Examples from the data set")
     with row:
-        build_explain_panel(ctx.models, image, picker, wrap=friendly)  # a column beside the label: "Show where the model looked"
+        # a column beside the label: "Show where the model looked"
+        build_explain_panel(
+            ctx.models, image, picker, wrap=lambda fn: visitors_may(friendly(default_model_for_visitors(lambda: ctx.access)(fn)))
+        )
     with gr.Accordion("Many photos at once", open=False):
         files = gr.File(file_count="multiple", file_types=["image"], label="Photos", elem_id="predict-files")
         with gr.Row():
@@ -178,6 +205,8 @@ def build_predict_tab(ctx: AppContext) -> dict:
             note = gr.Markdown(elem_id="predict-note")
             download = gr.File(label="Results as CSV", interactive=False, elem_id="predict-csv")
 
+    @visitors_may
+    @default_model_for_visitors(lambda: ctx.access)
     def on_image(img, model_name):
         if payload_path(img) is None:  # removed by the user (see `image.clear`) or by us after a bad file: keep the message
             return gr.skip()
@@ -190,8 +219,10 @@ def build_predict_tab(ctx: AppContext) -> dict:
     picker.change(
         on_image, [image, picker], [label, info, image], preprocess=False, api_visibility="private", concurrency_id="predict"
     )
-    image.clear(lambda: (None, ""), None, [label, info], api_visibility="private")
+    image.clear(visitors_may(lambda: (None, "")), None, [label, info], api_visibility="private")
 
+    @visitors_may
+    @default_model_for_visitors(lambda: ctx.access)
     def on_files(f, model_name):
         view = friendly(predict_many_view)(ctx, f, model_name)
         return {
@@ -312,10 +343,10 @@ def build_train_tab(ctx: AppContext) -> dict:
             cfg = jobview.parse_settings(arch_v, pre_v, sizes_v, epochs_v, lr_v, bs_v, valid_v)
             job = ctx.trainer.start(cfg, (name_v or "").strip() or default_model_name(ctx.data_dir, ctx.models_dir))
         except OtterError as ex:
-            return {message: f"⚠️ {one_line(ex)}"}  # only a tick stops the timer (see on_tick)
-        msg = f"Started training **{job.model_dir.name}** ({cfg.arch}, sizes {','.join(map(str, cfg.sizes))}, pretrained {'on' if cfg.pretrained else 'off'})."
+            return {message: f"⚠️ {escape_md(one_line(ex))}"}  # only a tick stops the timer (see on_tick)
+        msg = f"Started training **{escape_md(job.model_dir.name)}** ({cfg.arch}, sizes {','.join(map(str, cfg.sizes))}, pretrained {'on' if cfg.pretrained else 'off'})."
         if job.model_dir.name in ctx.models.names():
-            msg += " When it finishes it replaces the model of that name; until then that model keeps answering."
+            msg += " When it finishes it replaces the model of that name, which goes to the models trash; until then that model keeps answering."
         view = {message: msg, timer: gr.Timer(active=True), watched: str(job.model_dir), cancel: gr.Button(interactive=True)}
         if shown:  # the results below are the previous model's until this one is done
             view[results_box] = gr.Accordion(label=results_label(shown, running=True))
@@ -358,7 +389,9 @@ def build_train_tab(ctx: AppContext) -> dict:
 
     def on_use(name):
         set_default(ctx.models_dir, name)
-        done = f"**{name}** is now the default model: Predict, the `/predict` API and `python -m otter predict` use it."
+        done = (
+            f"**{escape_md(name)}** is now the default model: Predict, the `/predict` API and `python -m otter predict` use it."
+        )
         return done, gr.Button(visible=False), model_picker_update(ctx, name)
 
     use.click(friendly(on_use), [finished], [compare, use, picker], api_visibility="private")
@@ -425,9 +458,11 @@ def build_app(
     data_dir: os.PathLike | str | None = None,
     models_dir: os.PathLike | str | None = None,
     shipped_models: os.PathLike | str | None = None,
+    access: Access | None = None,
 ) -> gr.Blocks:
     """The whole app; folders default to $OTTER_DATA_DIR / $OTTER_MODELS_DIR (see `otter.config`). When the
-    models folder has no model yet, the models in `shipped_models` are copied into it (`seed_models`)."""
+    models folder has no model yet, the models in `shipped_models` are copied into it (`seed_models`). `access`
+    says who is an owner (default: from the environment and where `launch` listens, `otter.app.owners`)."""
     config.quiet_dependency_warnings()
     data = config.data_dir(data_dir)
     models = config.models_dir(models_dir)
@@ -440,20 +475,54 @@ def build_app(
     except OSError as ex:  # a read-only or full models folder: the app still starts, Predict points to Train
         print(f"otter: could not prepare the models folder {models}: {ex}", file=sys.stderr)
     ctx = AppContext(data, models, shared_model_service(models), TrainService(data, models))
-    with gr.Blocks(title="Otter Classifier") as demo:
-        gr.Markdown("# Otter Classifier\nCurate an image data set, train a classifier, and use it.")
+    if access is not None:
+        ctx.access = access
+    owner = ctx.access.everyone_owner  # what the page shows before it knows who is looking
+    # Uploads and results Gradio keeps in its cache (visitors' uploads too) are deleted after a day.
+    with gr.Blocks(title="Otter Classifier", delete_cache=(3600, 24 * 3600)) as demo:
+        with gr.Row():
+            gr.Markdown("# Otter Classifier\nCurate an image data set, train a classifier, and use it.")
+            if ctx.access.mode == "space":
+                gr.LoginButton(scale=0, elem_id="login")
         with gr.Tabs():
             with gr.Tab("Predict", id="predict"):
                 ctx.shared.update(build_predict_tab(ctx))
             with gr.Tab("Curate", id="curate"):
-                ctx.shared.update(curate_parts := build_curate_tab(ctx))
+                curate_notice = gr.Markdown(ctx.access.refusal(), visible=not owner, elem_id="curate-visitor")
+                with gr.Column(visible=owner) as curate_box:
+                    ctx.shared.update(curate_parts := build_curate_tab(ctx))
             with gr.Tab("Train", id="train"):
-                train_parts = build_train_tab(ctx)
+                train_notice = gr.Markdown(ctx.access.refusal(), visible=not owner, elem_id="train-visitor")
+                with gr.Column(visible=owner) as train_box:
+                    train_parts = build_train_tab(ctx)
+                    with gr.Accordion("Models trash", open=False):
+                        models_trash = gr.Markdown(elem_id="models-trash")
         picker = ctx.shared["picker"]
-        demo.load(lambda: model_picker_update(ctx, None), None, [picker], api_visibility="private")
+
+        @visitors_may
+        def picker_view(request: gr.Request):
+            """Every model for an owner; a visitor predicts with the default model, so it has no picker."""
+            return model_picker_update(ctx, None) if ctx.access.is_owner(request) else gr.Dropdown(visible=False)
+
+        demo.load(picker_view, None, [picker], api_visibility="private")
+
+        @visitors_may
+        def role_view(request: gr.Request):
+            """The owner's tools for an owner; for a visitor, the line that says how to get them."""
+            is_owner = ctx.access.is_owner(request)
+            notice = gr.Markdown(ctx.access.refusal(), visible=not is_owner)
+            return notice, gr.Column(visible=is_owner), notice, gr.Column(visible=is_owner)
+
+        demo.load(role_view, None, [curate_notice, curate_box, train_notice, train_box], api_visibility="private")
+        demo.load(lambda: jobview.models_trash_markdown(ctx.models_dir), None, [models_trash], api_visibility="private")
         for fn, inputs, outputs in (curate_parts["refresh"], train_parts["refresh"]):
             demo.load(fn, inputs, outputs, api_visibility="private")
+    # Every event not marked `visitors_may` above is an owner's: refused for visitors (otter.app.owners).
+    guard_events(demo, lambda: ctx.access)
+    if not owner:
+        no_data_set_in_page(demo)
     demo.otter_context = ctx  # for tests and extensions
+    demo.otter_access_given = access is not None
     return demo
 
 
@@ -464,16 +533,33 @@ def _warm_up(ctx: AppContext) -> None:
         pass
 
 
-def launch(demo: gr.Blocks | None = None, max_file_size: int | str = config.MAX_FILE_BYTES, **kwargs) -> None:
+def launch(
+    demo: gr.Blocks | None = None,
+    max_file_size: int | str = config.MAX_FILE_BYTES,
+    max_queue: int = config.MAX_QUEUE,
+    **kwargs,
+) -> None:
     """Start the server (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are honoured by Gradio itself). Uploads larger
-    than `max_file_size` are refused by Gradio before they reach the app."""
+    than `max_file_size` are refused by Gradio before they reach the app, and so are requests beyond `max_queue`
+    waiting ones. Who is an owner is decided here unless `build_app` was given it (`otter.app.owners`)."""
     demo = demo or build_app()
     ctx: AppContext = demo.otter_context
+    if not getattr(demo, "otter_access_given", False):
+        ctx.access = access_from_env(server_name=kwargs.get("server_name"), share=bool(kwargs.get("share")))
+    if ctx.access.logins:
+        kwargs["auth"] = list(ctx.access.logins)
+    print(ctx.access.startup_line(), flush=True)
+    print(config.storage_line(ctx.data_dir, ctx.models_dir), flush=True)
     # Load the default model while the server starts, so the first photo does not wait for it.
     threading.Thread(target=_warm_up, args=(ctx,), daemon=True).start()
-    demo.queue(default_concurrency_limit=4).launch(
+    # The data folder is an allowed path only so that views may show its images (Gradio copies them into its
+    # cache); RefuseFolders keeps Gradio's file route from serving any file of it, or of the models folder.
+    folders = [ctx.data_dir.resolve(), ctx.models_dir.resolve()]
+    app_kwargs = kwargs.pop("app_kwargs", None) or {}
+    app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), Middleware(RefuseFolders, folders=folders)]
+    demo.queue(default_concurrency_limit=4, max_size=max_queue).launch(
         max_file_size=max_file_size,
-        # Gallery images are served from the data folder (which may be outside the working directory).
         allowed_paths=[str(ctx.data_dir.resolve())],
+        app_kwargs=app_kwargs,
         **kwargs,
     )

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import gradio as gr
 
 from ..data.dataset import list_classes
+from ..errors import escape_md
 from ..model.train import TrainError
 from ..review import audit
 from . import audit_view
@@ -93,10 +94,10 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> None:
         result = audit.load_audit(root)
         row = next((r for r in (result.rows if result else []) if r["image"] == image), None)
         if row is None:
-            return image, f"Selected **{image}**."
+            return image, f"Selected **{escape_md(image)}**."
         return (
             image,
-            f"Selected **{image}**: given **{row['label']}**, suggested **{row['suggested']}** (score {row['score']:.2f}).",
+            f"Selected **{escape_md(image)}**: given **{escape_md(row['label'])}**, suggested **{escape_md(row['suggested'])}** (score {row['score']:.2f}).",
         )
 
     def act(name):

@@ -16,7 +16,7 @@ from ..data import scrape
 from ..data.dataset import list_classes
 from ..data.download import Outcome, download_images
 from ..data.safepath import check_name
-from ..errors import OtterError
+from ..errors import OtterError, escape_md
 
 DEFAULT_MAX = 50
 LIMIT = 200  # most images one search may fetch: keeps a public app polite to the search service
@@ -66,7 +66,7 @@ def download_view(
         result = download_images(hits, Path(data_dir) / name, progress=progress, allow_private=ALLOW_PRIVATE_URLS)
     except OtterError as ex:
         return f"⚠️ {ex}"
-    return f"Downloaded into **{name}**: {result.summary_line()}."
+    return f"Downloaded into **{escape_md(name)}**: {result.summary_line()}."
 
 
 def build_search_panel(data_dir: os.PathLike | str, wrap: Callable[[Callable], Callable] = lambda fn: fn) -> dict:

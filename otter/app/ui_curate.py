@@ -13,7 +13,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..data.dataset import list_classes
-from ..errors import OtterError, one_line
+from ..errors import OtterError, escape_md, one_line
 from ..model.io import ModelError, read_meta
 from ..model.jobs import TrainError
 from ..review.similar import LookalikeJob
@@ -187,7 +187,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
 
     def images_view(c, p=1):
         rels, p, pages, total = curate.class_page(root, c, p)  # one page read from the catalog
-        line = f"**{c}**: {curate.page_line(p, pages, total)}" if c else ""
+        line = f"**{escape_md(c)}**: {curate.page_line(p, pages, total)}" if c else ""
         view = {im["grid"]: _gallery(curate.gallery(root, rels)), shown: rels, im["page_info"]: line, page: p}
         return view | _pager_buttons(im, pages)
 
@@ -244,7 +244,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
             try:
                 msg = action(*args)
             except OtterError as ex:
-                msg = f"⚠️ {one_line(ex)}"
+                msg = f"⚠️ {escape_md(one_line(ex))}"
             return everything(c, msg, p)
 
         return friendly(run)
@@ -283,7 +283,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
             try:
                 job, running = LookalikeJob(root).start(), True
             except TrainError as ex:
-                line += f" ⚠️ {one_line(ex)}"
+                line += f" ⚠️ {escape_md(one_line(ex))}"
         if running:
             line += " " + (job_line(job) or "Computing embeddings…")
         elif view["missing"] and job is not None and job.state in ("failed", "cancelled"):
@@ -341,7 +341,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
         try:
             msg = curate.upload(root, c, [_path(f) for f in files or []])
         except OtterError as ex:
-            msg = f"⚠️ {one_line(ex)}"
+            msg = f"⚠️ {escape_md(one_line(ex))}"
         # Once filed (or refused), the photos leave the box: a next drop for another class must not re-add them.
         # Without a class nothing was filed, so they stay for the user to pick one.
         return everything(c, msg) | ({im["uploads"]: None} if c else {})
@@ -402,7 +402,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
         if index is None or not rels:
             return None, "Click an image (or press → ) to make it the current image."
         index = max(0, min(index, len(rels) - 1))
-        return index, f"Current: **{rels[index]}** ({index + 1} of {len(rels)})"
+        return index, f"Current: **{escape_md(rels[index])}** ({index + 1} of {len(rels)})"
 
     def review_view(name, c, split, pred="all", index=None):
         meta = review_meta(name)
@@ -462,7 +462,7 @@ def build_curate_tab(ctx: AppContext) -> dict:
             try:
                 msg = action(*args)
             except OtterError as ex:
-                msg = f"⚠️ {one_line(ex)}"
+                msg = f"⚠️ {escape_md(one_line(ex))}"
             return everything(c, msg) | review_view(name, rc, split, pred)
 
         return friendly(run)

@@ -17,9 +17,10 @@ from PIL import Image
 
 from ..data.images import InvalidImage
 from ..data.safepath import inside
+from ..errors import escape_md
 from ..model.device import gpu_task
 from ..model.explain import Explanation
-from .service import ModelService, NoModel
+from .service import ModelService, NoModel, shared_model_service
 
 TOGGLE_LABEL = "Show where the model looked"
 MAX_SIDE = 768  # the overlay sent to the browser; the heat map itself is computed at the photo's full size
@@ -35,11 +36,10 @@ class ExplainResult:
 
 
 @gpu_task
-def explain_on_device(
-    models: ModelService, path: str, model_name: str | None, target: str | None
-) -> tuple[list[str], Explanation]:
-    """(the model's classes, the explanation); on ZeroGPU Spaces this call gets a GPU slot, like predictions do."""
-    predictor = models.predictor(model_name)
+def explain_on_device(models_dir: str, path: str, model_name: str | None, target: str | None) -> tuple[list[str], Explanation]:
+    """(the model's classes, the explanation); on ZeroGPU Spaces this call gets a GPU slot, like predictions do.
+    Plain arguments only: ZeroGPU may run it in another process."""
+    predictor = shared_model_service(models_dir).predictor(model_name)
     return list(predictor.classes), predictor.explain(path, target if target in predictor.classes else None)
 
 
@@ -56,13 +56,13 @@ def explain_view(
     if not image_path:
         return ExplainResult()
     try:
-        classes, explanation = explain_on_device(models, image_path, model_name, target)
+        classes, explanation = explain_on_device(str(models.models_dir), image_path, model_name, target)
     except (InvalidImage, NoModel) as ex:
         return ExplainResult(note=f"⚠️ {str(ex).splitlines()[0]}" if say_problems else "")
     overlay = explanation.overlay
     overlay.thumbnail((MAX_SIDE, MAX_SIDE))
     prob = explanation.probabilities[explanation.target]
-    note = f"Where the model looked for **{explanation.target}** ({prob:.0%}): {LEGEND}."
+    note = f"Where the model looked for **{escape_md(explanation.target)}** ({prob:.0%}): {LEGEND}."
     return ExplainResult(overlay, classes, explanation.target, note)
 
 

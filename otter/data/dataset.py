@@ -20,7 +20,7 @@ from ..config import IMAGE_EXTENSIONS
 from ..errors import BadInput, OtterError
 from . import catalog
 from .images import InvalidImage, load_image
-from .safepath import UnsafePath, check_name, inside, is_inside
+from .safepath import UnsafePath, check_class_name, check_name, inside, is_inside
 
 TRASH = catalog.TRASH
 
@@ -85,6 +85,8 @@ def add_class(root: os.PathLike | str, name: str) -> Path:
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     path = inside(root, name, what="class name")
+    if not path.is_dir():  # a new class: a plain name (one made by hand keeps working, escaped where shown)
+        check_class_name(name)
     path.mkdir(exist_ok=True)
     return path
 

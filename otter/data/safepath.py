@@ -35,6 +35,20 @@ def check_name(name: str, what: str = "name") -> str:
     return name
 
 
+CLASS_NAME_FORBIDDEN = '<>&"`=*[]{}|#\\'
+
+
+def check_class_name(name: str) -> str:
+    """A name for a new class: `check_name`'s rules, and none of the characters HTML and Markdown give a meaning
+    to (CLASS_NAME_FORBIDDEN: < > & " ` = * [ ] { } | # \\); letters of any script, digits, emoji, spaces and
+    other punctuation are fine. Classes made by hand with other names still work: the app escapes every name."""
+    name = check_name(name, "class name")
+    bad = sorted({c for c in name if c in CLASS_NAME_FORBIDDEN})
+    if bad:
+        raise UnsafePath(f"a class name may not hold {' '.join(bad)} (HTML and Markdown would read them)")
+    return name
+
+
 def is_inside(path: os.PathLike | str, root: os.PathLike | str) -> bool:
     """Whether `path`, with every symlink resolved, lies inside `root` (also resolved)."""
     real_root = os.path.realpath(root)

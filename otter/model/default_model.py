@@ -11,13 +11,10 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 
 from ..data.safepath import check_name
-from .io import DEFAULT_FILE, ModelError, default_name, list_models, recorded_default
-
-TRASH = ".trash"  # hidden, so `list_models` never sees a deleted model
+from .io import DEFAULT_FILE, ModelError, default_name, list_models, recorded_default, trash_slot
 
 
 def set_default(models_dir: os.PathLike | str, name: str) -> str:
@@ -81,9 +78,7 @@ def delete_model(models_dir: os.PathLike | str, name: str) -> Path:
     if name not in names:
         raise ModelError(f"no model {name!r} in {models_dir}; the models are: {', '.join(names) or 'none yet'}")
     was_default = default_name(models_dir) == name
-    trash_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-    dest = models_dir / TRASH / trash_id / name
-    dest.parent.mkdir(parents=True)
+    dest = trash_slot(models_dir, name)
     os.rename(models_dir / name, dest)
     if was_default:
         (models_dir / DEFAULT_FILE).unlink(missing_ok=True)  # a restored model must not come back as the default

@@ -6,7 +6,9 @@ Hugging Face Space takes without Git LFS.
 
 A model folder is replaced by building the new one under a temporary name and renaming it into place;
 `recover(models_dir)` finishes or rolls back a swap that a crash interrupted, so the previous model
-always stays loadable and a half-written folder is never picked up (hidden names are ignored).
+always stays loadable and a half-written folder is never picked up (hidden names are ignored). The model it
+replaces goes to the models trash, `<models>/.trash/<id>/<name>/`, never away: `restore_model` brings it back
+(`python -m otter models restore NAME`).
 
 Which model answers when none is named (the Predict tab, the `/predict` API, `python -m otter predict`) is an
 explicit choice recorded in `<models>/default.json` (`default_name`), never simply the newest model.
@@ -37,6 +39,7 @@ META = "model.json"
 DEFAULT_FILE = "default.json"  # in a models folder: {"default": NAME}, the model used when none is named
 SHIPPED_MODEL = "otters"  # the model shipped in the repository: the default when none is recorded
 FORMAT = "otter-model"
+TRASH = ".trash"  # in a models folder: replaced and deleted models, hidden so `list_models` never sees them
 FORMAT_VERSION = 1
 
 
@@ -98,7 +101,8 @@ def _write_and_swap(model, meta: dict, dest: Path, half: bool, extra_tensors) ->
         if dest.exists():
             os.rename(dest, old)
         os.rename(tmp, dest)
-        shutil.rmtree(old, ignore_errors=True)
+        if old.exists():
+            os.rename(old, trash_slot(dest.parent, dest.name))  # replaced, not deleted
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         _recover(dest.parent)
@@ -144,8 +148,8 @@ def _recover(models_dir: Path) -> None:
         elif p.name.startswith(".old-"):
             name = p.name[len(".old-") :].rsplit("-", 1)[0]
             target = models_dir / name
-            if target.exists():
-                shutil.rmtree(p, ignore_errors=True)
+            if target.exists():  # the swap had finished: the replaced model goes to the trash, as it would have
+                os.rename(p, trash_slot(models_dir, name))
             else:
                 os.rename(p, target)
 
@@ -227,6 +231,49 @@ def load_model(model_dir: os.PathLike | str) -> tuple[torch.nn.Module, dict]:
     except RuntimeError as ex:
         raise ModelError(f"the weights in {model_dir} do not fit architecture {meta['arch']} ({str(ex).splitlines()[0]})") from ex
     return model.eval(), meta
+
+
+def trash_slot(models_dir: os.PathLike | str, name: str) -> Path:
+    """A new, empty place for model `name` in the models trash: `<models>/.trash/<UTC time>-<id>/<name>`."""
+    trash_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    slot = Path(models_dir) / TRASH / trash_id / name
+    slot.parent.mkdir(parents=True)
+    return slot
+
+
+def trashed_models(models_dir: os.PathLike | str) -> list[dict]:
+    """The models in the trash, newest first: {"id", "name", "path"} (the id starts with the UTC time it went)."""
+    trash = Path(models_dir) / TRASH
+    found = [
+        {"id": slot.name, "name": p.name, "path": str(p)}
+        for slot in (trash.iterdir() if trash.is_dir() else [])
+        if slot.is_dir()
+        for p in slot.iterdir()
+        if p.is_dir()
+    ]
+    return sorted(found, key=lambda m: m["id"], reverse=True)
+
+
+def restore_model(models_dir: os.PathLike | str, which: str, as_name: str | None = None) -> Path:
+    """Bring a trashed model back: `which` is a trash id or a model name (its newest trashed copy); it comes back
+    under its name, or `as_name`. A model of that name already there is never overwritten (restore it as another
+    name, or delete that one first, which trashes it)."""
+    models_dir = Path(models_dir)
+    trashed = [m for m in trashed_models(models_dir) if which in (m["id"], m["name"])]
+    if not trashed:
+        names = sorted({m["name"] for m in trashed_models(models_dir)})
+        raise ModelError(f"no trashed model {which!r}; the trash holds: {', '.join(names) or 'nothing'}")
+    name = check_name(as_name or trashed[0]["name"], "model name")
+    dest = models_dir / name
+    with _models_lock(models_dir):
+        if dest.exists():
+            raise ModelError(f"a model named {name!r} exists: restore under another name (--as NEW_NAME)")
+        os.rename(trashed[0]["path"], dest)
+        try:
+            Path(trashed[0]["path"]).parent.rmdir()  # its empty trash slot
+        except OSError:
+            pass
+    return dest
 
 
 def list_models(models_dir: os.PathLike | str) -> list[dict]:
