@@ -105,8 +105,13 @@ def cmd_train(args) -> int:
             last_line[0] = time.monotonic()
             print(f"\r  batch {e.batch}/{e.batches}  {100 * e.progress:.0f}%  eta {_fmt_eta(e.eta)}  ", end="", file=sys.stderr)
 
-    keep_default(model_dir.parent)  # the new model does not become the default by being the newest
+    from .model.distributed import ranks
+
+    if ranks().is_main:
+        keep_default(model_dir.parent)  # the new model does not become the default by being the newest
     result = train(data, cfg, model_dir, on_event=show, half=args.half)
+    if not ranks().is_main:  # the other processes of an `accelerate launch` job: rank 0 reports
+        return 0
     m = result.meta
     acc = m["metrics"]["accuracy"]
     if args.json:
@@ -646,7 +651,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except Exception as ex:  # an OtterError is its one line; anything else: the traceback, then a line saying so
+        from .model import distributed
+
+        if distributed.peer_failure(ex):  # another process of the job failed and says why: one line, not N
+            return EXIT_ERROR
         message = describe(ex)
+        if distributed.launched():
+            message = f"process {distributed.world_rank()} of {distributed.world_size()}: {message}"
         if getattr(args, "json", False):
             print(json.dumps({"error": message}))
         print(f"error: {message}", file=sys.stderr)

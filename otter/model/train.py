@@ -10,6 +10,7 @@ callback, and can be cancelled from another thread within one batch.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -31,7 +32,7 @@ from ..config import models_dir as default_models_dir
 from ..data.dataset import list_classes, list_images
 from ..data.images import InvalidImage, load_image
 from ..data.seen import training_record
-from . import backbones
+from . import backbones, distributed
 from .events import EventSink, TrainEvent
 from .io import save_model
 from .jobs import BackgroundJob, TrainError, TrainingBusy, TrainingCancelled, training_lock  # noqa: F401 (training_lock: re-exported)
@@ -261,7 +262,9 @@ def make_dataloaders(
         batch_tfms=batch_tfms,
     )
     # Resized images are cached in this process, so loader workers would only add start-up cost.
-    return dblock.dataloaders(Path("."), bs=cfg.bs, num_workers=0, device=device)
+    # Over N processes (otter.model.distributed) each takes bs/N of every batch: the recipe's steps stay the same.
+    bs = distributed.ranks().local_batch(cfg.bs)
+    return dblock.dataloaders(Path("."), bs=bs, num_workers=0, device=device)
 
 
 # ------------------------------------------------------------------------------------------ progress
@@ -312,7 +315,8 @@ def _frozen_bn_cls():
         order = fv.TrainEvalCallback.order + 1
 
         def before_train(self):
-            for m in self.learn.model[0].modules():
+            model = getattr(self.learn.model, "module", self.learn.model)  # unwrapped from DDP
+            for m in model[0].modules():
                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                     m.eval()
 
@@ -451,6 +455,7 @@ def _fit_schedule(items, labels, classes, valid_idx, cfg: TrainConfig, run: Trai
         if learn is None:
             learn = make_learner(dls, classes, cfg, workdir)
             learn.add_cb(progress_cb)
+            distributed.ranks().attach(learn)  # data-parallel over the job's processes, when there are several
             if cfg.head == "linear":
                 held_out = set(valid_idx)
                 train_idx = [i for i in range(len(items)) if i not in held_out]
@@ -459,13 +464,18 @@ def _fit_schedule(items, labels, classes, valid_idx, cfg: TrainConfig, run: Trai
                 run.stage, run.epoch, run.epochs = "finding learning rate", 0, 0
                 run.emit("stage")
                 progress_cb.reporting = False
+                ranks = distributed.ranks()
+                ranks.detach(learn)  # each process alone (lr_find stops at a different step in each), rank 0's rate
                 try:
-                    suggestion = learn.lr_find(show_plot=False, num_it=60)
+                    with ranks.alone():
+                        suggestion = learn.lr_find(show_plot=False, num_it=60)
                     found = float(suggestion.valley)
                 except IndexError:  # cancelled, or too few batches: fastai has no losses to suggest from
                     found = float("nan")
                 finally:
                     progress_cb.reporting = True
+                    ranks.attach(learn)
+                found = ranks.broadcast(found)
                 _check_cancel(run)
                 note = None
                 if math.isfinite(found) and found > 0:
@@ -535,25 +545,30 @@ def fit_linear_head(learn, items: list[Path], labels: list[str], run: TrainRun, 
 
     run.stage, run.epoch, run.epochs = "head (logistic regression)", 0, 1  # short: a column of the epochs table
     run.emit("stage")
-    x = pooled_features(learn, items, run)
+    ranks = distributed.ranks()
+    x = ranks.map_sharded(lambda part: pooled_features(learn, part, run), items)  # each process its share
     vocab = list(learn.dls.vocab)
     y = np.array([vocab.index(lbl) for lbl in labels])
     present, counts = np.unique(y, return_counts=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scikit-learn's FutureWarnings about its own coming defaults
-        if len(present) < 2:
-            raise TrainError("the training images need at least two classes")
-        if counts.min() >= 2:
-            clf = LogisticRegressionCV(Cs=10, cv=int(min(5, counts.min())), max_iter=5000).fit(x, y)
-        else:
-            clf = LogisticRegression(max_iter=5000).fit(x, y)
-    coef, bias = clf.coef_, clf.intercept_
+
+    def fit():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # scikit-learn's FutureWarnings about its own coming defaults
+            if len(present) < 2:
+                raise TrainError("the training images need at least two classes")
+            if counts.min() >= 2:
+                clf = LogisticRegressionCV(Cs=10, cv=int(min(5, counts.min())), max_iter=5000).fit(x, y)
+            else:
+                clf = LogisticRegression(max_iter=5000).fit(x, y)
+        return clf.coef_, clf.intercept_, clf.classes_
+
+    coef, bias, fitted_classes = ranks.on_main(fit)  # rank 0 fits, every process gets the same head
     if coef.shape[0] == 1:  # two classes: one score z for the second; softmax([-z/2, z/2]) = sigmoid(z)
         coef, bias = np.concatenate([-coef / 2, coef / 2]), np.concatenate([-bias / 2, bias / 2])
     last = backbones.features_and_classifier(learn.model)[1]
     weight = torch.zeros_like(last.weight)
     b = torch.full_like(last.bias, -20.0)  # an output with no training image is never the answer
-    for row, cls in enumerate(clf.classes_):
+    for row, cls in enumerate(fitted_classes):
         weight[int(cls)] = torch.as_tensor(coef[row], dtype=weight.dtype)
         b[int(cls)] = float(bias[row])
     with torch.no_grad():
@@ -691,18 +706,9 @@ def _versions() -> dict:
     }
 
 
-def train(
-    data_dir: os.PathLike | str,
-    cfg: TrainConfig | None = None,
-    model_dir: os.PathLike | str | None = None,
-    on_event: EventSink | None = None,
-    cancel: threading.Event | None = None,
-    half: bool = False,
-) -> TrainResult:
-    """Train on a folder-per-class data set and write the model folder (if `model_dir` is given)."""
-    cfg = cfg or TrainConfig()
+def _checked_data(data_dir: os.PathLike | str, cfg: TrainConfig) -> tuple[list[Path], list[str], list[str], list[int]]:
+    """(items, labels, classes, validation indices), or the TrainError that says why not."""
     cfg.check()
-    run = TrainRun(on_event, cancel)
     items, labels, classes = collect_items(data_dir)
     for p in items:  # fail before training, not in the middle of an epoch
         try:
@@ -712,82 +718,130 @@ def train(
     valid_idx = split_valid(len(items), cfg.valid_pct, cfg.seed)
     if cfg.valid_pct > 0 and not valid_idx:
         raise TrainError("the validation split is empty; add images or lower the validation share")
+    return items, labels, classes, valid_idx
+
+
+def train(
+    data_dir: os.PathLike | str,
+    cfg: TrainConfig | None = None,
+    model_dir: os.PathLike | str | None = None,
+    on_event: EventSink | None = None,
+    cancel: threading.Event | None = None,
+    half: bool = False,
+) -> TrainResult:
+    """Train on a folder-per-class data set and write the model folder (if `model_dir` is given).
+
+    In a job of several processes (`accelerate launch`, `otter.model.distributed`) every process calls this:
+    they share the training; rank 0 alone checks the data, holds the training lock, reports events, evaluates,
+    calibrates and writes the model, and every process returns its folder and model.json."""
+    cfg = cfg or TrainConfig()
+    ranks = distributed.ranks()
+    run = TrainRun(on_event if ranks.is_main else None, cancel)
+    items, labels, classes, valid_idx = ranks.on_main(lambda: _checked_data(data_dir, cfg))
     models_root = Path(model_dir).parent if model_dir else default_models_dir()
-    with training_lock(models_root), tempfile.TemporaryDirectory(prefix="otter-train-") as workdir:
+    with contextlib.ExitStack() as stack:
+        ranks.on_main(lambda: stack.enter_context(training_lock(models_root)))
+        workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="otter-train-"))
         run.emit("start", n_train=len(items) - len(valid_idx), n_valid=len(valid_idx), classes=tuple(classes))
         fit_items, fit_labels, fit_classes = _with_negatives(items, labels, classes, valid_idx, cfg, workdir)
         precision = training_precision(cfg)  # once: what runs is what model.json records
         learn, lr_data = fit_recipe(fit_items, fit_labels, fit_classes, valid_idx, cfg, run, workdir, precision)
+        split = ranks.split_report(learn)
+        ranks.detach(learn)  # rank 0 evaluates alone from here
         learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, _callback_cls())])
-        run.stage = "evaluating"
-        run.emit("stage")
-        vocab = [c for c in learn.dls.vocab if c != NONE_CLASS]
-        none_last(learn)
-        probs, _ = predict_items(learn, items, labels)
-        probs = probs[:, : len(vocab)] / probs[:, : len(vocab)].sum(1, keepdims=True)  # without "none of these"
-        y = np.array([vocab.index(lbl) for lbl in labels])
-        losses = -np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0))
-        is_valid = np.zeros(len(items), dtype=bool)
-        is_valid[valid_idx] = True
-        report = (
-            classification_report(y[is_valid], probs[is_valid].argmax(1), vocab)
-            if is_valid.any()
-            else {"accuracy": None, "n": 0, "classes": vocab, "confusion": None, "per_class": None}
-        )
-        # Every validation image (so the validation confusion matrix can be opened cell by cell) and the
-        # 200 hardest training images, highest loss first.
-        ranked = np.argsort(-losses, kind="stable")
-        keep = set(ranked[is_valid[ranked]]) | set(ranked[~is_valid[ranked]][:200])
-        order = [i for i in ranked if i in keep]
-        review = [
-            {
-                "image": f"{items[i].parent.name}/{items[i].name}",
-                "label": labels[i],
-                "predicted": vocab[int(probs[i].argmax())],
-                "loss": float(losses[i]),
-                "prob": float(probs[i].max()),
-                "split": "valid" if is_valid[i] else "train",
-            }
-            for i in order
-        ]
-        meta = {
-            "classes": vocab,
-            "extra_outputs": len(fit_classes) - len(vocab),  # 1: a trained "none of these" output after the classes
-            "arch": cfg.arch,
-            "head": cfg.head,
-            "input_size": int(cfg.sizes[-1]),
-            "resize_method": "squish",
-            "normalize": backbones.get(cfg.arch).normalize,
-            "metrics": {k: report[k] for k in ("accuracy", "n", "per_class")},
-            "confusion": report["confusion"],
-            "train_config": asdict(cfg),
-            "train_precision": precision,
-            "history": run.history,
-            "lr_find": lr_data,
-            "dataset": {
-                "path": str(Path(data_dir).resolve()),
-                "counts": {c: labels.count(c) for c in vocab},
-                "n_train": int(len(items) - len(valid_idx)),
-                "n_valid": int(len(valid_idx)),
-            },
-            "review": review,
-            "seen": training_record([items[i] for i in np.flatnonzero(~is_valid)], [items[i] for i in valid_idx]),
-            "versions": _versions(),
-            "train_seconds": round(time.monotonic() - run.start, 1),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        run.stage = "calibrating"
-        run.emit("stage")
-        meta["calibration"], meta["ood"], extra = _fit_honesty(learn.model, items, y, is_valid, len(vocab), cfg)
-        _check_cancel(run)
-        written = None
-        if model_dir is not None:
-            run.stage = "saving"
-            run.emit("stage")
-            written = save_model(learn.model, meta, model_dir, half=half, extra_tensors=extra)
-        run.emit("done", accuracy=report["accuracy"], model_dir=str(written) if written else None)
+        args = (learn, items, labels, valid_idx, fit_classes, cfg, run)
+        finished = ranks.on_main(lambda: _evaluate_and_save(*args, lr_data, precision, split, data_dir, model_dir, half))
+        written, meta, accuracy = finished
+        run.emit("done", accuracy=accuracy, model_dir=str(written) if written else None)
     clear_cache()
     return TrainResult(written, meta, learn)
+
+
+def _evaluate_and_save(
+    learn,
+    items,
+    labels,
+    valid_idx,
+    fit_classes,
+    cfg: TrainConfig,
+    run: TrainRun,
+    lr_data,
+    precision,
+    split,
+    data_dir,
+    model_dir,
+    half: bool,
+):
+    """Evaluate, calibrate and write the model folder: (folder or None, model.json's dict, validation accuracy)."""
+    run.stage = "evaluating"
+    run.emit("stage")
+    vocab = [c for c in learn.dls.vocab if c != NONE_CLASS]
+    none_last(learn)
+    probs, _ = predict_items(learn, items, labels)
+    probs = probs[:, : len(vocab)] / probs[:, : len(vocab)].sum(1, keepdims=True)  # without "none of these"
+    y = np.array([vocab.index(lbl) for lbl in labels])
+    losses = -np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0))
+    is_valid = np.zeros(len(items), dtype=bool)
+    is_valid[valid_idx] = True
+    report = (
+        classification_report(y[is_valid], probs[is_valid].argmax(1), vocab)
+        if is_valid.any()
+        else {"accuracy": None, "n": 0, "classes": vocab, "confusion": None, "per_class": None}
+    )
+    # Every validation image (so the validation confusion matrix can be opened cell by cell) and the
+    # 200 hardest training images, highest loss first.
+    ranked = np.argsort(-losses, kind="stable")
+    keep = set(ranked[is_valid[ranked]]) | set(ranked[~is_valid[ranked]][:200])
+    order = [i for i in ranked if i in keep]
+    review = [
+        {
+            "image": f"{items[i].parent.name}/{items[i].name}",
+            "label": labels[i],
+            "predicted": vocab[int(probs[i].argmax())],
+            "loss": float(losses[i]),
+            "prob": float(probs[i].max()),
+            "split": "valid" if is_valid[i] else "train",
+        }
+        for i in order
+    ]
+    meta = {
+        "classes": vocab,
+        "extra_outputs": len(fit_classes) - len(vocab),  # 1: a trained "none of these" output after the classes
+        "arch": cfg.arch,
+        "head": cfg.head,
+        "input_size": int(cfg.sizes[-1]),
+        "resize_method": "squish",
+        "normalize": backbones.get(cfg.arch).normalize,
+        "metrics": {k: report[k] for k in ("accuracy", "n", "per_class")},
+        "confusion": report["confusion"],
+        "train_config": asdict(cfg),
+        "train_precision": precision,
+        "processes": distributed.ranks().world,  # how many processes trained it (otter.model.distributed)
+        **({"distributed": split} if split else {}),  # how the processes divided the images
+        "history": run.history,
+        "lr_find": lr_data,
+        "dataset": {
+            "path": str(Path(data_dir).resolve()),
+            "counts": {c: labels.count(c) for c in vocab},
+            "n_train": int(len(items) - len(valid_idx)),
+            "n_valid": int(len(valid_idx)),
+        },
+        "review": review,
+        "seen": training_record([items[i] for i in np.flatnonzero(~is_valid)], [items[i] for i in valid_idx]),
+        "versions": _versions(),
+        "train_seconds": round(time.monotonic() - run.start, 1),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    run.stage = "calibrating"
+    run.emit("stage")
+    meta["calibration"], meta["ood"], extra = _fit_honesty(learn.model, items, y, is_valid, len(vocab), cfg)
+    _check_cancel(run)
+    written = None
+    if model_dir is not None:
+        run.stage = "saving"
+        run.emit("stage")
+        written = save_model(learn.model, meta, model_dir, half=half, extra_tensors=extra)
+    return written, meta, report["accuracy"]
 
 
 # ----------------------------------------------------------------------------------------------- job

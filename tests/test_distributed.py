@@ -1,0 +1,104 @@
+"""Training over several processes (otter.model.distributed): real `accelerate launch` jobs of 2 CPU processes on
+gloo, on one "machine" and on two (loopback), and a job one of whose processes fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from servers import free_port
+
+from conftest import ROOT, make_shapes, make_small_set, weights_bytes
+
+TINY = ["--no-pretrained", "--arch", "resnet18", "--sizes", "32", "--mixup", "0", "--quiet"]
+LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no"]
+
+
+def launch(args: list[str], *, machines: int = 1, machine_rank: int = 0, port: int | None = None, background=False):
+    """`accelerate launch` of 2 processes in all (over `machines` machines) on 127.0.0.1 running `args`."""
+    cmd = [*LAUNCH, "--num_processes", "2", "--num_machines", str(machines), "--main_process_port", str(port or free_port())]
+    if machines > 1:
+        cmd += ["--machine_rank", str(machine_rank), "--main_process_ip", "127.0.0.1"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]), OMP_NUM_THREADS="1")
+    kwargs = dict(cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if background:
+        return subprocess.Popen(cmd + args, **kwargs)
+    return subprocess.run(cmd + args, timeout=400, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def two_process_model(tmp_path_factory):
+    """(data, model folder) of a tiny model trained by 2 CPU processes on synthetic shapes."""
+    base = tmp_path_factory.mktemp("ddp")
+    data = make_shapes(base / "shapes", per_class=20)
+    model = base / "models" / "ddp"
+    args = ["-m", "otter", "train", "--data", str(data), "--model", str(model), *TINY]
+    done = launch([*args, "--epochs", "6", "--bs", "8", "--lr", "5e-3", "--valid-pct", "0.25"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    return data, model
+
+
+def test_two_cpu_processes_train_one_model_that_predicts_like_one_process(two_process_model, tmp_path):
+    from otter.model.predict import Predictor
+    from otter.model.train import TrainConfig, train
+
+    data, model = two_process_model
+    meta = json.loads((model / "model.json").read_text())
+    assert meta["processes"] == 2 and meta["distributed"]["backend"] == "gloo"
+    assert meta["classes"] == ["disc", "square"] and meta["metrics"]["accuracy"] >= 0.8
+    assert not [p for p in model.parent.iterdir() if p.name != "ddp" and not p.name.startswith(".")], "one model only"
+    cfg = TrainConfig(pretrained=False, arch="resnet18", sizes=(32,), epochs=6, bs=8, lr=5e-3, mixup=0.0, valid_pct=0.25)
+    alone = train(data, cfg, tmp_path / "models" / "alone")
+    assert alone.meta["processes"] == 1 and "distributed" not in alone.meta
+    images = sorted(data.glob("*/*.png"))
+    ours = [r.label for r in Predictor(model).predict_many(images)]
+    theirs = [r.label for r in Predictor(alone.model_dir).predict_many(images)]
+    truth = [p.parent.name for p in images]
+    assert np.mean([a == b for a, b in zip(ours, theirs)]) >= 0.85
+    assert np.mean([a == t for a, t in zip(ours, truth)]) >= 0.8
+
+
+def test_the_two_processes_split_each_epoch_between_them(two_process_model):
+    """Each process trained on its half of the training images (fastai repeats one when the count is odd)."""
+    _, model = two_process_model
+    meta = json.loads((model / "model.json").read_text())
+    n_train, split = meta["dataset"]["n_train"], meta["distributed"]
+    assert split["images"] == n_train  # together they saw every training image...
+    assert split["images_per_process"] == [(n_train + 1) // 2] * 2  # ...each about half of them...
+    assert split["images_shared"] == n_train % 2  # ...and no image twice but the one that evens the shares
+
+
+def test_two_machines_on_loopback_train_one_model(tmp_path):
+    """Two launches, machine rank 0 and 1, one process each, meeting at 127.0.0.1: the multi-machine path."""
+    data = make_small_set(tmp_path / "data", per_class=6, size=48)
+    model = tmp_path / "models" / "two"
+    args = ["-m", "otter", "train", "--data", str(data), "--model", str(model), *TINY, "--epochs", "1", "--bs", "8"]
+    port = free_port()
+    second = launch(args, machines=2, machine_rank=1, port=port, background=True)
+    try:
+        first = launch(args, machines=2, machine_rank=0, port=port)
+        out, err = second.communicate(timeout=120)
+    finally:
+        second.kill()
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert second.returncode == 0, err[-3000:]
+    meta = json.loads((model / "model.json").read_text())
+    assert meta["processes"] == 2 and meta["distributed"]["images"] == meta["dataset"]["n_train"]
+    assert "model written to" in first.stdout and "model written to" not in out  # rank 0 reports, once
+
+
+def test_a_process_that_raises_fails_the_job_with_one_line_and_keeps_the_model(model_copy, tmp_path):
+    data = make_small_set(tmp_path / "data", per_class=8, size=48)
+    before = weights_bytes(model_copy)
+    args = ["ddp_failing_rank.py", "train", "--data", str(data), "--model", str(model_copy), *TINY, "--epochs", "3"]
+    done = launch([*args, "--bs", "4"])
+    assert done.returncode != 0
+    errors = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("error:")]
+    assert errors == ["error: process 1 of 2: stand-in failure in this process"]
+    assert weights_bytes(model_copy) == before
+    assert sorted(p.name for p in Path(model_copy).parent.iterdir() if not p.name.startswith(".")) == ["tiny"]
