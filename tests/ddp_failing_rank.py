@@ -1,5 +1,6 @@
-"""`python -m otter train` in which process 1 of the job raises at its third batch: run under accelerate launch by
-tests/test_distributed.py (the whole job must fail, with one line, and leave the previous model)."""
+"""`python -m otter train` in which process 1 of the job fails at its fifth image (as with a file that cannot be
+read in its share of an epoch): run under accelerate launch by tests/test_distributed.py, where the whole job must
+fail, with one line, and leave the previous model."""
 
 import os
 import sys
@@ -8,14 +9,16 @@ from otter.cli import main
 from otter.model import train
 from otter.model.jobs import TrainError
 
-_batch_done = train.TrainRun.batch_done
+_load = train.load_training_image
+_calls = [0]
 
 
-def batch_done(self, i, n, loss):
-    if os.environ.get("RANK") == "1" and i >= 3:
+def load_training_image(path, size):
+    _calls[0] += 1
+    if os.environ.get("RANK") == "1" and _calls[0] >= 5:
         raise TrainError("stand-in failure in this process")
-    _batch_done(self, i, n, loss)
+    return _load(path, size)
 
 
-train.TrainRun.batch_done = batch_done
+train.load_training_image = load_training_image
 sys.exit(main(sys.argv[1:]))

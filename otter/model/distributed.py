@@ -180,8 +180,8 @@ class Ranks:
 
     def split_report(self, learn) -> dict | None:
         """How the last training epoch's images were divided between the processes (every process must call it):
-        {"images_per_process": [...], "images": distinct images trained on, "images_shared": seen by more than
-        one (fastai repeats a few to give every process as many)}. None when alone."""
+        {"backend", "images_per_process": [...], "images": distinct images trained on, "images_shared": seen by
+        more than one (fastai repeats a few to give every process as many)}. None when alone."""
         if not self.distributed:
             return None
         cb = next((c for c in learn.cbs if isinstance(c, _trainer_cls())), None)
@@ -192,14 +192,11 @@ class Ranks:
             for i in set(part):
                 counts[i] = counts.get(i, 0) + 1
         return {
+            "backend": self.backend,
             "images_per_process": [len(p) for p in parts],
             "images": len(counts),
             "images_shared": sum(1 for c in counts.values() if c > 1),
         }
-
-    def describe(self) -> dict:
-        """What model.json records of the processes that trained it."""
-        return {"processes": self.world, "backend": self.backend}
 
 
 @functools.cache
