@@ -80,7 +80,8 @@ class ProcessTrainJob(BackgroundJob):
         super().__init__(on_done)
         self.data_dir, self.model_dir, self.cfg = Path(data_dir), Path(model_dir), cfg or TrainConfig()
         self.processes = train_processes()
-        self.pid: int | None = None
+        self.pid: int | None = None  # the process started (the launcher, with several processes)
+        self.command: list[str] = []
 
     def check(self) -> None:
         self.cfg.check()
@@ -92,9 +93,9 @@ class ProcessTrainJob(BackgroundJob):
             config_file = Path(tmp) / "config.json"
             config_file.write_text(json.dumps(asdict(self.cfg)))
             args = ["--data", str(self.data_dir), "--model", str(self.model_dir), "--config", str(config_file)]
-            cmd = launch_command(self.processes, [*args, "--events", str(events_file)])
+            self.command = launch_command(self.processes, [*args, "--events", str(events_file)])
             # A session of its own: Cancel can signal the whole group, never the server.
-            proc = subprocess.Popen(cmd, start_new_session=True, stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(self.command, start_new_session=True, stdin=subprocess.DEVNULL)
             self.pid = proc.pid
             try:
                 end = self._follow(proc, events_file)
