@@ -369,6 +369,10 @@ def cmd_audit(args) -> int:
         models_dir=args.models,
         method=args.method,
     )
+    from .model.distributed import ranks
+
+    if not ranks().is_main:  # the other processes of an `accelerate launch` job: rank 0 reports
+        return 0
     if args.json:
         keys = ("image", "label", "suggested", "score", "flagged", "reason")
         print(json.dumps([{k: r[k] for k in keys} for r in result.rows]))

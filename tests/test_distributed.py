@@ -108,3 +108,28 @@ def test_a_process_that_raises_fails_the_job_with_one_line_and_keeps_the_model(m
     assert errors == ["error: process 1 of 2: stand-in failure in this process"]
     assert weights_bytes(model_copy) == before
     assert [p.name for p in Path(model_copy).parent.iterdir() if p.is_dir() and not p.name.startswith(".")] == ["tiny"]
+
+
+def test_sharded_embeddings_equal_one_process_and_the_audit_folds_run_across_both(tmp_path):
+    """`accelerate launch -m otter audit`: each process embeds its share, rank 0 writes the cache and the audit."""
+    import shutil
+
+    from otter.review.audit import audit, load_audit
+    from otter.review.embeddings import cache_path, embed_folder, load_cache, spec
+
+    shared = make_small_set(tmp_path / "shared", per_class=7, size=64)  # 14 images: 7 for each process
+    alone = tmp_path / "alone"
+    shutil.copytree(shared, alone)
+    args = ["-m", "otter", "audit", "--data", str(shared), "--models", str(tmp_path / "models"), "--folds", "2"]
+    done = launch([*args, "--json"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(json.loads(done.stdout)) == 14  # rank 0 printed the audit, once
+    ours, theirs = load_cache(cache_path(shared), spec()), load_cache(cache_path(alone), spec())
+    assert not theirs
+    embed_folder(alone)
+    theirs = load_cache(cache_path(alone), spec())
+    assert sorted(ours) == sorted(theirs) and len(ours) == 14
+    assert max(float(np.abs(ours[k] - theirs[k]).max()) for k in ours) < 1e-4
+    by_image = {r["image"]: r["probs"] for r in load_audit(shared).rows}
+    for row in audit(alone, folds=2, models_dir=tmp_path / "models").rows:
+        assert np.allclose(row["probs"], by_image[row["image"]], atol=1e-4)

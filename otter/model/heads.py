@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 
+from . import distributed
 from .jobs import TrainError, TrainingCancelled
 
 C = 10.0  # inverse L2 penalty of the logistic regression (bench/runs/24-audit-heads: 1 and 100 rank worse or the same)
@@ -52,13 +53,15 @@ def out_of_fold(
     x = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     y = np.array([classes.index(lbl) for lbl in labels])
     total = np.zeros((len(y), len(classes)))
-    for r in range(repeats):
-        for valid in fold_indices(labels, folds, seed + r):
-            if cancel is not None and cancel.is_set():
-                raise TrainingCancelled("the audit was cancelled")
-            train = np.setdiff1d(np.arange(len(y)), valid)
-            head = LogisticRegression(C=C, max_iter=5000).fit(x[train], y[train])
-            p = np.zeros((len(valid), len(classes)))
-            p[:, head.classes_] = head.predict_proba(x[valid])  # a class missing from these folds gets 0
-            total[valid] += p
-    return total / repeats
+    splits = [valid for r in range(repeats) for valid in fold_indices(labels, folds, seed + r)]
+    ranks = distributed.ranks()  # in a job of several processes, each fits its share of the folds
+    for k in ranks.shard(len(splits)):
+        valid = splits[k]
+        if cancel is not None and cancel.is_set():
+            raise TrainingCancelled("the audit was cancelled")
+        train = np.setdiff1d(np.arange(len(y)), valid)
+        head = LogisticRegression(C=C, max_iter=5000).fit(x[train], y[train])
+        p = np.zeros((len(valid), len(classes)))
+        p[:, head.classes_] = head.predict_proba(x[valid])  # a class missing from these folds gets 0
+        total[valid] += p
+    return sum(ranks.gather(total)) / repeats
