@@ -262,7 +262,14 @@ def _save_or_warn(path: Path, s: dict, vectors: dict[str, np.ndarray]) -> None:
         warnings.warn(f"cannot keep the embeddings in {path.parent} ({ex}); they will be computed again next time", stacklevel=3)
 
 
-def _compute_over_ranks(paths: list[Path], flip, progress, cancel, batch_size, done_batch) -> dict[int, str]:
+def compute_sharded(
+    paths: list[Path],
+    flip: bool = FLIP,
+    progress: Callable[[dict], None] | None = None,
+    cancel: threading.Event | None = None,
+    batch_size: int = BATCH_SIZE,
+    done_batch: Callable[[list[int], np.ndarray], None] | None = None,
+) -> dict[int, str]:
     """`compute` of `paths`, reported to `done_batch`; in a job of several processes (`accelerate launch`) each
     computes its share (`otter.model.distributed`) and every process gets all the vectors. Returns the failures."""
     from ..model.distributed import ranks
@@ -275,7 +282,7 @@ def _compute_over_ranks(paths: list[Path], flip, progress, cancel, batch_size, d
     out: dict[int, str] = {}
     for idx, part, bad in r.gather((mine, vecs, failed)):
         good = [j for j in range(len(idx)) if j not in bad]
-        if good:
+        if good and done_batch is not None:
             done_batch([idx[j] for j in good], part[good])
         out |= {idx[j]: reason for j, reason in bad.items()}
     return out
@@ -320,7 +327,7 @@ def embed_folder(
                 fresh[todo_shas[i]] = v
 
         try:
-            failed = _compute_over_ranks(todo_paths, flip, progress, cancel, batch_size, keep)
+            failed = compute_sharded(todo_paths, flip, progress, cancel, batch_size, keep)
         except TrainingCancelled:
             if fresh:
                 _save_or_warn(path, s, cached | fresh)
