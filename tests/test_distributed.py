@@ -133,3 +133,34 @@ def test_sharded_embeddings_equal_one_process_and_the_audit_folds_run_across_bot
     by_image = {r["image"]: r["probs"] for r in load_audit(shared).rows}
     for row in audit(alone, folds=2, models_dir=tmp_path / "models").rows:
         assert np.allclose(row["probs"], by_image[row["image"]], atol=1e-4)
+
+
+def test_each_process_of_a_machine_takes_the_gpu_of_its_local_rank(monkeypatch):
+    import torch
+
+    from otter.model.device import pick_device
+
+    monkeypatch.delenv("OTTER_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert pick_device() == torch.device("cuda", 1)
+    monkeypatch.setenv("LOCAL_RANK", "3")  # more processes than GPUs: they share, round robin
+    assert pick_device() == torch.device("cuda", 1)
+    monkeypatch.delenv("LOCAL_RANK")
+    assert pick_device() == torch.device("cuda")
+    monkeypatch.setenv("OTTER_DEVICE", "cpu")
+    assert pick_device() == torch.device("cpu")
+
+
+def test_alone_a_process_is_the_whole_job(monkeypatch):
+    from otter.model.distributed import Ranks, launched, peer_failure, ranks
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert not launched() and ranks() == Ranks() and ranks().is_main
+    r = Ranks()
+    assert r.on_main(lambda: 7) == 7 and r.gather("x") == ["x"] and r.broadcast(3) == 3 and list(r.shard(3)) == [0, 1, 2]
+    assert r.map_sharded(lambda part: np.array([[len(part)]] * len(part)), ["a", "b"]).tolist() == [[2], [2]]
+    assert peer_failure(RuntimeError("[gloo] Connection closed by peer [127.0.0.1]:123")) and not peer_failure(ValueError("x"))
+    # in a job of 2, process 1 of them takes every other item: shares differ by one at most
+    assert list(Ranks(rank=1, world=2).shard(5)) == [1, 3] and Ranks(world=4).local_batch(16) == 4
