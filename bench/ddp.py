@@ -3,6 +3,7 @@
 efficiency of 2 processes, throughput(2 x 1) / (2 x throughput(1 x 1)).
 
     python bench/ddp.py [--data ../shared/otters] [--size 128] [--epochs 3] [--out bench/runs/39-ddp-cpu]
+                        [--configs 1x1,1x2,2x1]
 
 Training: the default recipe (EfficientNet-Lite0 from its ImageNet weights, linear head fitted first) at `--size`
 px for `--epochs` epochs through `fit_recipe` (DDP when launched), the same 80/20 split; throughput is training
@@ -97,6 +98,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "runs" / "39-ddp-cpu")
+    p.add_argument("--configs", default="1x1,1x2,2x1", help="PROCESSESxTHREADS to run (rows are appended)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--rows", type=Path, help=argparse.SUPPRESS)
@@ -105,10 +107,12 @@ def main() -> None:
         return worker(args)
     args.out.mkdir(parents=True, exist_ok=True)
     rows_file = args.out / "rows.jsonl"
-    rows_file.unlink(missing_ok=True)
-    for processes, threads in CONFIGS:
+    for config in args.configs.split(","):
+        processes, threads = map(int, config.split("x"))
         launch(processes, threads, args, rows_file)
-    rows = {(r["processes"], r["threads"]): r for r in map(json.loads, rows_file.read_text().splitlines())}
+    rows = {(r["processes"], r["threads"]): r for r in map(json.loads, rows_file.read_text().splitlines())}  # the last
+    if not all(c in rows for c in CONFIGS):
+        return print(f"rows so far in {rows_file}; the summary needs {', '.join(f'{p}x{t}' for p, t in CONFIGS)}")
     one, two_threads, two_procs = rows[(1, 1)], rows[(1, 2)], rows[(2, 1)]
     summary = {}
     for what in ("train", "embed"):
