@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import config
+from . import cli_data, config
 from .errors import BadInput, describe
 from .model import backbones
 
@@ -60,7 +60,7 @@ def _fmt_eta(seconds) -> str:
 
 
 def cmd_train(args) -> int:
-    from .model.events import TrainEvent
+    from .model.events import TrainEvent, calibration_line, kept_line
     from .model.train import RECIPE, TrainConfig, train
 
     epochs = args.epochs if args.epochs is None or len(args.epochs) > 1 else args.epochs[0]
@@ -124,11 +124,16 @@ def cmd_train(args) -> int:
                     "confusion": m["confusion"],
                     "classes": m["classes"],
                     "train_seconds": m["train_seconds"],
+                    "kept": m.get("kept"),
+                    "calibration": m.get("calibration"),
                 }
             )
         )
     else:
         print(f"model written to {result.model_dir}")
+        for line in (kept_line(m.get("kept")), calibration_line(m.get("calibration"))):
+            if line:
+                print(line)
         if acc is not None:
             print(f"validation accuracy {acc:.3f} on {m['metrics']['n']} images")
             for c, f in m["metrics"]["per_class"].items():
@@ -549,6 +554,8 @@ examples:
         sp.add_argument("name", metavar="NAME")
         sp.add_argument("--models", default=argparse.SUPPRESS, help="models folder (default: $OTTER_MODELS_DIR or ./models)")
         sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+
+    cli_data.add_parser(sub)  # python -m otter data list|move|trash|restore|empty-trash|scan|export-index
 
     v = sub.add_parser(
         "verify",

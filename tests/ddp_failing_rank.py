@@ -6,10 +6,10 @@ import os
 import sys
 
 from otter.cli import main
-from otter.model import train
+from otter.model import loading
 from otter.model.jobs import TrainError
 
-_load = train.load_training_image
+_load = loading.load_training_image
 _calls = [0]
 
 
@@ -20,5 +20,5 @@ def load_training_image(path, size):
     return _load(path, size)
 
 
-train.load_training_image = load_training_image
+loading.load_training_image = load_training_image
 sys.exit(main(sys.argv[1:]))

@@ -20,7 +20,8 @@ class TrainEvent:
     - "lr_find": lr (the rate found, or the fallback) and note (why the fallback, else None)
     - "batch": batch, batches (of this epoch), loss (the batch's training loss)
     - "epoch": train_loss, valid_loss, accuracy of the epoch just finished (None when not measured)
-    - "done": accuracy (validation; None without a validation split), model_dir (None when not saved)
+    - "done": accuracy (validation; None without a validation split), model_dir (None when not saved), kept (which
+      stage's state was saved: model.json's "kept") and calibration (model.json's "calibration")
     - "fold" (cross-validation only): fold `fold` of `folds` starts
 
     Every event also says where the run is: stage, size (px), epoch (finished in this stage) of epochs, elapsed
@@ -53,6 +54,8 @@ class TrainEvent:
     accuracy: float | None = None
     # "done"
     model_dir: str | None = None
+    kept: dict | None = None
+    calibration: dict | None = None
     # cross-validation
     fold: int | None = None
     folds: int | None = None
@@ -75,3 +78,26 @@ def event_type(event: TrainEvent | JobEnded | dict) -> str | None:
     """The type of any job event: a typed event's `type`; the audit's and the embeddings' progress reports are
     still dicts with a "type" key."""
     return event.get("type") if isinstance(event, dict) else event.type
+
+
+def kept_line(kept: dict | None) -> str | None:
+    """One line saying which stage's state a training kept (model.json's "kept"), or None if it does not say."""
+    if not kept or not kept.get("stage"):
+        return None
+    if kept.get("chosen") == "last":
+        return f"kept the last state ({kept['stage']}): {kept.get('reason', 'no validation split')}"
+    stage = kept["stage"] if "epoch" not in kept or "head" in kept["stage"] else f"{kept['stage']}, epoch {kept['epoch']}"
+    acc = kept.get("accuracy")
+    return f"kept {stage}: the best of {kept.get('of', 1)} on the validation split" + (
+        f" (accuracy {acc:.3f})" if acc is not None else ""
+    )
+
+
+def calibration_line(cal: dict | None) -> str | None:
+    """One line saying whether a temperature was fitted (model.json's "calibration"), or None if nothing is known."""
+    if not cal:
+        return None
+    if cal.get("skipped"):
+        return f"calibration: none ({cal['skipped']})"
+    where = cal.get("fitted_on") or f"{cal.get('n', '?')} validation images, {cal.get('errors', '?')} wrong"
+    return f"calibration: temperature {cal['temperature']:.2f} fitted on {where}"
