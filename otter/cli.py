@@ -105,11 +105,16 @@ def cmd_train(args) -> int:
             last_line[0] = time.monotonic()
             print(f"\r  batch {e.batch}/{e.batches}  {100 * e.progress:.0f}%  eta {_fmt_eta(e.eta)}  ", end="", file=sys.stderr)
 
-    keep_default(model_dir.parent)  # the new model does not become the default by being the newest
+    from .model.distributed import ranks
+
     replacing = (model_dir / "model.json").exists()
-    if replacing and not args.quiet:
-        print(f"{model_dir.name} exists: when this training finishes it goes to the models trash", file=sys.stderr)
+    if ranks().is_main:
+        keep_default(model_dir.parent)  # the new model does not become the default by being the newest
+        if replacing and not args.quiet:
+            print(f"{model_dir.name} exists: when this training finishes it goes to the models trash", file=sys.stderr)
     result = train(data, cfg, model_dir, on_event=show, half=args.half)
+    if not ranks().is_main:  # the other processes of an `accelerate launch` job: rank 0 reports
+        return 0
     m = result.meta
     acc = m["metrics"]["accuracy"]
     if args.json:
@@ -374,6 +379,10 @@ def cmd_audit(args) -> int:
         models_dir=args.models,
         method=args.method,
     )
+    from .model.distributed import ranks
+
+    if not ranks().is_main:  # the other processes of an `accelerate launch` job: rank 0 reports
+        return 0
     if args.json:
         keys = ("image", "label", "suggested", "score", "flagged", "reason")
         print(json.dumps([{k: r[k] for k in keys} for r in result.rows]))
@@ -684,7 +693,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except Exception as ex:  # an OtterError is its one line; anything else: the traceback, then a line saying so
+        from .model import distributed
+
+        if distributed.peer_failure(ex):  # another process of the job failed and says why: one line, not N
+            return EXIT_ERROR
         message = describe(ex)
+        if distributed.launched():
+            message = f"process {distributed.world_rank()} of {distributed.world_size()}: {message}"
         if getattr(args, "json", False):
             print(json.dumps({"error": message}))
         print(f"error: {message}", file=sys.stderr)

@@ -20,7 +20,8 @@ from ..errors import escape_md
 from ..model.default_model import keep_default
 from ..model.io import ModelError, default_name, list_models
 from ..model.predict import Predictor, top_label
-from ..model.train import TrainConfig, TrainError, TrainingBusy, TrainJob, collect_items
+from ..model.train import TrainConfig, TrainError, TrainingBusy, collect_items
+from ..model.worker import ProcessTrainJob
 
 NO_MODEL = "No model yet: train one in the **Train** tab (or run `python -m otter train`), then come back here."
 NOT_SURE_HEADING = "Not sure"  # the page's label for a photo unlike the classes; the reason goes below it
@@ -214,20 +215,21 @@ def write_csv(df: pd.DataFrame, folder: os.PathLike | str, name: str = "predicti
 
 
 class TrainService:
-    """Starts, cancels and reports the one training job of this server (shared by every browser session)."""
+    """Starts, cancels and reports the one training job of this server (shared by every browser session). The
+    training runs in processes of its own (`otter.model.worker`): a crash there leaves the server serving."""
 
     def __init__(self, data_dir: os.PathLike | str, models_dir: os.PathLike | str):
         self.data_dir = Path(data_dir)
         self.models_dir = Path(models_dir)
 
-    def job(self) -> TrainJob | None:
-        return TrainJob.current()
+    def job(self) -> ProcessTrainJob | None:
+        return ProcessTrainJob.current()
 
     def running(self) -> bool:
         job = self.job()
         return job is not None and job.running
 
-    def start(self, cfg: TrainConfig, model_name: str) -> TrainJob:
+    def start(self, cfg: TrainConfig, model_name: str) -> ProcessTrainJob:
         """Check what can be checked at once (settings, data set, name, no other job), then train in the background."""
         if self.running():
             raise TrainingBusy("a training job is already running; wait for it to finish or cancel it")
@@ -240,7 +242,7 @@ class TrainService:
         cfg.check()
         collect_items(self.data_dir)  # no data, one class, too few images: say so now, not from the thread
         keep_default(self.models_dir)  # the new model does not take over Predict by being the newest
-        return TrainJob(self.data_dir, self.models_dir / name, cfg).start()
+        return ProcessTrainJob(self.data_dir, self.models_dir / name, cfg).start()
 
     def cancel(self) -> str:
         job = self.job()

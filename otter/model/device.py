@@ -14,11 +14,17 @@ from ..errors import BadInput
 
 
 def pick_device() -> torch.device:
-    """CUDA when present (and not disabled with OTTER_DEVICE=cpu), else the CPU."""
+    """CUDA when present (and not disabled with OTTER_DEVICE=cpu), else the CPU. In a job of several processes
+    (`accelerate launch`, torchrun) each process of a machine takes its own GPU: the one of its LOCAL_RANK."""
     wanted = os.environ.get("OTTER_DEVICE", "").strip().lower()
     if wanted:
         return torch.device(wanted)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    local_rank = os.environ.get("LOCAL_RANK", "").strip()
+    if local_rank.isdigit():
+        return torch.device("cuda", int(local_rank) % torch.cuda.device_count())
+    return torch.device("cuda")
 
 
 def gpu_task(fn):

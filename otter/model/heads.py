@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backbones
+from . import backbones, distributed
 from .jobs import TrainError, TrainingCancelled
 from .loading import NONE_CLASS
 from .run import TrainRun, check_cancel
@@ -64,16 +64,18 @@ def out_of_fold(
     x = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     y = np.array([classes.index(lbl) for lbl in labels])
     total = np.zeros((len(y), len(classes)))
-    for r in range(repeats):
-        for valid in fold_indices(labels, folds, seed + r):
-            if cancel is not None and cancel.is_set():
-                raise TrainingCancelled("the audit was cancelled")
-            train = np.setdiff1d(np.arange(len(y)), valid)
-            head = LogisticRegression(C=C, max_iter=5000).fit(x[train], y[train])
-            p = np.zeros((len(valid), len(classes)))
-            p[:, head.classes_] = head.predict_proba(x[valid])  # a class missing from these folds gets 0
-            total[valid] += p
-    return total / repeats
+    splits = [valid for r in range(repeats) for valid in fold_indices(labels, folds, seed + r)]
+    ranks = distributed.ranks()  # in a job of several processes, each fits its share of the folds
+    for k in ranks.shard(len(splits)):
+        valid = splits[k]
+        if cancel is not None and cancel.is_set():
+            raise TrainingCancelled("the audit was cancelled")
+        train = np.setdiff1d(np.arange(len(y)), valid)
+        head = LogisticRegression(C=C, max_iter=5000).fit(x[train], y[train])
+        p = np.zeros((len(valid), len(classes)))
+        p[:, head.classes_] = head.predict_proba(x[valid])  # a class missing from these folds gets 0
+        total[valid] += p
+    return sum(ranks.gather(total)) / repeats
 
 
 # ----------------------------------------------------------------------------- the fitted linear head
@@ -176,15 +178,20 @@ def fit_linear_head(learn, items: list[Path], labels: list[str], run: TrainRun, 
     started = time.monotonic()
     run.stage, run.epoch, run.epochs = HEAD_STAGE, 0, 1  # short: a column of the epochs table
     run.emit("stage")
-    x = pooled_features(learn, items, run, mirror=False)
+    ranks = distributed.ranks()  # each process computes its share of the features, rank 0 fits, all get the head
+    x = ranks.map_sharded(lambda part: pooled_features(learn, part, run, mirror=False), items)
     vocab = list(learn.dls.vocab)
     y = np.array([vocab.index(lbl) for lbl in labels])
     if len(np.unique(y)) < 2:
         raise TrainError("the training images need at least two classes")
     smoothing = float(getattr(learn.loss_func, "eps", 0.0) or 0.0)
-    c, cv_loss = choose_c(x, y, len(vocab), smoothing)
-    check_cancel(run)
-    coef, bias = fit_logistic(x, y, len(vocab), c, smoothing)
+
+    def fit():
+        c, cv_loss = choose_c(x, y, len(vocab), smoothing)
+        check_cancel(run)
+        return (c, cv_loss, *fit_logistic(x, y, len(vocab), c, smoothing))
+
+    c, cv_loss, coef, bias = ranks.on_main(fit)
     bias[np.bincount(y, minlength=len(vocab)) == 0] = -20.0  # an output with no training image is never the answer
     last = backbones.features_and_classifier(learn.model)[1]
     with torch.no_grad():

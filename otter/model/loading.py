@@ -12,7 +12,7 @@ from PIL import Image
 
 from ..data.dataset import list_classes, list_images
 from ..data.images import load_image
-from . import backbones
+from . import backbones, distributed
 from .jobs import TrainError
 from .recipes import MIN_IMAGES_PER_CLASS, TrainConfig
 from .run import fastai_vision
@@ -126,7 +126,9 @@ def make_dataloaders(
         batch_tfms=batch_tfms,
     )
     # Resized images are cached in this process, so loader workers would only add start-up cost.
-    return dblock.dataloaders(Path("."), bs=bs or cfg.bs, num_workers=0, device=device)
+    # Over N processes (otter.model.distributed) each takes bs/N of every batch: the recipe's steps stay the same.
+    bs = distributed.ranks().local_batch(bs or cfg.bs)
+    return dblock.dataloaders(Path("."), bs=bs, num_workers=0, device=device)
 
 
 NONE_CLASS = "__none_of_these__"

@@ -51,7 +51,7 @@ def progress_callback_cls():
             names = list(self.recorder.metric_names[1:-1])  # without "epoch" and "time"
             values = self.recorder.values[-1] if self.recorder.values else []
             row = {n: (None if v is None else float(v)) for n, v in zip(names, values)}
-            self.tracker.epoch_done(row, self.learn.model)
+            self.tracker.epoch_done(row, getattr(self.learn.model, "module", self.learn.model))  # not DDP
 
     return ReportProgress
 
@@ -67,7 +67,8 @@ def frozen_bn_callback_cls():
         order = fv.TrainEvalCallback.order + 1
 
         def before_train(self):
-            for m in self.learn.model[0].modules():
+            model = getattr(self.learn.model, "module", self.learn.model)  # unwrapped from DDP
+            for m in model[0].modules():
                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                     m.eval()
 

@@ -11,6 +11,7 @@ otter.model.loading, the fitted linear head in otter.model.heads.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
@@ -29,7 +30,7 @@ from ..config import models_dir as default_models_dir
 from ..data.images import InvalidImage, load_image
 from ..data.seen import training_record
 from ..data.snapshot import frozen
-from . import backbones
+from . import backbones, distributed
 from .events import EventSink
 from .heads import fit_linear_head, none_last, pooled_features
 from .io import save_model
@@ -186,6 +187,7 @@ def _fit_schedule(items, labels, classes, valid_idx, cfg: TrainConfig, run: Trai
         if learn is None:
             learn = make_learner(dls, classes, cfg, workdir)
             learn.add_cb(progress_cb)
+            distributed.ranks().attach(learn)  # data-parallel over the job's processes, when there are several
             if cfg.head == "linear":
                 held_out = set(valid_idx)
                 train_idx = [i for i in range(len(items)) if i not in held_out]
@@ -195,13 +197,18 @@ def _fit_schedule(items, labels, classes, valid_idx, cfg: TrainConfig, run: Trai
                 run.stage, run.epoch, run.epochs = "finding learning rate", 0, 0
                 run.emit("stage")
                 progress_cb.reporting = False
+                ranks = distributed.ranks()
+                ranks.detach(learn)  # each process alone (lr_find stops at a different step in each), rank 0's rate
                 try:
-                    suggestion = learn.lr_find(show_plot=False, num_it=60)
+                    with ranks.alone():
+                        suggestion = learn.lr_find(show_plot=False, num_it=60)
                     found = float(suggestion.valley)
                 except IndexError:  # cancelled, or too few batches: fastai has no losses to suggest from
                     found = float("nan")
                 finally:
                     progress_cb.reporting = True
+                    ranks.attach(learn)
+                found = ranks.broadcast(found)
                 check_cancel(run)
                 note = None
                 if math.isfinite(found) and found > 0:
@@ -316,18 +323,9 @@ def _versions() -> dict:
     }
 
 
-def train(
-    data_dir: os.PathLike | str,
-    cfg: TrainConfig | None = None,
-    model_dir: os.PathLike | str | None = None,
-    on_event: EventSink | None = None,
-    cancel: threading.Event | None = None,
-    half: bool = False,
-) -> TrainResult:
-    """Train on a folder-per-class data set and write the model folder (if `model_dir` is given)."""
-    cfg = cfg or TrainConfig()
+def _checked_data(data_dir: os.PathLike | str, cfg: TrainConfig) -> tuple[list[Path], list[str], list[str], list[int]]:
+    """(items, labels, classes, validation indices), or the TrainError that says why not."""
     cfg.check()
-    run = TrainRun(on_event, cancel)
     items, labels, classes = collect_items(data_dir)
     for p in items:  # fail before training, not in the middle of an epoch
         try:
@@ -337,98 +335,142 @@ def train(
     valid_idx = split_valid(len(items), cfg.valid_pct, cfg.seed)
     if cfg.valid_pct > 0 and not valid_idx:
         raise TrainError("the validation split is empty; add images or lower the validation share")
+    return items, labels, classes, valid_idx
+
+
+def train(
+    data_dir: os.PathLike | str,
+    cfg: TrainConfig | None = None,
+    model_dir: os.PathLike | str | None = None,
+    on_event: EventSink | None = None,
+    cancel: threading.Event | None = None,
+    half: bool = False,
+) -> TrainResult:
+    """Train on a folder-per-class data set and write the model folder (if `model_dir` is given).
+
+    In a job of several processes (`accelerate launch`, `otter.model.distributed`) every process calls this:
+    they share the training; rank 0 alone checks the data, holds the training lock, reports events, evaluates,
+    calibrates and writes the model, and every process returns its folder and model.json."""
+    cfg = cfg or TrainConfig()
+    ranks = distributed.ranks()
+    run = TrainRun(on_event if ranks.is_main else None, cancel)
+    items, labels, classes, valid_idx = ranks.on_main(lambda: _checked_data(data_dir, cfg))
     models_root = Path(model_dir).parent if model_dir else default_models_dir()
     # The files are fixed at start (hard links, otter.data.snapshot): curating meanwhile neither fails the run nor
     # changes what it trains on, and model.json["seen"] records those files' hashes.
-    with (
-        training_lock(models_root),
-        tempfile.TemporaryDirectory(prefix="otter-train-") as workdir,
-        frozen(data_dir, items) as items,
-    ):
+    with contextlib.ExitStack() as stack:
+        ranks.on_main(lambda: stack.enter_context(training_lock(models_root)))
+        workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="otter-train-"))
+        items = stack.enter_context(frozen(data_dir, items))
         run.emit("start", n_train=len(items) - len(valid_idx), n_valid=len(valid_idx), classes=tuple(classes))
         fit_items, fit_labels, fit_classes = with_negatives(items, labels, classes, valid_idx, cfg, workdir)
         precision = training_precision(cfg)  # once: what runs is what model.json records
         learn, lr_data = fit_recipe(fit_items, fit_labels, fit_classes, valid_idx, cfg, run, workdir, precision)
-        size = int(run.size)  # the kept state's size: where its validation accuracy was measured
+        split = ranks.split_report(learn)
+        ranks.detach(learn)  # rank 0 evaluates alone from here
         learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, progress_callback_cls())])
-        run.stage = "evaluating"
-        run.emit("stage")
-        vocab = [c for c in learn.dls.vocab if c != NONE_CLASS]
-        none_last(learn)
-        probs, _ = predict_items(learn, items, labels)
-        probs = probs[:, : len(vocab)] / probs[:, : len(vocab)].sum(1, keepdims=True)  # without "none of these"
-        y = np.array([vocab.index(lbl) for lbl in labels])
-        losses = -np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0))
-        is_valid = np.zeros(len(items), dtype=bool)
-        is_valid[valid_idx] = True
-        report = (
-            classification_report(y[is_valid], probs[is_valid].argmax(1), vocab)
-            if is_valid.any()
-            else {"accuracy": None, "n": 0, "classes": vocab, "confusion": None, "per_class": None}
-        )
-        # Every validation image (so the validation confusion matrix can be opened cell by cell) and the
-        # 200 hardest training images, highest loss first.
-        ranked = np.argsort(-losses, kind="stable")
-        keep = set(ranked[is_valid[ranked]]) | set(ranked[~is_valid[ranked]][:200])
-        order = [i for i in ranked if i in keep]
-        review = [
-            {
-                "image": f"{items[i].parent.name}/{items[i].name}",
-                "label": labels[i],
-                "predicted": vocab[int(probs[i].argmax())],
-                "loss": float(losses[i]),
-                "prob": float(probs[i].max()),
-                "split": "valid" if is_valid[i] else "train",
-            }
-            for i in order
-        ]
-        meta = {
-            "classes": vocab,
-            "extra_outputs": len(fit_classes) - len(vocab),  # 1: a trained "none of these" output after the classes
-            "arch": cfg.arch,
-            "head": cfg.head,
-            "input_size": size,
-            "resize_method": "squish",
-            "normalize": backbones.get(cfg.arch).normalize,
-            "metrics": {k: report[k] for k in ("accuracy", "n", "per_class")},
-            "confusion": report["confusion"],
-            "train_config": asdict(cfg),
-            "train_precision": precision,
-            "history": run.history,
-            "kept": run.kept,  # which stage's state was saved (the best on the validation split)
-            "head_fit": run.head_fit,
-            "batch_size": run.batch_size,
-            "lr_find": lr_data,
-            "dataset": {
-                "path": str(Path(data_dir).resolve()),
-                "counts": {c: labels.count(c) for c in vocab},
-                "n_train": int(len(items) - len(valid_idx)),
-                "n_valid": int(len(valid_idx)),
-            },
-            "review": review,
-            "seen": training_record([items[i] for i in np.flatnonzero(~is_valid)], [items[i] for i in valid_idx]),
-            "versions": _versions(),
-            "train_seconds": round(time.monotonic() - run.start, 1),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        run.stage = "calibrating"
-        run.emit("stage")
-        meta["calibration"], meta["ood"], extra = _fit_honesty(learn.model, items, y, is_valid, len(vocab), cfg, size)
-        check_cancel(run)
-        written = None
-        if model_dir is not None:
-            run.stage = "saving"
-            run.emit("stage")
-            written = save_model(learn.model, meta, model_dir, half=half, extra_tensors=extra)
+        args = (learn, items, labels, valid_idx, fit_classes, cfg, run, lr_data, precision, split)
+        written, meta, accuracy = ranks.on_main(lambda: _evaluate_and_save(*args, data_dir, model_dir, half))
         run.emit(
             "done",
-            accuracy=report["accuracy"],
+            accuracy=accuracy,
             model_dir=str(written) if written else None,
-            kept=run.kept,
+            kept=meta["kept"],
             calibration=meta["calibration"],
         )
     clear_cache()
     return TrainResult(written, meta, learn)
+
+
+def _evaluate_and_save(
+    learn,
+    items,
+    labels,
+    valid_idx,
+    fit_classes,
+    cfg: TrainConfig,
+    run: TrainRun,
+    lr_data,
+    precision,
+    split,
+    data_dir,
+    model_dir,
+    half,
+):
+    """Evaluate, calibrate and write the model folder: (folder or None, model.json's dict, validation accuracy)."""
+    size = int(run.size)  # the kept state's size: where its validation accuracy was measured
+    run.stage = "evaluating"
+    run.emit("stage")
+    vocab = [c for c in learn.dls.vocab if c != NONE_CLASS]
+    none_last(learn)
+    probs, _ = predict_items(learn, items, labels)
+    probs = probs[:, : len(vocab)] / probs[:, : len(vocab)].sum(1, keepdims=True)  # without "none of these"
+    y = np.array([vocab.index(lbl) for lbl in labels])
+    losses = -np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0))
+    is_valid = np.zeros(len(items), dtype=bool)
+    is_valid[valid_idx] = True
+    report = (
+        classification_report(y[is_valid], probs[is_valid].argmax(1), vocab)
+        if is_valid.any()
+        else {"accuracy": None, "n": 0, "classes": vocab, "confusion": None, "per_class": None}
+    )
+    # Every validation image (so the validation confusion matrix can be opened cell by cell) and the
+    # 200 hardest training images, highest loss first.
+    ranked = np.argsort(-losses, kind="stable")
+    keep = set(ranked[is_valid[ranked]]) | set(ranked[~is_valid[ranked]][:200])
+    order = [i for i in ranked if i in keep]
+    review = [
+        {
+            "image": f"{items[i].parent.name}/{items[i].name}",
+            "label": labels[i],
+            "predicted": vocab[int(probs[i].argmax())],
+            "loss": float(losses[i]),
+            "prob": float(probs[i].max()),
+            "split": "valid" if is_valid[i] else "train",
+        }
+        for i in order
+    ]
+    meta = {
+        "classes": vocab,
+        "extra_outputs": len(fit_classes) - len(vocab),  # 1: a trained "none of these" output after the classes
+        "arch": cfg.arch,
+        "head": cfg.head,
+        "input_size": size,
+        "resize_method": "squish",
+        "normalize": backbones.get(cfg.arch).normalize,
+        "metrics": {k: report[k] for k in ("accuracy", "n", "per_class")},
+        "confusion": report["confusion"],
+        "train_config": asdict(cfg),
+        "train_precision": precision,
+        "processes": distributed.ranks().world,  # how many processes trained it (otter.model.distributed)
+        **({"distributed": split} if split else {}),  # how the processes divided the images
+        "history": run.history,
+        "kept": run.kept,  # which stage's state was saved (the best on the validation split)
+        "head_fit": run.head_fit,
+        "batch_size": run.batch_size,
+        "lr_find": lr_data,
+        "dataset": {
+            "path": str(Path(data_dir).resolve()),
+            "counts": {c: labels.count(c) for c in vocab},
+            "n_train": int(len(items) - len(valid_idx)),
+            "n_valid": int(len(valid_idx)),
+        },
+        "review": review,
+        "seen": training_record([items[i] for i in np.flatnonzero(~is_valid)], [items[i] for i in valid_idx]),
+        "versions": _versions(),
+        "train_seconds": round(time.monotonic() - run.start, 1),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    run.stage = "calibrating"
+    run.emit("stage")
+    meta["calibration"], meta["ood"], extra = _fit_honesty(learn.model, items, y, is_valid, len(vocab), cfg, size)
+    check_cancel(run)
+    written = None
+    if model_dir is not None:
+        run.stage = "saving"
+        run.emit("stage")
+        written = save_model(learn.model, meta, model_dir, half=half, extra_tensors=extra)
+    return written, meta, report["accuracy"]
 
 
 # ----------------------------------------------------------------------------------------------- job

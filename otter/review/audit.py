@@ -20,6 +20,7 @@ flagged again while they keep that label.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -35,7 +36,7 @@ import numpy as np
 
 from ..config import models_dir as default_models_dir
 from ..data import catalog, dataset
-from ..model import heads
+from ..model import distributed, heads
 from ..model.events import TrainEvent
 from ..model.jobs import BackgroundJob, TrainError, training_lock
 from . import similar
@@ -256,7 +257,10 @@ def audit(
     cfg = (config or quick_config()) if method == "finetune" else None
     if cfg is not None:
         cfg.check()
-    emit = progress or (lambda e: None)
+    ranks = distributed.ranks()  # under `accelerate launch`: embeddings and folds shared, rank 0 locks and saves
+    if ranks.distributed and method == "finetune":
+        raise AuditError("--method finetune runs in one process; the embeddings audit runs over several")
+    emit = (progress if ranks.is_main else None) or (lambda e: None)
     share = 0.9 if method == "embeddings" else 1.0  # of the progress bar: the heads take seconds, training minutes
 
     def embed_event(e: dict) -> None:
@@ -269,7 +273,8 @@ def audit(
 
     start = time.monotonic()
     before = fingerprint(data_dir)
-    with training_lock(models_dir or default_models_dir()):
+    lock = training_lock(models_dir or default_models_dir()) if ranks.is_main else contextlib.nullcontext()
+    with lock:
         emit({"type": "stage", "stage": "reading the images", "progress": 0.0, "eta": None})
         emb = embed_folder(data_dir, progress=embed_event, cancel=cancel)
         classes = _labels(data_dir, emb)
@@ -331,7 +336,7 @@ def audit(
         "fingerprint": before,
     }
     emit({"type": "stage", "stage": "saving", "progress": 1.0, "eta": 0})
-    if save:
+    if save and ranks.is_main:
         save_audit(data_dir, result)
     return result
 

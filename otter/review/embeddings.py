@@ -323,11 +323,42 @@ def save_cache(path: Path, s: dict, vectors: dict[str, np.ndarray]) -> None:
 
 
 def _save_or_warn(path: Path, s: dict, vectors: dict[str, np.ndarray]) -> None:
-    """Save the cache; a data folder that cannot be written (read-only) only loses the cache, not the result."""
+    """Save the cache; a data folder that cannot be written (read-only) only loses the cache, not the result.
+    In a job of several processes rank 0 alone writes it (every process has all the vectors)."""
+    from ..model.distributed import ranks
+
+    if not ranks().is_main:
+        return
     try:
         save_cache(path, s, vectors)
     except OSError as ex:
         warnings.warn(f"cannot keep the embeddings in {path.parent} ({ex}); they will be computed again next time", stacklevel=3)
+
+
+def compute_sharded(
+    paths: list[Path],
+    flip: bool = FLIP,
+    progress: Callable[[dict], None] | None = None,
+    cancel: threading.Event | None = None,
+    batch_size: int = BATCH_SIZE,
+    done_batch: Callable[[list[int], np.ndarray], None] | None = None,
+) -> dict[int, str]:
+    """`compute` of `paths`, reported to `done_batch`; in a job of several processes (`accelerate launch`) each
+    computes its share (`otter.model.distributed`) and every process gets all the vectors. Returns the failures."""
+    from ..model.distributed import ranks
+
+    r = ranks()
+    if not r.distributed:
+        return compute(paths, flip, progress, cancel, batch_size, done_batch=done_batch)[1]
+    mine = list(r.shard(len(paths)))
+    vecs, failed = compute([paths[i] for i in mine], flip, progress if r.is_main else None, cancel, batch_size)
+    out: dict[int, str] = {}
+    for idx, part, bad in r.gather((mine, vecs, failed)):
+        good = [j for j in range(len(idx)) if j not in bad]
+        if good and done_batch is not None:
+            done_batch([idx[j] for j in good], part[good])
+        out |= {idx[j]: reason for j, reason in bad.items()}
+    return out
 
 
 def listing(data_dir: Path, full: bool = True) -> tuple[list[str], list[str]]:
@@ -401,7 +432,7 @@ def embed_folder(
                 fresh[todo_shas[i]] = v
 
         try:
-            _, failed = compute(todo_paths, flip, progress, cancel, batch_size, done_batch=keep)
+            failed = compute_sharded(todo_paths, flip, progress, cancel, batch_size, keep)
         except TrainingCancelled:
             if fresh:
                 _save_or_warn(path, s, {k: table[i] for k, i in index.items()} | fresh)
