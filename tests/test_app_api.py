@@ -8,7 +8,7 @@ import pytest
 from gradio_client import Client, handle_file
 from servers import free_port, start_app, wait_for_port
 
-from conftest import ROOT, real_photos, running_app
+from conftest import ROOT, made_photos, running_app
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def client(app_url):
 
 def test_predict_endpoint_labels_a_real_photo(client, tiny_trained):
     classes = tiny_trained[1].meta["classes"]
-    out = client.predict(handle_file(str(real_photos("sea", 1)[0])), api_name="/predict")
+    out = client.predict(handle_file(str(made_photos("sea", 1)[0])), api_name="/predict")
     assert out["label"] in classes
     confidences = {c["label"]: c["confidence"] for c in out["confidences"]}
     assert set(confidences) == set(classes) and abs(sum(confidences.values()) - 1) < 1e-4
@@ -40,19 +40,19 @@ def test_bad_file_gives_a_clear_error_and_the_next_call_works(client, tmp_path):
     with pytest.raises(Exception, match="holiday.jpg: not an image"):
         client.predict(handle_file(str(bad)), api_name="/predict")
     truncated = tmp_path / "cut.jpg"
-    truncated.write_bytes(real_photos("river", 1)[0].read_bytes()[:2000])
+    truncated.write_bytes(made_photos("river", 1)[0].read_bytes()[:2000])
     with pytest.raises(Exception, match="cut.jpg: broken or truncated"):
         client.predict(handle_file(str(truncated)), api_name="/predict")
-    out = client.predict(handle_file(str(real_photos("river", 1)[0])), api_name="/predict")
+    out = client.predict(handle_file(str(made_photos("river", 1)[0])), api_name="/predict")
     assert out["label"] in ("river", "sea")
 
 
 def test_upload_over_max_file_size_is_refused(client, tmp_path):
     big = tmp_path / "big.jpg"
-    big.write_bytes(real_photos("sea", 1)[0].read_bytes() + b"\0" * 2_100_000)
+    big.write_bytes(made_photos("sea", 1)[0].read_bytes() + b"\0" * 2_100_000)
     with pytest.raises(Exception, match="(?i)too large|exceed|size"):
         client.predict(handle_file(str(big)), api_name="/predict")
-    out = client.predict(handle_file(str(real_photos("sea", 2)[1])), api_name="/predict")
+    out = client.predict(handle_file(str(made_photos("sea", 2)[1])), api_name="/predict")
     assert out["label"] in ("river", "sea")
 
 
@@ -72,7 +72,7 @@ def test_app_py_on_an_empty_models_folder_predicts_with_the_shipped_model(tiny_t
     try:
         wait_for_port(port, proc)
         out = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
-            handle_file(str(real_photos("sea", 1)[0])), api_name="/predict"
+            handle_file(str(made_photos("sea", 1)[0])), api_name="/predict"
         )
         assert {c["label"] for c in out["confidences"]} == {"river", "sea"}
         assert out["label"] == "sea"  # a photo the shipped model was trained on

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from conftest import make_shapes, real_photos
+from conftest import made_photos, make_shapes
 from otter import cli
 from otter.data import dataset, manifest
 from otter.model.events import JobEnded
@@ -37,7 +37,7 @@ def make_planted(dest: Path) -> Path:
     shutil.move(data / "disc" / "disc003.png", data / "square" / "disc003.png")
     shutil.move(data / "square" / "square005.png", data / "disc" / "square005.png")
     shutil.copyfile(data / "disc" / "disc007.png", data / "square" / "copy-disc007.png")
-    with Image.open(real_photos("sea", 1)[0]) as im:
+    with Image.open(made_photos("sea", 1)[0]) as im:
         photo = im.convert("RGB").resize((160, 120))
     photo.save(data / "disc" / "otter.jpg", quality=90)
     photo.crop((12, 9, 148, 111)).save(data / "square" / "otter-cropped.jpg", quality=75)

@@ -36,7 +36,7 @@ def test_packaged_weights_give_the_reference_networks_logits():
         assert torch.allclose(ours(x), reference(x), atol=1e-4)
 
 
-def test_packaged_weights_see_otters_in_otter_photos():
+def test_packaged_weights_see_otters_in_otter_photos(otters_dir):
     import timm
 
     net = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()

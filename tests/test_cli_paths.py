@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import make_small_set, real_photos
+from conftest import made_photos, make_small_set
 from otter.cli import main
 from otter.data.dataset import list_trash
 
@@ -24,7 +24,7 @@ def test_commands_work_with_relative_data_and_models_folders(tmp_path, monkeypat
     trained = json.loads(capsys.readouterr().out)
     assert (tmp_path / "models").is_dir() and trained
 
-    photo = real_photos("sea", 1)[0]
+    photo = made_photos("sea", 1)[0]
     assert main(["predict", "--models", "models", "--json", str(photo)]) == 0
     assert json.loads(capsys.readouterr().out)[0]["label"] in ("river", "sea")
     assert main(["evaluate", "--models", "models", "--json", "data"]) == 0
