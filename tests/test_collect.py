@@ -84,7 +84,7 @@ def site():
 
 
 @pytest.fixture
-def mixed_urls(site, otters_dir):
+def mixed_urls(site):
     """Five good photos (one behind a redirect) and one of each kind of failure, plus two duplicates."""
     photos = [p.read_bytes() for p in made_photos("sea", 6)]
     good = [site.add(f"/good/{i}.jpg", b) for i, b in enumerate(photos[:4])]
