@@ -1,6 +1,6 @@
 """The house rules, read from the code: imports only go down the wings, only app/ imports Gradio, data/ imports no torch.
 
-    app/ and cli  ->  review/  ->  model/  ->  data/  ->  config, errors
+    app/, cli and otter/__init__ (the public API)  ->  review/  ->  model/  ->  data/  ->  config, errors
 
 Every import counts, at module level or inside a function (a lazy import is still an arrow).
 """
@@ -25,8 +25,11 @@ DEEP_LEARNING = ("torch", "torchvision", "fastai", "timm")
 
 
 def part_of(module: str) -> str:
-    """`otter.model.train` -> "model"; `otter.cli` -> "face"; `otter`, `otter.config`, `otter.errors` -> "base"."""
+    """`otter.model.train` -> "model"; `otter.cli` and `otter` itself (the public API) -> "face"; `otter.config`,
+    `otter.errors` -> "base"."""
     bits = module.split(".")
+    if len(bits) == 1:
+        return "face"
     if len(bits) > 1 and bits[1] in WINGS:
         return bits[1]
     if len(bits) > 1 and bits[1] in FACES:

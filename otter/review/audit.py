@@ -218,6 +218,7 @@ def _labels(data_dir: Path, emb: Embeddings) -> list[str]:
 
 def audit(
     data_dir: os.PathLike | str,
+    *,
     folds: int = DEFAULT_FOLDS,
     seed: int = 0,
     config: TrainConfig | None = None,
@@ -472,6 +473,7 @@ class AuditJob(BackgroundJob):
     def __init__(
         self,
         data_dir: os.PathLike | str,
+        *,
         folds: int = DEFAULT_FOLDS,
         seed: int = 0,
         config: TrainConfig | None = None,

@@ -259,6 +259,7 @@ def _save_or_warn(path: Path, s: dict, vectors: dict[str, np.ndarray]) -> None:
 
 def embed_folder(
     data_dir: os.PathLike | str,
+    *,
     progress: Callable[[dict], None] | None = None,
     cancel: threading.Event | None = None,
     flip: bool = FLIP,

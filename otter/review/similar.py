@@ -278,6 +278,7 @@ def neighbours(emb: Embeddings, image: str, k: int = MORE_LIKE_THIS) -> list[dic
 
 def find_duplicates(
     data_dir: os.PathLike | str,
+    *,
     threshold: float = NEAR_SCORE,
     progress: Callable[[dict], None] | None = None,
     cancel: threading.Event | None = None,
