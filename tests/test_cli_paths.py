@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from datetime import date
+from pathlib import Path
 
 from conftest import made_photos, make_small_set
 from otter.cli import main
@@ -22,7 +24,7 @@ def test_commands_work_with_relative_data_and_models_folders(tmp_path, monkeypat
     train = ["train", "--data", "data", "--models", "models", "--no-pretrained", "--arch", "resnet18"]
     assert main([*train, "--sizes", "32", "--epochs", "1", "--bs", "4", "--quiet", "--json"]) == 0
     trained = json.loads(capsys.readouterr().out)
-    assert (tmp_path / "models").is_dir() and trained
+    assert Path(trained["model"]).name == f"river-sea-{date.today().isoformat()}"  # named as the app names models
 
     photo = made_photos("sea", 1)[0]
     assert main(["predict", "--models", "models", "--json", str(photo)]) == 0

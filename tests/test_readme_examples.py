@@ -80,3 +80,16 @@ def test_pip_install_gives_an_otter_command_that_is_the_cli():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     module, _, name = project["scripts"]["otter"].partition(":")
     assert module == "otter.cli" and getattr(cli, name) is cli.main
+
+
+def test_the_readme_command_line_section_is_the_help_of_every_command():
+    """README's "Every command's options" is `python docs/cli_help.py`'s output: a changed option fails here
+    until the README is regenerated."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "docs/cli_help.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    text = (ROOT / "README.md").read_text()
+    for command in ("train", "predict", "evaluate", "models", "models default", "verify", "scrape", "download", "audit"):
+        assert f"<code>python -m otter {command} --help</code>" in text

@@ -36,39 +36,10 @@ from .events import EventSink, TrainEvent
 from .io import save_model
 from .jobs import BackgroundJob, TrainError, TrainingBusy, TrainingCancelled, training_lock  # noqa: F401 (training_lock: re-exported)
 from .metrics import classification_report
+from .recipes import DEFAULT_LR, PRETRAINED_RECIPE, SCRATCH_RECIPE
 
-# The default recipes, chosen by 5-fold cross-validation (bench/RESULTS.md). Fields left as None in a TrainConfig
-# (lr: RECIPE) take these values, depending on whether ImageNet weights are used.
-DEFAULT_LR = 3e-3
-SCRATCH_RECIPE = {
-    "arch": backbones.SCRATCH_DEFAULT,
-    "sizes": (64, 128, 192),
-    "epochs": (20, 25, 20),
-    "mixup": 0.2,
-    "lr": DEFAULT_LR,
-    "frozen_epochs": 1,
-    "freeze_bn": False,
-    "bs": 32,
-    "head": "fastai",
-}
-# EfficientNet-Lite0 from the packaged ImageNet weights: a linear head fitted exactly on the frozen features (logistic
-# regression), then 3 epochs of everything with discriminative rates, at 224 px (its ImageNet size; 160 -> 224 scored
-# lower), the body's BatchNorm keeping ImageNet's statistics (0.918 -> 0.980 on fold 0 when it did not). 5-fold CV
-# 0.955 ± 0.030, against 0.943 for the fitted head alone; lr 3e-3 or 6 epochs 0.947 (bench/RESULTS.md, run 32).
-PRETRAINED_RECIPE = {
-    "arch": backbones.PRETRAINED_DEFAULT,
-    "sizes": (224,),
-    "epochs": (3,),
-    "mixup": 0.0,
-    "lr": 1e-3,
-    "frozen_epochs": 0,  # the head is fitted exactly instead (head "linear"); fastai's head took 3 SGD epochs
-    "freeze_bn": True,
-    "bs": 16,  # as accurate as 32 in 5-fold CV (runs 15-16), 0.9 GB less memory (3.1 GB peak) and a little faster
-    "head": "linear",
-}
 HEADS = tuple(backbones.HEAD_OPTIONS)
 RECIPE = "recipe"  # TrainConfig.lr: the recipe's learning rate (None: find one with lr_find)
-DEFAULT_BS = 32  # from scratch; the pretrained recipe's is 16
 MIN_IMAGES_PER_CLASS = 2
 
 

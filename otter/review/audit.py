@@ -34,30 +34,24 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..config import models_dir as default_models_dir
+from ..config import state_dir
 from ..data import dataset
 from ..model import heads
 from ..model.events import TrainEvent
 from ..model.jobs import BackgroundJob, TrainError, training_lock
+from ..model.recipes import QUICK_PRETRAINED_RECIPE, QUICK_RECIPE
 from . import similar
 from .embeddings import Embeddings, embed_folder
 
 if TYPE_CHECKING:  # train imports torch and fastai: an audit on cached embeddings never needs them
     from ..model.train import TrainConfig
 
-STATE_DIR = ".otter"
 AUDIT_CSV = "audit.csv"
 AUDIT_JSON = "audit.json"
 KEEP_JSON = "keep.json"
 
 METHODS = ("embeddings", "finetune")
 DEFAULT_METHOD = "embeddings"
-# For --method finetune. The quick recipe: the default from-scratch architecture on a shorter schedule, so that 5 folds of ~250
-# images take about 5 minutes on 2 CPU cores (bench/audit.py, bench/RESULTS.md).
-QUICK_RECIPE = {"arch": "xresnet18", "pretrained": False, "sizes": (64, 128), "epochs": (10, 8), "mixup": 0.2}
-# The default: with ImageNet weights (efficientnet_lite0's ship in a package, so this works offline) transfer
-# learning is far more accurate, and an audit's ranking is only as good as its models (bench/RESULTS.md).
-# The default recipe (otter.model.train.PRETRAINED_RECIPE) shortened: 160 px, 2 + 2 epochs per fold.
-QUICK_PRETRAINED_RECIPE = {"arch": "efficientnet_lite0", "pretrained": True, "sizes": (160,), "epochs": (2,), "frozen_epochs": 2}
 DEFAULT_FOLDS = 5
 SCORE_METHOD = "self_confidence"  # cleanlab's score: the out-of-fold probability of the given label
 
@@ -133,7 +127,7 @@ def _score(probs: list[float], label_index: int) -> float:
 
 
 def _state(data_dir: os.PathLike | str) -> Path:
-    return Path(data_dir) / STATE_DIR
+    return state_dir(data_dir)
 
 
 def fingerprint(data_dir: os.PathLike | str) -> str:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import state_dir
 from ..data import dataset, manifest
 from ..model.jobs import BackgroundJob, TrainingCancelled
 from .embeddings import Embeddings, embed_folder
@@ -147,7 +148,7 @@ def hash_pairs(
 
 
 def _not_duplicates_path(data_dir: os.PathLike | str) -> Path:
-    return Path(data_dir) / ".otter" / NOT_DUPLICATES_JSON
+    return state_dir(data_dir) / NOT_DUPLICATES_JSON
 
 
 def not_duplicates(data_dir: os.PathLike | str) -> set[frozenset[str]]:
