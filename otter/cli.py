@@ -11,6 +11,7 @@ from pathlib import Path
 from . import config
 from .errors import BadInput, describe
 from .model import backbones
+from .progress import clock, parse_ints
 
 # Exit codes, the same for every command (README "Command line"); EXIT_SOME_FAILED is predict's alone.
 EXIT_OK = 0
@@ -44,16 +45,9 @@ def _resolve_model(args) -> Path:
 
 def _ints(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(x) for x in text.replace(" ", "").split(",") if x)
+        return parse_ints(text)
     except ValueError as ex:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from ex
-
-
-def _fmt_eta(seconds) -> str:
-    if seconds is None:
-        return "--:--"
-    seconds = int(seconds)
-    return f"{seconds // 60:d}:{seconds % 60:02d}"
+        raise argparse.ArgumentTypeError(str(ex)) from ex
 
 
 # -------------------------------------------------------------------------------------------- train
@@ -98,12 +92,12 @@ def cmd_train(args) -> int:
             measured = {"train_loss": e.train_loss, "valid_loss": e.valid_loss, "accuracy": e.accuracy}
             vals = "  ".join(f"{k} {v:.4f}" for k, v in measured.items() if v is not None)
             print(
-                f"epoch {e.epoch}/{e.epochs} {e.size}px  {vals}  elapsed {_fmt_eta(e.elapsed)}  eta {_fmt_eta(e.eta)}",
+                f"epoch {e.epoch}/{e.epochs} {e.size}px  {vals}  elapsed {clock(e.elapsed)}  eta {clock(e.eta)}",
                 file=sys.stderr,
             )
         elif e.type == "batch" and sys.stderr.isatty() and time.monotonic() - last_line[0] > 0.5:
             last_line[0] = time.monotonic()
-            print(f"\r  batch {e.batch}/{e.batches}  {100 * e.progress:.0f}%  eta {_fmt_eta(e.eta)}  ", end="", file=sys.stderr)
+            print(f"\r  batch {e.batch}/{e.batches}  {100 * e.progress:.0f}%  eta {clock(e.eta)}  ", end="", file=sys.stderr)
 
     keep_default(model_dir.parent)  # the new model does not become the default by being the newest
     result = train(data, cfg, model_dir, on_event=show, half=args.half)
@@ -212,7 +206,7 @@ def _embed_progress(on_other=None):
                 on_other(e)
             return
         done, total = e["done"], e["total"]
-        line = f"embeddings: {done}/{total} new images  eta {_fmt_eta(e['eta'])}"
+        line = f"embeddings: {done}/{total} new images  eta {clock(e['eta'])}"
         if sys.stderr.isatty():
             print(f"\r  {line}  ", end="" if done < total else "\n", file=sys.stderr)
         elif done == total or int(10 * done / max(total, 1)) > shown[0]:
@@ -349,10 +343,10 @@ def cmd_audit(args) -> int:
         if t == "stage" and "fold" not in e:
             print(f"== {e['stage']}", file=sys.stderr)
         elif t == "fold":
-            print(f"fold {e['fold']}/{e['folds']}  {100 * e['progress']:.0f}%  eta {_fmt_eta(e['eta'])}", file=sys.stderr)
+            print(f"fold {e['fold']}/{e['folds']}  {100 * e['progress']:.0f}%  eta {clock(e['eta'])}", file=sys.stderr)
         elif t == "batch" and sys.stderr.isatty() and time.monotonic() - last_line[0] > 0.5:
             last_line[0] = time.monotonic()
-            print(f"\r  {100 * e['progress']:.0f}%  eta {_fmt_eta(e['eta'])}  ", end="", file=sys.stderr)
+            print(f"\r  {100 * e['progress']:.0f}%  eta {clock(e['eta'])}  ", end="", file=sys.stderr)
 
     cfg = quick_config(**overrides) if finetune else None
     result = audit(

@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..model.events import TrainEvent
 from ..model.train import PRETRAINED_RECIPE, RECIPE, SCRATCH_RECIPE, TrainConfig, TrainError
+from ..progress import clock, parse_ints
 
 ARCH_DEFAULT = "default (by recipe)"
 
@@ -62,23 +63,13 @@ def parse_settings(
 
 
 def _ints(text: str | None, what: str) -> tuple[int, ...]:
-    parts = [p for p in (text or "").replace(" ", "").split(",") if p]
     try:
-        return tuple(int(p) for p in parts)
+        return parse_ints(text)
     except ValueError as ex:
-        raise TrainError(f"{what} must be whole numbers separated by commas, e.g. 64,128 (got {text!r})") from ex
+        raise TrainError(f"{what}: {ex}") from ex
 
 
-def fmt_time(seconds: float | None) -> str:
-    """Seconds as m:ss (h:mm:ss from an hour), "–" when unknown."""
-    if seconds is None or not math.isfinite(seconds):
-        return "–"
-    seconds = int(seconds)
-    return (
-        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-        if seconds >= 3600
-        else f"{seconds // 60}:{seconds % 60:02d}"
-    )
+fmt_time = clock  # the app's name for it
 
 
 def training_events(events: list) -> list[TrainEvent]:

@@ -24,7 +24,7 @@ import gradio as gr
 from .. import config
 from ..data.dataset import list_classes, list_images
 from ..data.images import InvalidImage
-from ..errors import OtterError, one_line
+from ..errors import OtterError, describe, one_line
 from ..model.backbones import NAMES as ARCHS
 from ..model.default_model import comparison, set_default
 from ..model.device import gpu_task
@@ -459,10 +459,14 @@ def build_app(
 
 
 def _warm_up(ctx: AppContext) -> None:
+    """Load the default model before the first visitor asks. No model yet is normal; a model that fails to load
+    is said once in the server's log (Predict says it to the visitor when asked)."""
     try:
         ctx.models.predictor()
-    except Exception:  # no model or a broken one: Predict says so when asked
+    except NoModel:
         pass
+    except Exception as ex:  # noqa: BLE001 - a warm-up must never stop the server from starting
+        print(f"warning: the default model could not be loaded at start-up: {describe(ex)}", file=sys.stderr)
 
 
 def launch(demo: gr.Blocks | None = None, max_file_size: int | str = config.MAX_FILE_BYTES, **kwargs) -> None:

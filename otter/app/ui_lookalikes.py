@@ -14,9 +14,8 @@ import gradio as gr
 from ..model.jobs import TrainError
 from ..review.similar import MAX_HASH_BITS, NEAR_SCORE, LookalikeJob
 from . import curate
+from .handlers import POLL_SECONDS
 from .jobview import fmt_time as _fmt_time
-
-POLL_SECONDS = 1.0
 
 
 def job_line(job: LookalikeJob | None) -> str:

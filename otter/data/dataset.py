@@ -9,7 +9,6 @@ and why, and `restore` puts it back byte for byte. Every name that comes from a 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -217,10 +216,6 @@ def verify_folder(root: os.PathLike | str, min_side: int = 16) -> dict:
     return {"checked": len(images), "ok": len(images) - len(trashed), "trashed": trashed}
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _with_row(df, root: Path, path: Path, source: str):
     """`df` plus the manifest row of an image now in a class folder (size left blank if unreadable)."""
     try:
@@ -234,7 +229,7 @@ def _with_row(df, root: Path, path: Path, source: str):
         **{"class": path.parent.name},
         source_url=source,
         query="",
-        sha256=_sha256(path),
+        sha256=manifest.sha256_file(path),
         width=w,
         height=h,
         added=manifest.now(),

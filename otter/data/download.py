@@ -280,8 +280,8 @@ def download_images(
             return Outcome(url, "failed", ex.reason, ex.detail)
         except OSError as ex:  # disk full, permissions: report it, keep going with the rest
             return Outcome(url, "failed", "write error", str(ex))
-        except Exception as ex:  # noqa: BLE001 - one odd file must never stop the other downloads
-            return Outcome(url, "failed", "error", f"{type(ex).__name__}: {ex}")
+        # Nothing broader: a bad file or answer is a _Failed above, so anything else is a bug, and it stops the run
+        # with its traceback instead of passing for one URL's "error".
         finally:
             tmp.unlink(missing_ok=True)
 

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import uuid
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -229,6 +230,16 @@ def load_model(model_dir: os.PathLike | str) -> tuple[torch.nn.Module, dict]:
     return model.eval(), meta
 
 
+_reported: set[str] = set()
+
+
+def _report_once(message: str) -> None:
+    """Warn on stderr once per message: listing runs on every request, the reason does not change between them."""
+    if message not in _reported:
+        _reported.add(message)
+        warnings.warn(message, stacklevel=3)
+
+
 def list_models(models_dir: os.PathLike | str) -> list[dict]:
     """Valid model folders, newest first, as their metadata plus "path"."""
     models_dir = Path(models_dir)
@@ -240,7 +251,9 @@ def list_models(models_dir: os.PathLike | str) -> list[dict]:
             continue
         try:
             found.append(read_meta(p) | {"path": str(p)})
-        except ModelError:
+        except ModelError as ex:
+            if (p / META).exists():  # a folder without model.json is not a model; a broken one is worth a word
+                _report_once(f"ignoring model folder {p}: {ex}")
             continue
     return sorted(found, key=lambda m: m.get("created", ""), reverse=True)
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..config import models_dir as default_models_dir
 from ..config import state_dir
-from ..data import dataset
+from ..data import dataset, manifest
 from ..model import heads
 from ..model.events import TrainEvent
 from ..model.jobs import BackgroundJob, TrainError, training_lock
@@ -435,7 +435,7 @@ def keep(data_dir: os.PathLike | str, image: os.PathLike | str) -> None:
     data_dir = Path(data_dir)
     path = dataset.resolve_image(data_dir, image)
     image = dataset.rel(data_dir, path)
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    sha = manifest.sha256_file(path)
 
     def action() -> None:
         with _files_lock:

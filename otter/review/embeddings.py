@@ -32,6 +32,7 @@ import numpy as np
 
 from ..data import dataset
 from ..data.images import InvalidImage
+from ..data.manifest import sha256_file
 from ..model.jobs import TrainingCancelled
 from . import perceptual
 
@@ -96,10 +97,6 @@ def spec_key(s: dict) -> str:
 
 def cache_path(data_dir: os.PathLike | str, flip: bool = FLIP) -> Path:
     return Path(data_dir) / CACHE_DIR / f"{spec_key(spec(flip))}.safetensors"
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # ------------------------------------------------------------------------------------------ computing
