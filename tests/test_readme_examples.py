@@ -93,3 +93,9 @@ def test_the_readme_command_line_section_is_the_help_of_every_command():
     text = (ROOT / "README.md").read_text()
     for command in ("train", "predict", "evaluate", "models", "models default", "verify", "scrape", "download", "audit"):
         assert f"<code>python -m otter {command} --help</code>" in text
+
+
+def test_the_cpu_install_line_pins_the_same_torch_as_the_requirements():
+    pins = dict(re.findall(r"^(torch|torchvision)==(\S+)", (ROOT / "requirements.txt").read_text(), re.M))
+    line = next(x for x in (ROOT / "README.md").read_text().splitlines() if "download.pytorch.org/whl/cpu" in x)
+    assert f"torch=={pins['torch']} torchvision=={pins['torchvision']} " in line
