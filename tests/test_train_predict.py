@@ -397,3 +397,21 @@ def test_model_json_is_parsed_once_until_it_changes(model_copy, monkeypatch):
     meta_file.write_text(json.dumps(dict(meta, note="edited")))  # a new stamp: parsed again
     assert model_io.read_meta(model_copy)["note"] == "edited"
     assert len(calls) == 2
+
+
+def test_a_saved_model_and_its_zip_are_readable_by_others_as_usual_files(tmp_path):
+    """safetensors writes 0600; a model folder is shared (a Space's bucket, a colleague) and zipped for download."""
+    import stat
+    import zipfile
+
+    from otter.model.model_zip import zip_model
+
+    meta = {"classes": ["a", "b"], "arch": "resnet18", "head": "fastai", "input_size": 32}
+    dest = model_io.save_model(torch.nn.Linear(2, 2), meta, tmp_path / "models" / "m")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for f in dest.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f
+    (dest / "model.safetensors").chmod(0o600)  # a model saved before this was fixed
+    with zipfile.ZipFile(zip_model(dest, tmp_path / "out")) as zf:
+        assert {stat.S_IMODE(i.external_attr >> 16) for i in zf.infolist()} == {0o644}

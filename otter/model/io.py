@@ -93,6 +93,7 @@ def _write_and_swap(model, meta: dict, dest: Path, half: bool, extra_tensors) ->
             save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp / fname))
             extra.append(tmp / fname)
         for f in (*weight_files(tmp), tmp / META, *extra):
+            os.chmod(f, _file_mode())  # safetensors writes 0600; a model is shared like any file (and zipped so)
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
         old = dest.parent / f".old-{dest.name}-{tag}"
@@ -105,6 +106,18 @@ def _write_and_swap(model, meta: dict, dest: Path, half: bool, extra_tensors) ->
         _recover(dest.parent)
         raise
     return dest
+
+
+def _file_mode() -> int:
+    """The mode a new file gets here (0o666 less the umask, 0o644 by default), read without changing the umask,
+    which `os.umask` would do for every thread at once."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o644
 
 
 def _save_weights(state: dict[str, torch.Tensor], folder: Path) -> None:
