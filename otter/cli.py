@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from . import config
 from .errors import BadInput, describe
 from .model import backbones
-from .progress import clock, parse_ints
+from .progress import Printer, parse_ints
 
 # Exit codes, the same for every command (README "Command line"); EXIT_SOME_FAILED is predict's alone.
 EXIT_OK = 0
@@ -54,7 +53,6 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def cmd_train(args) -> int:
-    from .model.events import TrainEvent
     from .model.train import RECIPE, TrainConfig, train
 
     epochs = args.epochs if args.epochs is None or len(args.epochs) > 1 else args.epochs[0]
@@ -77,30 +75,8 @@ def cmd_train(args) -> int:
 
     data = config.data_dir(args.data)
     model_dir = Path(args.model) if args.model else _models_root(args) / default_model_name(data, _models_root(args))
-    last_line = [0.0]
-
-    def show(e: TrainEvent) -> None:
-        if args.quiet:
-            return
-        if e.type == "start":
-            print(f"training on {e.n_train} images, validating on {e.n_valid}; classes: {', '.join(e.classes)}", file=sys.stderr)
-        elif e.type == "stage":
-            print(f"== {e.stage}", file=sys.stderr)
-        elif e.type == "lr_find":
-            print(f"learning rate found: {e.lr:.2e}", file=sys.stderr)
-        elif e.type == "epoch":
-            measured = {"train_loss": e.train_loss, "valid_loss": e.valid_loss, "accuracy": e.accuracy}
-            vals = "  ".join(f"{k} {v:.4f}" for k, v in measured.items() if v is not None)
-            print(
-                f"epoch {e.epoch}/{e.epochs} {e.size}px  {vals}  elapsed {clock(e.elapsed)}  eta {clock(e.eta)}",
-                file=sys.stderr,
-            )
-        elif e.type == "batch" and sys.stderr.isatty() and time.monotonic() - last_line[0] > 0.5:
-            last_line[0] = time.monotonic()
-            print(f"\r  batch {e.batch}/{e.batches}  {100 * e.progress:.0f}%  eta {clock(e.eta)}  ", end="", file=sys.stderr)
-
     keep_default(model_dir.parent)  # the new model does not become the default by being the newest
-    result = train(data, cfg, model_dir, on_event=show, half=args.half)
+    result = train(data, cfg, model_dir, on_event=Printer(args.quiet), half=args.half)
     m = result.meta
     acc = m["metrics"]["accuracy"]
     if args.json:
@@ -196,33 +172,13 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _embed_progress(on_other=None):
-    """Progress of computing embeddings on stderr: a live line on a terminal, else a line every 10%."""
-    shown = [-1]
-
-    def show(e: dict) -> None:
-        if e["type"] != "embed":
-            if on_other is not None:
-                on_other(e)
-            return
-        done, total = e["done"], e["total"]
-        line = f"embeddings: {done}/{total} new images  eta {clock(e['eta'])}"
-        if sys.stderr.isatty():
-            print(f"\r  {line}  ", end="" if done < total else "\n", file=sys.stderr)
-        elif done == total or int(10 * done / max(total, 1)) > shown[0]:
-            shown[0] = int(10 * done / max(total, 1))
-            print(f"  {line}", file=sys.stderr)
-
-    return show
-
-
 def cmd_verify(args) -> int:
     from .data.dataset import verify_folder
     from .review.similar import find_duplicates
 
     data = config.data_dir(args.data)
     report = verify_folder(data)
-    dups = find_duplicates(data, progress=_embed_progress())
+    dups = find_duplicates(data, progress=Printer())
     if args.json:
         print(json.dumps(report | {"duplicates": dups}))
         return 0
@@ -240,30 +196,6 @@ def cmd_verify(args) -> int:
 
 
 # --------------------------------------------------------------------------------- scrape, download
-
-
-def _download_progress(quiet: bool):
-    """Progress on stderr: one line per failure (and a live counter on a terminal)."""
-    counts = {"kept": 0, "duplicate": 0, "failed": 0}
-
-    def show(done: int, total: int, o) -> None:
-        counts[o.status] += 1
-        if quiet:
-            return
-        tty = sys.stderr.isatty()
-        if o.status == "failed":
-            start = "\r" if tty else ""  # overwrite the live counter on a terminal
-            print(f"{start}  {o.reason}: {o.url}" + (f" ({o.detail})" if o.detail else ""), file=sys.stderr)
-        if tty:
-            print(
-                f"\r  {done}/{total}  kept {counts['kept']}  failed {counts['failed']}  duplicates {counts['duplicate']}  ",
-                end="" if done < total else "\n",
-                file=sys.stderr,
-            )
-        elif done == total or done % 10 == 0:
-            print(f"  {done}/{total} done", file=sys.stderr)
-
-    return show
 
 
 def _download_kwargs(args) -> dict:
@@ -300,7 +232,7 @@ def cmd_scrape(args) -> int:
             f"{len(hits)} images found for {', '.join(repr(q) for q in queries)}; downloading into class {cls!r}", file=sys.stderr
         )
     data = config.data_dir(args.data)
-    result = download_images(hits, data / cls, progress=_download_progress(args.quiet), **_download_kwargs(args))
+    result = download_images(hits, data / cls, progress=Printer(args.quiet), **_download_kwargs(args))
     return _finish_download(args, result, found=len(hits))
 
 
@@ -315,9 +247,7 @@ def cmd_download(args) -> int:
     if not args.quiet:
         print(f"{len(urls)} URLs in {args.urls_file}; downloading into class {cls!r}", file=sys.stderr)
     data = config.data_dir(args.data)
-    result = download_images(
-        urls, data / cls, query=args.query, progress=_download_progress(args.quiet), **_download_kwargs(args)
-    )
+    result = download_images(urls, data / cls, query=args.query, progress=Printer(args.quiet), **_download_kwargs(args))
     return _finish_download(args, result)
 
 
@@ -336,25 +266,13 @@ def cmd_audit(args) -> int:
     if args.epochs:
         overrides["epochs"] = args.epochs if len(args.epochs) > 1 else args.epochs[0]
     data = config.data_dir(args.data)
-    last_line = [0.0]
-
-    def show(e: dict) -> None:
-        t = e["type"]
-        if t == "stage" and "fold" not in e:
-            print(f"== {e['stage']}", file=sys.stderr)
-        elif t == "fold":
-            print(f"fold {e['fold']}/{e['folds']}  {100 * e['progress']:.0f}%  eta {clock(e['eta'])}", file=sys.stderr)
-        elif t == "batch" and sys.stderr.isatty() and time.monotonic() - last_line[0] > 0.5:
-            last_line[0] = time.monotonic()
-            print(f"\r  {100 * e['progress']:.0f}%  eta {clock(e['eta'])}  ", end="", file=sys.stderr)
-
     cfg = quick_config(**overrides) if finetune else None
     result = audit(
         data,
         folds=args.folds,
         seed=args.seed,
         config=cfg,
-        progress=_embed_progress(show),
+        progress=Printer(),
         models_dir=args.models,
         method=args.method,
     )

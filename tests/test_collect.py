@@ -114,7 +114,7 @@ def test_download_keeps_exactly_the_good_images_and_counts_each_failure(tmp_path
     data = tmp_path / "data"
     urls = good + list(bad.values()) + [dup]
     seen = []
-    result = _download(urls, data / "sea", query="sea otter", progress=lambda done, total, o: seen.append((done, total, o)))
+    result = _download(urls, data / "sea", query="sea otter", progress=lambda e: seen.append((e.done, e.total, e.outcome)))
 
     assert len(result.kept) == len(good) == 5
     assert dict(result.failed) == {
@@ -517,7 +517,7 @@ def test_download_view_downloads_hits_into_a_new_class(tmp_path, site, monkeypat
     hits = search_images("river otter", 10, backend=FakeSearch(urls))
     data = tmp_path / "data"
     seen = []
-    msg = download_view(data, "river", hits, progress=lambda d, t, o: seen.append((d, t)))
+    msg = download_view(data, "river", hits, progress=lambda e: seen.append((e.done, e.total)))
     assert msg == "Downloaded into **river**: kept 2, failed 1 (http 404: 1), duplicates 0."
     assert seen[-1] == (3, 3) and len(list((data / "river").glob("*.jpg"))) == 2
     assert set(manifest.read(data)["query"]) == {"river otter"}

@@ -264,7 +264,8 @@ def confusion_figure(meta: dict | None):
     if not conf:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(classes), 1.0 + 0.8 * len(classes)))
+    # At least 4 inches wide: the title is wider than a 2-class matrix and would be cut off.
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 + 0.9 * len(classes)), 1.2 + 0.8 * len(classes)))
     ax.imshow(conf, cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)

@@ -27,7 +27,7 @@ def job_line(job: LookalikeJob | None) -> str:
         if last is None:
             return "Looking at the images…"
         return (
-            f"Computing embeddings: {last['done']}/{last['total']} new images · about {_fmt_time(last.get('eta'))} left "
+            f"Computing embeddings: {last.done}/{last.total} new images · about {_fmt_time(last.eta)} left "
             "(once per image: later searches take seconds)"
         )
     if job.state in ("failed", "cancelled"):

@@ -34,6 +34,7 @@ from ..data import dataset
 from ..data.images import InvalidImage
 from ..data.manifest import sha256_file
 from ..model.jobs import TrainingCancelled
+from ..progress import Event, items_event
 from . import perceptual
 
 BACKBONE = "efficientnet_lite0"  # otter.model.backbones' name; its ImageNet weights ship in a package
@@ -124,13 +125,13 @@ def network():
 def compute(
     paths: list[Path],
     flip: bool = FLIP,
-    progress: Callable[[dict], None] | None = None,
+    progress: Callable[[Event], None] | None = None,
     cancel: threading.Event | None = None,
     batch_size: int = BATCH_SIZE,
     done_batch: Callable[[list[int], np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray, dict[int, str]]:
     """Embeddings of `paths` (no cache): (len(paths) x dim float32 with NaN rows for unreadable images,
-    {index: reason} of those). `progress` gets {"type": "embed", "done", "total", "progress", "eta"} after each
+    {index: reason} of those). `progress` gets an "embed" Event (`otter.progress`: done of total) after each
     batch; `cancel` stops before the next batch (TrainingCancelled); `done_batch(indices, vectors)` sees each
     batch as it is finished (the cache saves work so far when cancelled)."""
     import torch
@@ -146,7 +147,7 @@ def compute(
     out: np.ndarray | None = None
     failed: dict[int, str] = {}
     start = time.monotonic()
-    emit({"type": "embed", "done": 0, "total": len(paths), "progress": 0.0, "eta": None})
+    emit(items_event("embed", 0, len(paths), start))
     for lo in range(0, len(paths), batch_size):
         if cancel is not None and cancel.is_set():
             raise TrainingCancelled("computing the embeddings was cancelled")
@@ -169,17 +170,7 @@ def compute(
             out[good] = vecs
             if done_batch is not None:
                 done_batch(good, vecs)
-        done = min(lo + batch_size, len(paths))
-        elapsed = time.monotonic() - start
-        emit(
-            {
-                "type": "embed",
-                "done": done,
-                "total": len(paths),
-                "progress": done / len(paths),
-                "eta": elapsed / done * (len(paths) - done),
-            }
-        )
+        emit(items_event("embed", min(lo + batch_size, len(paths)), len(paths), start))
     if out is None:
         out = np.zeros((len(paths), 0), dtype=np.float32)
     return out, failed
@@ -257,7 +248,7 @@ def _save_or_warn(path: Path, s: dict, vectors: dict[str, np.ndarray]) -> None:
 def embed_folder(
     data_dir: os.PathLike | str,
     *,
-    progress: Callable[[dict], None] | None = None,
+    progress: Callable[[Event], None] | None = None,
     cancel: threading.Event | None = None,
     flip: bool = FLIP,
     batch_size: int = BATCH_SIZE,

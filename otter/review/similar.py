@@ -34,6 +34,7 @@ import numpy as np
 from ..config import state_dir
 from ..data import dataset, manifest
 from ..model.jobs import BackgroundJob, TrainingCancelled
+from ..progress import Event
 from .embeddings import Embeddings, embed_folder
 
 NEAR_SCORE = 0.20  # bench/lookalikes.py: 8.3 of 10 edited copies and all 4-version photos grouped, 3-4 other groups
@@ -281,7 +282,7 @@ def find_duplicates(
     data_dir: os.PathLike | str,
     *,
     threshold: float = NEAR_SCORE,
-    progress: Callable[[dict], None] | None = None,
+    progress: Callable[[Event], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> dict[str, list[list[str]]]:
     """Exact copies and look-alikes of a data folder (see `groups`), computing the embeddings it lacks."""
