@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import config
+from . import cli_data, config
 from .errors import BadInput, describe
 from .model import backbones
 from .progress import Printer, parse_ints
@@ -53,6 +53,7 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def cmd_train(args) -> int:
+    from .model.events import calibration_line, kept_line
     from .model.train import RECIPE, TrainConfig, train
 
     epochs = args.epochs if args.epochs is None or len(args.epochs) > 1 else args.epochs[0]
@@ -89,11 +90,16 @@ def cmd_train(args) -> int:
                     "confusion": m["confusion"],
                     "classes": m["classes"],
                     "train_seconds": m["train_seconds"],
+                    "kept": m.get("kept"),
+                    "calibration": m.get("calibration"),
                 }
             )
         )
     else:
         print(f"model written to {result.model_dir}")
+        for line in (kept_line(m.get("kept")), calibration_line(m.get("calibration"))):
+            if line:
+                print(line)
         if acc is not None:
             print(f"validation accuracy {acc:.3f} on {m['metrics']['n']} images")
             for c, f in m["metrics"]["per_class"].items():
@@ -598,6 +604,9 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub, opts)
     _predict_parsers(sub, opts)
     _models_parser(sub, opts)
+    cli_data.add_parser(
+        sub, [opts["data"], opts["json"]]
+    )  # python -m otter data list|move|trash|restore|empty-trash|scan|export-index
     _collect_parsers(sub, opts)
     _audit_parser(sub, opts)
     return p

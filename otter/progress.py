@@ -26,7 +26,8 @@ class Event:
     - "lr_find": lr (the rate found, or the fallback) and note (why the fallback, else None)
     - "batch": batch, batches (of this epoch), loss (the batch's training loss)
     - "epoch": train_loss, valid_loss, accuracy of the epoch just finished (None when not measured)
-    - "done": accuracy (validation; None without a validation split), model_dir (None when not saved)
+    - "done": accuracy (validation; None without a validation split), model_dir (None when not saved), kept (which
+      stage's state was saved: model.json's "kept") and calibration (model.json's "calibration")
     - "fold" (cross-validation only): fold `fold` of `folds` starts
     Items (`done` of `total`):
     - "embed": images whose embeddings were computed (`otter.embed_folder`; the audit's first stage)
@@ -61,6 +62,8 @@ class Event:
     accuracy: float | None = None
     # "done"
     model_dir: str | None = None
+    kept: dict | None = None
+    calibration: dict | None = None
     # cross-validation
     fold: int | None = None
     folds: int | None = None

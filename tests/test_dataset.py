@@ -1,12 +1,10 @@
 import os
-from pathlib import Path
 
-import pandas as pd
 import pytest
 from PIL import Image
 
 from otter.app import curate
-from otter.data import dataset, intake, manifest
+from otter.data import catalog, dataset, intake, manifest
 from otter.data.dataset import DatasetError
 from otter.data.safepath import UnsafePath
 
@@ -37,7 +35,7 @@ def test_relabel_moves_file_and_updates_manifest(small_data):
     img = dataset.list_images(small_data, "river")[0]
     new = dataset.relabel(small_data, img, "sea")
     assert new.parent.name == "sea" and new.exists() and not img.exists()
-    df = pd.read_csv(small_data / "index.csv", dtype=str, keep_default_na=False)
+    df = manifest.read(small_data)  # the catalog (index.csv is an export now)
     row = df[df["file"] == f"sea/{new.name}"].iloc[0]
     assert row["status"] == "relabelled" and row["class"] == "sea"
 
@@ -46,10 +44,10 @@ def test_trash_and_restore_recorded_in_manifest(small_data):
     dataset.rescan(small_data)
     img = dataset.list_images(small_data, "river")[1]
     tid = dataset.move_to_trash(small_data, img)
-    df = pd.read_csv(small_data / "index.csv", dtype=str, keep_default_na=False)
+    df = manifest.read(small_data)  # the catalog (index.csv is an export now)
     assert df.loc[df["file"] == f"river/{img.name}", "status"].item() == "trashed"
     dataset.restore(small_data, tid)
-    df = pd.read_csv(small_data / "index.csv", dtype=str, keep_default_na=False)
+    df = manifest.read(small_data)  # the catalog (index.csv is an export now)
     assert df.loc[df["file"] == f"river/{img.name}", "status"].item() == "kept"
     assert len(df) == 16
 
@@ -149,4 +147,4 @@ def test_rescan_picks_up_files_added_by_hand(small_data):
     Image.new("RGB", (30, 30)).save(small_data / "sea" / "new.png")
     assert dataset.rescan(small_data) == 1
     assert dataset.rescan(small_data) == 0
-    assert Path(small_data / "index.csv").exists()
+    assert catalog.exists(small_data)

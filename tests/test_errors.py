@@ -217,7 +217,7 @@ def test_a_disk_error_while_building_the_network_is_not_called_a_download_failur
     def no_space(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(tr._fastai(), "vision_learner", no_space)
+    monkeypatch.setattr(tr.fastai_vision(), "vision_learner", no_space)
     cfg = tr.TrainConfig(arch="resnet18", pretrained=True, sizes=(32,), epochs=1, mixup=0.0)
     with pytest.raises(tr.TrainError, match="cannot build the resnet18 network .*No space left on device") as caught:
         tr.make_learner(None, ["a", "b"], cfg, str(tmp_path))

@@ -112,7 +112,11 @@ def test_status_lines_for_each_state(run):
     text = status_markdown("running", running)
     assert "Stage:" in text and "batch" in text and "%" in text
     done = status_markdown("done", [*events, JobEnded("done")])  # TrainJob adds the job's end
-    assert re.match(r"\*\*Done\*\* in \d+:\d\d, validation accuracy \*\*\d+\.\d%\*\*\. Saved as model \*\*m\*\*\.$", done), done
+    first, *more = done.split("  \n")
+    assert re.match(r"\*\*Done\*\* in \d+:\d\d, validation accuracy \*\*\d+\.\d%\*\*\. Saved as model \*\*m\*\*\.$", first), done
+    # which stage's state was kept, and whether a temperature was fitted (issue 24)
+    assert more[0].startswith("kept ") and meta["kept"]["stage"] in more[0] and "validation split" in more[0], done
+    assert more[1].startswith("calibration: "), done
     assert status_markdown("failed", events, "need at least two classes") == "**Training failed:** need at least two classes"
     assert "No training" in status_markdown(None, [])
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..data import dataset, intake
+from ..data import catalog, dataset, intake
 from ..data.dataset import DatasetError
 from ..data.safepath import check_name, is_inside
 from ..errors import OtterError
@@ -30,20 +30,43 @@ URL_LIMIT = 200  # URLs one paste may download (as many as one web search): keep
 
 
 def counts_markdown(root: os.PathLike | str) -> str:
-    """'river: 120 · sea: 125 · trash: 3' (or how to start when there are no classes)."""
-    counts = dataset.class_counts(root)
+    """'river: 120 · sea: 125 · trash: 3' (or how to start when there are no classes); from the catalog."""
+    counts = dataset.class_counts(root) if Path(root).is_dir() else {}
     if not counts:
         return "No classes yet: add a class below, then upload images into it (or use Web search)."
     parts = [f"**{c}**: {n}" for c, n in counts.items()]
-    parts.append(f"trash: {len(dataset.list_trash(root))}")
+    parts.append(f"trash: {dataset.trash_count(root)}")
     return f"{sum(counts.values())} images · " + " · ".join(parts)
 
 
 def class_images(root: os.PathLike | str, cls: str | None) -> list[str]:
     """`class/name` of every image in one class, [] for no or unknown class."""
-    if not cls or cls not in dataset.list_classes(root):
+    if not cls or not Path(root).is_dir():
         return []
-    return [dataset.rel(root, p) for p in dataset.list_images(root, cls)]
+    with catalog.connection(root) as con:
+        return catalog.images(con, cls) if cls in catalog.classes(con, root) else []
+
+
+def class_page(
+    root: os.PathLike | str, cls: str | None, page: int | None, per_page: int = PAGE_SIZE
+) -> tuple[list[str], int, int, int]:
+    """(the `class/name`s on `page` of a class, that page clamped to the pages there are, how many pages, how many
+    images): one page read from the catalog, whatever the class's size."""
+    if not cls or not Path(root).is_dir():
+        return [], 1, 1, 0
+    with catalog.connection(root) as con:
+        total = catalog.counts(con).get(cls, 0) if cls in catalog.classes(con, root) else 0
+        pages = max(1, -(-total // per_page))
+        page = min(max(1, int(page or 1)), pages)
+        return catalog.images(con, cls, per_page, (page - 1) * per_page) if total else [], page, pages, total
+
+
+def trash_page(root: os.PathLike | str, page: int | None, per_page: int = PAGE_SIZE) -> tuple[list[dict], int, int, int]:
+    """(the trashed items on `page`, newest first, the page, how many pages, how many items)."""
+    total = dataset.trash_count(root)
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, int(page or 1)), pages)
+    return dataset.list_trash(root, per_page, (page - 1) * per_page) if total else [], page, pages, total
 
 
 def page_of(items: list, page: int | None, per_page: int = PAGE_SIZE) -> tuple[list, int, int]:
@@ -79,15 +102,9 @@ def gallery(root: os.PathLike | str, rels: list[str]) -> list[tuple[str, str]]:
     return [(str(Path(root) / r), r.split("/", 1)[1]) for r in rels]
 
 
-def _apply(root, rels: list[str], action, verb: str) -> str:
-    if not rels:
-        return "Nothing selected: click images in the gallery (or tick them in the list) first."
-    done, failed = [], []
-    for r in rels:
-        try:
-            done.append(action(r))
-        except OtterError as ex:
-            failed.append(f"{r} ({ex})")
+def _said(results: list, verb: str, show=lambda image, outcome: image) -> str:
+    done = [show(r, o) for r, o in results if not isinstance(o, Exception)]
+    failed = [f"{r} ({o})" for r, o in results if isinstance(o, Exception)]
     msg = f"{verb} {len(done)} image{'s' if len(done) != 1 else ''}"
     if done:
         msg += ": " + ", ".join(done[:10]) + (f" and {len(done) - 10} more" if len(done) > 10 else "")
@@ -96,30 +113,40 @@ def _apply(root, rels: list[str], action, verb: str) -> str:
     return msg + "."
 
 
+NOTHING_SELECTED = "Nothing selected: click images in the gallery (or tick them in the list) first."
+
+
 def delete(root: os.PathLike | str, rels: list[str], reason: str = "deleted in the app") -> str:
-    """Move images to the trash; returns what changed (restore them from the trash view)."""
-
-    def one(r: str) -> str:
-        dataset.move_to_trash(root, r, reason=reason)
-        return r
-
-    return _apply(root, rels, one, "Moved to the trash") + (" Restore them from the Trash view." if rels else "")
+    """Move images to the trash, in one transaction; returns what changed (restore them from the trash view)."""
+    if not rels:
+        return NOTHING_SELECTED
+    try:
+        results = dataset.trash_many(root, list(rels), reason=reason)
+    except OtterError as ex:
+        return f"Could not move anything to the trash: {ex}"
+    return _said(results, "Moved to the trash") + " Restore them from the Trash view."
 
 
 def move(root: os.PathLike | str, rels: list[str], new_class: str | None) -> str:
-    """Relabel images into `new_class` (created if needed)."""
+    """Relabel images into `new_class` (created if needed), in one transaction."""
     if not new_class:
         return "Choose the class to move the images to."
+    if not rels:
+        return NOTHING_SELECTED
+    try:
+        results = dataset.relabel_many(root, list(rels), new_class)
+    except OtterError as ex:
+        return f"Could not move anything: {ex}"
+    return _said(results, "Moved", lambda r, dest: f"{r} → {dataset.rel(root, dest)}")
 
-    def one(r: str) -> str:
-        dest = dataset.relabel(root, r, new_class)
-        return f"{r} → {dataset.rel(root, dest)}"
 
-    return _apply(root, rels, one, "Moved")
-
-
-def trash_items(root: os.PathLike | str) -> list[dict]:
-    return dataset.list_trash(root)
+def trash_items(root: os.PathLike | str, ids: list[str] | None = None) -> list[dict]:
+    """Every trashed item, newest first; or only those with the given ids (read by id, not the whole trash)."""
+    if ids is None:
+        return dataset.list_trash(root)
+    with catalog.connection(root) as con:
+        found = {i["id"]: i for i in catalog.trash_by_id(con, ids)}
+    return [dataset._trash_item(Path(root), found[i]) for i in ids if i in found]
 
 
 def trash_label(item: dict) -> str:
@@ -139,8 +166,8 @@ def empty_trash_prompt(n: int) -> str:
 def empty_trash(root: os.PathLike | str, confirmed: bool, expected: int | None = None) -> str:
     """Delete everything in the trash for good, only when `confirmed`; when `expected` (the count the user was
     shown) no longer matches, nothing is deleted and the user confirms again."""
-    n = len(dataset.list_trash(root))
-    if not n:
+    n = dataset.trash_count(root)
+    if not n and not (Path(root) / dataset.TRASH).is_symlink():  # a symlinked trash is listed empty, and refused
         return "The trash is already empty."
     if not confirmed:
         return f'Nothing deleted: tick "I understand this deletes {n} files for good" first.'
@@ -154,14 +181,15 @@ def empty_trash(root: os.PathLike | str, confirmed: bool, expected: int | None =
 
 
 def restore(root: os.PathLike | str, ids: list[str]) -> str:
+    """Put trashed images back, in one transaction."""
     if not ids:
         return "Nothing selected in the trash."
-    done, failed = [], []
-    for trash_id in ids:
-        try:
-            done.append(dataset.rel(root, dataset.restore(root, trash_id)))
-        except OtterError as ex:
-            failed.append(str(ex))
+    try:
+        results = dataset.restore_many(root, list(ids))
+    except OtterError as ex:
+        return f"Could not restore: {ex}"
+    done = [dataset.rel(root, o) for _, o in results if not isinstance(o, Exception)]
+    failed = [str(o) for _, o in results if isinstance(o, Exception)]
     msg = f"Restored {len(done)} image{'s' if len(done) != 1 else ''}" + (": " + ", ".join(done[:10]) if done else "")
     if failed:
         msg += ". Could not restore: " + "; ".join(failed[:5])
@@ -263,6 +291,11 @@ def export_zip(root: os.PathLike | str, dest_dir: os.PathLike | str | None = Non
         raise DatasetError("the export is written outside the data folder, never into it")
     dest.mkdir(parents=True, exist_ok=True)
     _remove_old_exports(dest)
+    with catalog.locked(root):  # nothing moves while the zip is written: its index matches its files
+        return _write_zip(root, dest)
+
+
+def _write_zip(root: Path, dest: Path) -> tuple[Path, int]:
     images = dataset.list_images(root)
     if not images:
         raise DatasetError("nothing to export: the data set has no images yet")
@@ -427,7 +460,9 @@ def lookalike_views(root: os.PathLike | str) -> tuple[pd.DataFrame, pd.DataFrame
     # An image without its perceptual hash yet (a cache from before hashes) is only half searched.
     missing = sum(reason == NOT_YET for reason in emb.failed.values()) + sum(sha not in emb.phash for sha in emb.sha256)
     note = f"{missing} image{'s' if missing != 1 else ''} not searched yet: press Find look-alikes." if missing else ""
-    return pairs_table(similar.pairs(emb, root)), duplicates_table(root, similar.groups(emb, root)), note
+    # The candidate pairs are searched once per content of the data set and kept (similar.candidates): a warm
+    # open reads the catalog and the kept arrays, no image and no search.
+    return pairs_table(similar.top_pairs(emb, root, PAIRS_SHOWN)), duplicates_table(root, similar.groups(emb, root)), note
 
 
 def more_like_this(root: os.PathLike | str, image: str | None) -> dict:

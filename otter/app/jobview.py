@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..model.events import TrainEvent
+from ..model.events import TrainEvent, calibration_line, kept_line
 from ..model.train import PRETRAINED_RECIPE, RECIPE, SCRATCH_RECIPE, TrainConfig, TrainError
 from ..progress import clock, parse_ints
 
@@ -107,7 +107,9 @@ def status_markdown(state: str | None, events: list, error: str | None = None, m
         acc_text = f", validation accuracy **{acc:.1%}**" if acc is not None else ""
         where = (done and done.model_dir) or model_dir
         saved = f" Saved as model **{Path(where).name}**." if where else ""
-        return f"**Done** in {fmt_time(done.elapsed if done else None)}{acc_text}.{saved}"
+        lines = [f"**Done** in {fmt_time(done.elapsed if done else None)}{acc_text}.{saved}"]
+        lines += [line for line in (kept_line(done and done.kept), calibration_line(done and done.calibration)) if line]
+        return "  \n".join(lines)
     start = last_event(events, "start")
     lines = ["**Training…**"]
     if start:

@@ -186,35 +186,33 @@ def build_curate_tab(ctx: AppContext) -> dict:
         return value, gr.Dropdown(choices=classes, value=value)
 
     def images_view(c, p=1):
-        every = curate.class_images(root, c)
-        rels, p, pages = curate.page_of(every, p)
-        line = f"**{c}**: {curate.page_line(p, pages, len(every))}" if c else ""
+        rels, p, pages, total = curate.class_page(root, c, p)  # one page read from the catalog
+        line = f"**{c}**: {curate.page_line(p, pages, total)}" if c else ""
         view = {im["grid"]: _gallery(curate.gallery(root, rels)), shown: rels, im["page_info"]: line, page: p}
         return view | _pager_buttons(im, pages)
 
     def trash_labels(ids):
-        by_id = {i["id"]: curate.trash_label(i) for i in curate.trash_items(root)}
+        by_id = {i["id"]: curate.trash_label(i) for i in curate.trash_items(root, ids)}
         return [by_id[i] for i in ids if i in by_id]
 
     def trash_view(p=1, whole=True):
         """Page `p` of the trash; `whole`: also a fresh selection and confirmation (False: another page of the same
         trash, which keeps the selection)."""
-        items = curate.trash_items(root)
-        on_page, p, pages = curate.page_of(items, p)
-        label = f"Trash: {curate.page_line(p, pages, len(items))}, newest first" if items else "Trash is empty"
+        on_page, p, pages, total = curate.trash_page(root, p)  # one page read from the catalog
+        label = f"Trash: {curate.page_line(p, pages, total)}, newest first" if total else "Trash is empty"
         view = {
             tr["grid"]: _gallery(curate.trash_gallery(on_page), label=label),
             trash_shown: [i["id"] for i in on_page],
-            tr["page_info"]: curate.page_line(p, pages, len(items)) if items else "",
+            tr["page_info"]: curate.page_line(p, pages, total) if total else "",
             trash_page: p,
         } | _pager_buttons(tr, pages)
         if whole:
-            prompt = curate.empty_trash_prompt(len(items))  # the count the confirmation names is the one checked
+            prompt = curate.empty_trash_prompt(total)  # the count the confirmation names is the one checked
             view |= {
                 tr["selected"]: curate.selection_line([], "trashed image"),
                 trash_picked: [],
-                tr["confirm"]: gr.Checkbox(label=prompt, value=False, interactive=bool(items)),
-                trash_count: len(items),
+                tr["confirm"]: gr.Checkbox(label=prompt, value=False, interactive=bool(total)),
+                trash_count: total,
             }
         return view
 

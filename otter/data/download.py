@@ -27,7 +27,7 @@ from PIL import Image
 
 from .. import config
 from ..progress import Event, items_event
-from . import manifest
+from . import catalog
 from .dataset import add_class, rel
 from .images import InvalidImage, load_image
 from .intake import DUPLICATE, TRASHED_BEFORE, Ledger
@@ -269,7 +269,7 @@ def download_images(
             os.replace(tmp, dest)
             file = rel(root, dest)
             row = {"file": file, "class": cls, "source_url": url, "query": q, "sha256": sha, "width": w, "height": h}
-            ledger.add(sha, row | {"added": manifest.now(), "status": "kept"})
+            ledger.add(sha, row | {"added": catalog.now(), "status": "kept"})
             return Outcome(url, "kept", file=file)
 
     def one(url: str, q: str) -> Outcome:

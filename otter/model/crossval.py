@@ -56,6 +56,7 @@ def out_of_fold(
     model whose training folds left it out. Events are training's, plus "fold" and overall "progress"/"eta"."""
     on_event = on_event or (lambda e: None)
     cancel = cancel or threading.Event()
+    cfg = replace(cfg, keep_best=False)  # each fold's held-out images are what is scored: they may not pick a state
     fold_valid = fold_indices(labels, folds, seed)
     probs = np.full((len(items), len(classes)), np.nan)
     start = time.monotonic()

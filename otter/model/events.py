@@ -1,6 +1,7 @@
 """What a training run reports as it goes (`train(on_event=...)`, `TrainJob.events`): typed events, read by
 attribute, as fastai's callbacks read the learner's typed attributes. They are every long job's events
-(`otter.progress.Event`), kept importable here under training's names.
+(`otter.progress.Event`), kept importable here under training's names, and the lines that describe a finished
+training's choices.
 """
 
 from __future__ import annotations
@@ -9,4 +10,27 @@ from ..progress import Event, EventSink, JobEnded, event_type
 
 TrainEvent = Event
 
-__all__ = ["Event", "EventSink", "JobEnded", "TrainEvent", "event_type"]
+__all__ = ["Event", "EventSink", "JobEnded", "TrainEvent", "calibration_line", "event_type", "kept_line"]
+
+
+def kept_line(kept: dict | None) -> str | None:
+    """One line saying which stage's state a training kept (model.json's "kept"), or None if it does not say."""
+    if not kept or not kept.get("stage"):
+        return None
+    if kept.get("chosen") == "last":
+        return f"kept the last state ({kept['stage']}): {kept.get('reason', 'no validation split')}"
+    stage = kept["stage"] if "epoch" not in kept or "head" in kept["stage"] else f"{kept['stage']}, epoch {kept['epoch']}"
+    acc = kept.get("accuracy")
+    return f"kept {stage}: the best of {kept.get('of', 1)} on the validation split" + (
+        f" (accuracy {acc:.3f})" if acc is not None else ""
+    )
+
+
+def calibration_line(cal: dict | None) -> str | None:
+    """One line saying whether a temperature was fitted (model.json's "calibration"), or None if nothing is known."""
+    if not cal:
+        return None
+    if cal.get("skipped"):
+        return f"calibration: none ({cal['skipped']})"
+    where = cal.get("fitted_on") or f"{cal.get('n', '?')} validation images, {cal.get('errors', '?')} wrong"
+    return f"calibration: temperature {cal['temperature']:.2f} fitted on {where}"

@@ -1,9 +1,14 @@
-"""The training recipes, in one place: the measured defaults that training, the audit, the command line's help and
-the Train tab's placeholders all read (plain data; importing this loads no training library)."""
+"""The training recipes: `TrainConfig` and the default recipes it fills its blanks from (with ImageNet weights or
+from scratch), and the audit's shorter ones. The CLI's help texts and the Train tab's placeholders are built from
+these tables (`both`), so they never repeat a number by hand. Importing this loads no training library."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from ..config import PRECISION_CHOICES
 from . import backbones
+from .jobs import TrainError
 
 # The default recipes, chosen by 5-fold cross-validation (bench/RESULTS.md). Fields left as None in a TrainConfig
 # (lr: RECIPE) take these values, depending on whether ImageNet weights are used.
@@ -34,7 +39,6 @@ PRETRAINED_RECIPE = {
     "bs": 16,  # as accurate as 32 in 5-fold CV (runs 15-16), 0.9 GB less memory (3.1 GB peak) and a little faster
     "head": "linear",
 }
-
 # The audit's fine-tuning (`audit --method finetune`). From scratch: the default architecture on a shorter schedule,
 # so that 5 folds of ~250 images take about 5 minutes on 2 CPU cores (bench/audit.py, bench/RESULTS.md).
 QUICK_RECIPE = {"arch": "xresnet18", "pretrained": False, "sizes": (64, 128), "epochs": (10, 8), "mixup": 0.2}
@@ -42,10 +46,94 @@ QUICK_RECIPE = {"arch": "xresnet18", "pretrained": False, "sizes": (64, 128), "e
 # learning is far more accurate, and an audit's ranking is only as good as its models (bench/RESULTS.md).
 # PRETRAINED_RECIPE shortened: 160 px, 2 head-only + 2 epochs per fold.
 QUICK_PRETRAINED_RECIPE = {"arch": "efficientnet_lite0", "pretrained": True, "sizes": (160,), "epochs": (2,), "frozen_epochs": 2}
+HEADS = tuple(backbones.HEAD_OPTIONS)
+RECIPE = "recipe"  # TrainConfig.lr: the recipe's learning rate (None: find one with lr_find)
+MIN_IMAGES_PER_CLASS = 2
+
+
+@dataclass
+class TrainConfig:
+    arch: str | None = None  # None: the recipe's (efficientnet_lite0 pretrained, xresnet18 from scratch)
+    pretrained: bool = True
+    sizes: tuple[int, ...] | None = None  # progressive resizing, e.g. (64, 128, 192)
+    epochs: int | tuple[int, ...] | None = None  # per size (one number for all sizes, or one per size)
+    frozen_epochs: int | None = None  # per size, head only; pretrained only
+    lr: float | str | None = RECIPE  # the recipe's (3e-3 from scratch, 1e-3 pretrained); None: find it with lr_find
+    bs: int | None = None  # None: the recipe's (16 pretrained, 32 from scratch)
+    valid_pct: float = 0.2
+    seed: int = 42
+    aug: float = 1.0  # strength multiplier for rotation, warp and lighting; 0 turns augmentation off
+    min_scale: float = 1.0  # random resized crop: smallest share of the image kept (1 = no crop; measured best)
+    mixup: float | None = None  # MixUp alpha; 0 = off
+    label_smoothing: float = 0.1
+    wd: float | None = None
+    ood_method: str = "mahalanobis"  # "not sure" detector fitted on the validation split (otter.model.ood.METHODS)
+    negatives: float = 0.0  # synthetic "none of these" images per training image, as an extra output (otter.data.synthetic)
+    precision: str = "auto"  # "auto" ($OTTER_PRECISION, else bf16 autocast on CPUs with native bf16), "fp32" or "bf16"
+    freeze_bn: bool | None = None  # pretrained: the body's BatchNorm keeps ImageNet's statistics (eval mode) throughout
+    # "linear": one linear layer on the average-pooled features, first fitted exactly by logistic regression on the
+    # frozen body's features of the training images (linear probing, then fine-tuning: Kumar et al. 2022; pretrained
+    # only). "fastai": fastai's default head (concat pooling, two BatchNorm-Dropout-Linear blocks), trained by SGD.
+    head: str | None = None
+    # Keep the state (the fitted head, or any epoch) that scored best on the validation split, not the last one.
+    keep_best: bool = True
+
+    def __post_init__(self) -> None:
+        recipe = PRETRAINED_RECIPE if self.pretrained else SCRATCH_RECIPE
+        for key, value in recipe.items():
+            if (self.lr == RECIPE) if key == "lr" else getattr(self, key) is None:  # lr None: lr_find
+                setattr(self, key, value)
+        self.sizes = tuple(int(s) for s in self.sizes)
+        if not isinstance(self.epochs, int):
+            self.epochs = tuple(int(e) for e in self.epochs)
+
+    def epochs_per_size(self) -> list[int]:
+        e = self.epochs
+        if isinstance(e, int):
+            return [e] * len(self.sizes)
+        e = list(e)
+        if len(e) != len(self.sizes):
+            raise TrainError(f"give one epoch count per size: {len(self.sizes)} sizes but {len(e)} epoch counts")
+        return e
+
+    def check(self) -> None:
+        if self.arch not in backbones.NAMES:
+            raise TrainError(f"unknown architecture {self.arch!r}; choose one of {', '.join(backbones.NAMES)}")
+        if self.pretrained and backbones.get(self.arch).library == "fastai":
+            raise TrainError(
+                f"{self.arch} has no ImageNet weights: train it from scratch (--no-pretrained), or use efficientnet_lite0"
+            )
+        if not self.sizes or any(int(s) < 16 or int(s) > 1024 for s in self.sizes):
+            raise TrainError("sizes must be between 16 and 1024 pixels, e.g. 64,128")
+        if self.head not in HEADS:
+            raise TrainError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
+        if self.head == "linear" and not self.pretrained:
+            raise TrainError("the linear head is fitted on pretrained features: train from scratch with head 'fastai'")
+        fitted = self.head == "linear"  # the exact fit of the head is a stage of its own
+        if any(n < 0 for n in self.epochs_per_size()) or self.frozen_epochs < 0:
+            raise TrainError("epochs cannot be negative")
+        if sum(self.epochs_per_size()) + self.frozen_epochs < 1 and not fitted:
+            raise TrainError("need at least one epoch")
+        if not 0 <= self.valid_pct < 0.9:
+            raise TrainError("validation share must be between 0 and 0.9")
+        if self.bs < 1:
+            raise TrainError("batch size must be at least 1")
+        if self.lr is not None and not (0 < self.lr < 10):
+            raise TrainError("learning rate must be a positive number below 10")
+        from .ood import METHODS
+
+        if self.ood_method not in METHODS:
+            raise TrainError(f"unknown 'not sure' method {self.ood_method!r}; choose one of {', '.join(METHODS)}")
+        if not 0 <= self.negatives <= 10:
+            raise TrainError("negatives (synthetic 'none of these' images per training image) must be between 0 and 10")
+        if self.precision not in PRECISION_CHOICES:
+            raise TrainError(f"unknown precision {self.precision!r}; choose {', '.join(PRECISION_CHOICES)}")
+        if self.ood_method == "none_class" and not self.negatives:
+            raise TrainError("the none_class 'not sure' method needs synthetic negatives (e.g. negatives=0.5)")
 
 
 def shown(value) -> str:
-    """A recipe value as a user types it: (64, 128) -> "64,128", 0.001 -> "1e-3"."""
+    """A recipe value as a user types it: (64, 128) -> "64,128", 0.001 -> "1e-3", 0.2 -> "0.2"."""
     if isinstance(value, (tuple, list)):
         return ",".join(str(v) for v in value)
     if isinstance(value, float) and 0 < abs(value) < 0.01:

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..config import models_dir as default_models_dir
 from ..config import state_dir
-from ..data import dataset, manifest
+from ..data import catalog, dataset
 from ..model import heads
 from ..model.jobs import BackgroundJob, TrainError, training_lock
 from ..model.recipes import QUICK_PRETRAINED_RECIPE, QUICK_RECIPE
@@ -134,6 +134,11 @@ def fingerprint(data_dir: os.PathLike | str) -> str:
     """A hash of every image's class/file, size and modification time: changes when anything is added,
     removed, relabelled or edited, and costs no image reads."""
     h = hashlib.sha256()
+    if catalog.exists(data_dir):  # the catalog's sizes and times (a stat per class folder, not per image)
+        with catalog.connection(data_dir) as con:
+            for r in con.execute("SELECT path, size, mtime_ns FROM files ORDER BY class, name"):
+                h.update(f"{r[0]}\t{r[1]}\t{r[2]}\n".encode())
+        return h.hexdigest()
     for p in dataset.list_images(data_dir):
         st = p.stat()
         h.update(f"{dataset.rel(data_dir, p)}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
@@ -161,7 +166,9 @@ def _conflicts(data_dir: Path, emb: Embeddings) -> dict[str, tuple[str, list[str
 # --------------------------------------------------------------------------------------------- keep
 
 
-_files_lock = threading.Lock()  # audit.csv / keep.json writes within this process (flock guards the data itself)
+# audit.csv / keep.json within this process (the data lock guards the data itself). Re-entrant: an action holds it
+# from loading the audit to saving it (`_apply`), so two tabs' relabels both land.
+_files_lock = threading.RLock()
 
 
 def kept(data_dir: os.PathLike | str) -> dict[str, dict]:
@@ -383,19 +390,20 @@ def _find_row(result: AuditResult, image: str) -> dict | None:
 
 
 def _apply(data_dir: Path, image: str, action: Callable[[], object], change: Callable[[AuditResult, dict | None, object], None]):
-    """Run a data-set action, then record it in the saved audit (kept current if it was current before)."""
+    """Run a data-set action, then record it in the saved audit (kept current if it was current before): load, act
+    and save under one lock, so a second action (another tab) starts from the audit the first one saved."""
     with _files_lock:
         result = load_audit(data_dir)
         was_fresh = result is not None and not is_stale(data_dir, result)
-    out = action()
-    if result is not None:
-        change(result, _find_row(result, image), out)
-        result.rows.sort(key=_order_key)
-        result.meta["n_flagged"] = len(result.flagged)
-        if was_fresh:
-            result.meta["fingerprint"] = fingerprint(data_dir)
-        save_audit(data_dir, result)
-    return out
+        out = action()
+        if result is not None:
+            change(result, _find_row(result, image), out)
+            result.rows.sort(key=_order_key)
+            result.meta["n_flagged"] = len(result.flagged)
+            if was_fresh:
+                result.meta["fingerprint"] = fingerprint(data_dir)
+            save_audit(data_dir, result)
+        return out
 
 
 def _rel_image(data_dir: Path, image: os.PathLike | str) -> str:
@@ -436,7 +444,7 @@ def keep(data_dir: os.PathLike | str, image: os.PathLike | str) -> None:
     data_dir = Path(data_dir)
     path = dataset.resolve_image(data_dir, image)
     image = dataset.rel(data_dir, path)
-    sha = manifest.sha256_file(path)
+    sha = catalog.sha256_file(path)
 
     def action() -> None:
         with _files_lock:

@@ -30,9 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import dataset
+from ..data import catalog, dataset
 from ..data.images import InvalidImage
-from ..data.manifest import sha256_file
 from ..model.jobs import TrainingCancelled
 from ..progress import Event, items_event
 from . import perceptual
@@ -122,6 +121,61 @@ def network():
         return _nets[device], device
 
 
+DECODE_WORKERS = 2  # processes decoding and resizing images while the network runs (0: in this process)
+
+
+class _Decoded:
+    """A torch Dataset over image paths: (index, the network's input or None, why not) per image."""
+
+    def __init__(self, paths: list[Path], mean, std):
+        self.paths, self.mean, self.std = paths, mean, std
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        from ..data.images import load_image
+        from ..model.preprocess import preprocess
+
+        try:
+            return i, preprocess(load_image(self.paths[i]), SIZE, self.mean, self.std), None
+        except InvalidImage as ex:
+            return i, None, str(ex)
+
+
+def _collate(batch):
+    return batch  # a list of (index, tensor or None, reason): stacked by `compute`, failures kept
+
+
+def _one_thread(_worker_id: int) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # a decoding worker: the cores are for the network
+
+
+def batches(paths: list[Path], batch_size: int = BATCH_SIZE, workers: int | None = None):
+    """The decoded images of `paths` in batches of [(index, tensor or None, reason)], decoded in `workers` processes
+    (DECODE_WORKERS; none for a batch or two, where starting them costs more) while the caller runs the network."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from ..model.backbones import get
+
+    bb = get(BACKBONE)
+    mean, std = torch.tensor(bb.mean).view(3, 1, 1), torch.tensor(bb.std).view(3, 1, 1)
+    workers = DECODE_WORKERS if workers is None else workers
+    workers = workers if len(paths) > 2 * batch_size else 0
+    loader = DataLoader(
+        _Decoded(paths, mean, std),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=_collate,
+        worker_init_fn=_one_thread if workers else None,
+        prefetch_factor=2 if workers else None,
+    )
+    return loader
+
+
 def compute(
     paths: list[Path],
     flip: bool = FLIP,
@@ -131,33 +185,25 @@ def compute(
     done_batch: Callable[[list[int], np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray, dict[int, str]]:
     """Embeddings of `paths` (no cache): (len(paths) x dim float32 with NaN rows for unreadable images,
-    {index: reason} of those). `progress` gets an "embed" Event (`otter.progress`: done of total) after each
-    batch; `cancel` stops before the next batch (TrainingCancelled); `done_batch(indices, vectors)` sees each
-    batch as it is finished (the cache saves work so far when cancelled)."""
+    {index: reason} of those). Images are decoded in worker processes (`batches`) while the network runs.
+    `progress` gets an "embed" Event (`otter.progress`: done of total) after each batch; `cancel` stops before
+    the next batch (TrainingCancelled); `done_batch(indices, vectors)` sees each batch as it is finished (the cache
+    saves work so far when cancelled)."""
     import torch
 
-    from ..data.images import load_image
-    from ..model.backbones import get
-    from ..model.preprocess import preprocess
-
     emit = progress or (lambda e: None)
-    bb = get(BACKBONE)
-    mean, std = torch.tensor(bb.mean).view(3, 1, 1), torch.tensor(bb.std).view(3, 1, 1)
     net, device = network()
     out: np.ndarray | None = None
     failed: dict[int, str] = {}
     start = time.monotonic()
+    done = 0
     emit(items_event("embed", 0, len(paths), start))
-    for lo in range(0, len(paths), batch_size):
+    for batch in batches(paths, batch_size):
         if cancel is not None and cancel.is_set():
             raise TrainingCancelled("computing the embeddings was cancelled")
-        good, tensors = [], []
-        for i in range(lo, min(lo + batch_size, len(paths))):
-            try:
-                tensors.append(preprocess(load_image(paths[i]), SIZE, mean, std))
-                good.append(i)
-            except InvalidImage as ex:
-                failed[i] = str(ex)
+        good = [i for i, x, _ in batch if x is not None]
+        tensors = [x for _, x, _ in batch if x is not None]
+        failed |= {i: why for i, x, why in batch if x is None}
         if tensors:
             with torch.inference_mode():
                 x = torch.stack(tensors).to(device).contiguous(memory_format=torch.channels_last)
@@ -170,7 +216,8 @@ def compute(
             out[good] = vecs
             if done_batch is not None:
                 done_batch(good, vecs)
-        emit(items_event("embed", min(lo + batch_size, len(paths)), len(paths), start))
+        done += len(batch)
+        emit(items_event("embed", done, len(paths), start))
     if out is None:
         out = np.zeros((len(paths), 0), dtype=np.float32)
     return out, failed
@@ -183,17 +230,33 @@ def _checksum(digests: np.ndarray, vectors: np.ndarray) -> str:
     return hashlib.sha256(digests.tobytes() + vectors.tobytes()).hexdigest()
 
 
-def load_cache(path: Path, expected: dict) -> dict[str, np.ndarray]:
-    """{sha256: vector} from a cache file; {} when it is missing, was made with another spec, or is damaged
-    (it is then rebuilt: nothing in a file that fails a check is used)."""
-    from safetensors import SafetensorError
+_tables: dict[str, tuple[tuple, dict[str, int], np.ndarray]] = {}  # cache file -> (its stat, {sha: row}, vectors)
+_tables_lock = threading.Lock()
+
+
+def cache_table(path: Path, expected: dict) -> tuple[dict[str, int], np.ndarray]:
+    """({sha256: row}, vectors) of a cache file, read once per version of the file in this process (a warm view
+    costs a stat); ({}, empty) when it is missing, was made with another spec, or is damaged."""
+    try:
+        st = path.stat()
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns, json.dumps(expected, sort_keys=True))
+    except OSError:
+        return {}, np.zeros((0, 0), np.float32)
+    with _tables_lock:
+        hit = _tables.get(str(path))
+    if hit is not None and hit[0] == stamp:
+        return hit[1], hit[2]
+    index, vectors = _read_table(path, expected)
+    with _tables_lock:
+        _tables[str(path)] = (stamp, index, vectors)
+    return index, vectors
+
+
+def _read_table(path: Path, expected: dict) -> tuple[dict[str, int], np.ndarray]:
+    from safetensors import SafetensorError, safe_open
     from safetensors.numpy import load_file
 
-    if not path.is_file():
-        return {}
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="numpy") as fh:
             meta = fh.metadata() or {}
         arrays = load_file(str(path))
@@ -212,8 +275,15 @@ def load_cache(path: Path, expected: dict) -> dict[str, np.ndarray]:
     except (SafetensorError, OSError, ValueError, KeyError, TypeError):
         ok = False
     if not ok:
-        return {}
-    return {d.tobytes().hex(): v for d, v in zip(digests, vectors)}
+        return {}, np.zeros((0, 0), np.float32)
+    return {d.tobytes().hex(): i for i, d in enumerate(digests)}, vectors
+
+
+def load_cache(path: Path, expected: dict) -> dict[str, np.ndarray]:
+    """{sha256: vector} from a cache file; {} when it is missing, was made with another spec, or is damaged
+    (it is then rebuilt: nothing in a file that fails a check is used)."""
+    index, vectors = cache_table(path, expected)
+    return {sha: vectors[i] for sha, i in index.items()}
 
 
 def save_cache(path: Path, s: dict, vectors: dict[str, np.ndarray]) -> None:
@@ -245,6 +315,27 @@ def _save_or_warn(path: Path, s: dict, vectors: dict[str, np.ndarray]) -> None:
         warnings.warn(f"cannot keep the embeddings in {path.parent} ({ex}); they will be computed again next time", stacklevel=3)
 
 
+def listing(data_dir: Path, full: bool = True) -> tuple[list[str], list[str]]:
+    """(`class/name`s, SHA-256s) of the data set's images in `dataset.list_images` order, from the catalog: nothing
+    is read but the files that are new or changed since they were last hashed (`full`: every file is statted to
+    find those; otherwise only folders whose time changed are listed)."""
+    catalog.sync(data_dir, full=full)
+    with catalog.connection(data_dir, sync_first=False) as con:
+        rows = con.execute("SELECT path, sha256 FROM files ORDER BY class, name").fetchall()
+    return [r[0] for r in rows], [r[1] for r in rows]
+
+
+_views: dict[str, tuple[tuple, Embeddings]] = {}  # data folder -> (what it was made from, the view-only result)
+
+
+def _stamp(path: Path) -> tuple:
+    try:
+        st = path.stat()
+        return st.st_ino, st.st_size, st.st_mtime_ns
+    except OSError:
+        return ()
+
+
 def embed_folder(
     data_dir: os.PathLike | str,
     *,
@@ -256,29 +347,40 @@ def embed_folder(
 ) -> Embeddings:
     """Embeddings of every image of a folder-per-class data set, from the cache where it has them.
 
-    Only images whose bytes have no cached vector are computed (one per distinct content), in batches with
-    `progress` and `cancel` as in `compute`; when cancelled, the vectors computed so far are saved before
-    TrainingCancelled is raised. The cache keeps exactly the current images' vectors. With `compute_missing`
-    False nothing is computed (a quick read for views): images without a vector are in `failed` as NOT_YET."""
+    The images and their hashes come from the catalog (`listing`): a view (`compute_missing` False) reads no
+    image file, and the cache file only when it changed; the same view again (nothing added, moved, trashed or
+    computed since) is the same object, shared: do not change it. Only images whose bytes have no cached vector
+    are computed (one per distinct content), in batches with `progress` and `cancel` as in `compute`; when
+    cancelled, the vectors computed so far are saved before TrainingCancelled is raised. The cache keeps exactly
+    the current images' vectors. With `compute_missing` False nothing is computed: images without a vector are in
+    `failed` as NOT_YET."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise dataset.DatasetError(f"data folder {data_dir} does not exist")
-    paths = dataset.list_images(data_dir)
-    shas = [sha256_file(p) for p in paths]
+    rels, shas = listing(data_dir, full=compute_missing)
     s = spec(flip)
     path = cache_path(data_dir, flip)
-    cached = load_cache(path, s)
-    todo = {}  # sha -> first path with those bytes
-    for p, sha in zip(paths, shas):
-        if sha not in cached and sha not in todo:
-            todo[sha] = p
+    made_from = (
+        str(path),
+        _stamp(path),
+        _stamp(perceptual.cache_path(data_dir)),
+        hashlib.sha256("\n".join(f"{r}\t{h}" for r, h in zip(rels, shas)).encode()).hexdigest(),
+    )
+    hit = _views.get(str(data_dir.resolve()))
+    if not compute_missing and hit is not None and hit[0] == made_from:
+        return hit[1]
+    index, table = cache_table(path, s)
+    todo = {}  # sha -> first image with those bytes
+    for rel, sha in zip(rels, shas):
+        if sha not in index and sha not in todo:
+            todo[sha] = rel
     fresh: dict[str, np.ndarray] = {}
     failed_sha: dict[str, str] = {}
     if todo and not compute_missing:
         failed_sha = dict.fromkeys(todo, NOT_YET)
         todo = {}
     if todo:
-        todo_shas, todo_paths = list(todo), list(todo.values())
+        todo_shas, todo_paths = list(todo), [data_dir / r for r in todo.values()]
 
         def keep(indices: list[int], vecs: np.ndarray) -> None:
             for i, v in zip(indices, vecs):
@@ -288,25 +390,38 @@ def embed_folder(
             _, failed = compute(todo_paths, flip, progress, cancel, batch_size, done_batch=keep)
         except TrainingCancelled:
             if fresh:
-                _save_or_warn(path, s, cached | fresh)
+                _save_or_warn(path, s, {k: table[i] for k, i in index.items()} | fresh)
             raise
         failed_sha = {todo_shas[i]: reason for i, reason in failed.items()}
     current = set(shas)
-    vectors = {k: v for k, v in (cached | fresh).items() if k in current}
-    if compute_missing and (fresh or len(vectors) != len(cached) or not path.is_file()):
-        _save_or_warn(path, s, vectors)
-    images, digests, rows, failed_images, hashes = [], [], [], {}, {}
-    for p, sha in zip(paths, shas):
-        image = dataset.rel(data_dir, p)
-        hashes[image] = sha
-        if sha in vectors:
+    if compute_missing and (fresh or any(k not in current for k in index) or not path.is_file()):
+        kept = {k: table[i] for k, i in index.items() if k in current} | fresh
+        _save_or_warn(path, s, kept)
+    images, digests, rows, failed_images, extra = [], [], [], {}, []
+    first: dict[str, str] = {}  # sha -> the first image with those bytes
+    for image, sha in zip(rels, shas):
+        if sha in index or sha in fresh:
             images.append(image)
             digests.append(sha)
-            rows.append(vectors[sha])
+            rows.append(index.get(sha, -1))
+            first.setdefault(sha, image)
+            if sha not in index:
+                extra.append((len(rows) - 1, fresh[sha]))
         else:
             failed_images[image] = failed_sha.get(sha, "not embedded")
-    dim = rows[0].shape[0] if rows else 0
-    arr = np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
-    by_sha = {sha: p for p, sha in reversed(list(zip(paths, shas))) if sha in vectors}  # the first path of each
+    dim = table.shape[1] if len(index) else (len(next(iter(fresh.values()))) if fresh else 0)
+    if rows and len(index):
+        arr = table[np.array(rows, dtype=np.int64)]  # a copy: fresh rows (index -1) are overwritten below
+    else:
+        arr = np.zeros((len(rows), dim), np.float32)
+    for k, v in extra:
+        arr[k] = v
+    by_sha = {sha: data_dir / image for sha, image in first.items()} if compute_missing else dict.fromkeys(first)
     phash = perceptual.phash_folder(data_dir, by_sha, compute_missing=compute_missing, cancel=cancel)
-    return Embeddings(images, digests, arr, failed_images, computed=len(fresh), hashes=hashes, phash=phash)
+    result = Embeddings(
+        images, digests, arr.astype(np.float32, copy=False), failed_images, computed=len(fresh),
+        hashes=dict(zip(rels, shas)), phash=phash,
+    )  # fmt: skip
+    if not compute_missing:
+        _views[str(data_dir.resolve())] = (made_from, result)
+    return result
