@@ -91,9 +91,7 @@ def main() -> None:
             config=cfg,
             method="finetune",
             models_dir=Path(tmp) / "models",
-            progress=lambda e: (
-                e["type"] == "fold" and print(f"  fold {e['fold']}/{e['folds']} {time.monotonic() - t:.0f}s", flush=True)
-            ),
+            progress=lambda e: e.type == "fold" and print(f"  fold {e.fold}/{e.folds} {time.monotonic() - t:.0f}s", flush=True),
         )
         ranked = [r["image"] for r in result.rows]
         out["audit"] = {

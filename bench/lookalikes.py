@@ -153,12 +153,13 @@ def hashes(paths: list[Path], kind: str) -> np.ndarray:
 def embed_cached(paths: list[Path], cache: Path, flip: bool = True) -> np.ndarray:
     """Embeddings of `paths` as `otter.embeddings` computes them, kept by content in `cache` (a folder of its own:
     the plantings are the same bytes every run, so a rerun computes nothing)."""
+    from otter.data.manifest import sha256_file
     from otter.review import embeddings as emb
 
     spec = emb.spec(flip)
     path = cache / f"{emb.spec_key(spec)}.safetensors"
     known = emb.load_cache(path, spec)
-    shas = [emb.sha256_file(p) for p in paths]
+    shas = [sha256_file(p) for p in paths]
     todo = sorted({sha: i for i, sha in reversed(list(enumerate(shas))) if sha not in known}.values())
     if todo:
         vectors, failed = emb.compute([paths[i] for i in todo], flip=flip)
@@ -183,6 +184,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from otter.data import dataset
+    from otter.data.manifest import sha256_file
     from otter.review import embeddings as emb
     from otter.review import similar
 
@@ -244,7 +246,7 @@ def main() -> None:
             for kind in ("dhash", "whash"):
                 add(f"score >= 0.20 or {kind} within 4 bits", emb_pairs + hamming_pairs(codes[kind], 4))
             # The default end to end through the library: the embeddings with their pHashes -> similar.groups.
-            shas = [emb.sha256_file(p) for p in paths]
+            shas = [sha256_file(p) for p in paths]
             e = emb.Embeddings(images, shas, vectors, hashes=dict(zip(images, shas)))
             e.phash = {sha: int(code) for sha, code in zip(shas, codes["phash"])}
             found = [{idx[x] for x in g} for g in similar.groups(e)["near"]]

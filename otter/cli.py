@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from . import cli_data, config
 from .errors import BadInput, describe
 from .model import backbones
+from .progress import Printer, parse_ints
 
 # Exit codes, the same for every command (README "Command line"); EXIT_SOME_FAILED is predict's alone.
 EXIT_OK = 0
@@ -44,23 +44,16 @@ def _resolve_model(args) -> Path:
 
 def _ints(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(x) for x in text.replace(" ", "").split(",") if x)
+        return parse_ints(text)
     except ValueError as ex:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from ex
-
-
-def _fmt_eta(seconds) -> str:
-    if seconds is None:
-        return "--:--"
-    seconds = int(seconds)
-    return f"{seconds // 60:d}:{seconds % 60:02d}"
+        raise argparse.ArgumentTypeError(str(ex)) from ex
 
 
 # -------------------------------------------------------------------------------------------- train
 
 
 def cmd_train(args) -> int:
-    from .model.events import TrainEvent, calibration_line, kept_line
+    from .model.events import calibration_line, kept_line
     from .model.train import RECIPE, TrainConfig, train
 
     epochs = args.epochs if args.epochs is None or len(args.epochs) > 1 else args.epochs[0]
@@ -79,32 +72,10 @@ def cmd_train(args) -> int:
         precision=args.precision,
         **({"mixup": args.mixup} if args.mixup is not None else {}),
     )
-    from .model.default_model import keep_default
+    from .model.default_model import default_model_name, keep_default
 
-    model_dir = Path(args.model) if args.model else _models_root(args) / "model"
     data = config.data_dir(args.data)
-    last_line = [0.0]
-
-    def show(e: TrainEvent) -> None:
-        if args.quiet:
-            return
-        if e.type == "start":
-            print(f"training on {e.n_train} images, validating on {e.n_valid}; classes: {', '.join(e.classes)}", file=sys.stderr)
-        elif e.type == "stage":
-            print(f"== {e.stage}", file=sys.stderr)
-        elif e.type == "lr_find":
-            print(f"learning rate found: {e.lr:.2e}", file=sys.stderr)
-        elif e.type == "epoch":
-            measured = {"train_loss": e.train_loss, "valid_loss": e.valid_loss, "accuracy": e.accuracy}
-            vals = "  ".join(f"{k} {v:.4f}" for k, v in measured.items() if v is not None)
-            print(
-                f"epoch {e.epoch}/{e.epochs} {e.size}px  {vals}  elapsed {_fmt_eta(e.elapsed)}  eta {_fmt_eta(e.eta)}",
-                file=sys.stderr,
-            )
-        elif e.type == "batch" and sys.stderr.isatty() and time.monotonic() - last_line[0] > 0.5:
-            last_line[0] = time.monotonic()
-            print(f"\r  batch {e.batch}/{e.batches}  {100 * e.progress:.0f}%  eta {_fmt_eta(e.eta)}  ", end="", file=sys.stderr)
-
+    model_dir = Path(args.model) if args.model else _models_root(args) / default_model_name(data, _models_root(args))
     from .model.distributed import ranks
 
     replacing = (model_dir / "model.json").exists()
@@ -112,7 +83,7 @@ def cmd_train(args) -> int:
         keep_default(model_dir.parent)  # the new model does not become the default by being the newest
         if replacing and not args.quiet:
             print(f"{model_dir.name} exists: when this training finishes it goes to the models trash", file=sys.stderr)
-    result = train(data, cfg, model_dir, on_event=show, half=args.half)
+    result = train(data, cfg, model_dir, on_event=Printer(args.quiet), half=args.half)
     if not ranks().is_main:  # the other processes of an `accelerate launch` job: rank 0 reports
         return 0
     m = result.meta
@@ -217,33 +188,13 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _embed_progress(on_other=None):
-    """Progress of computing embeddings on stderr: a live line on a terminal, else a line every 10%."""
-    shown = [-1]
-
-    def show(e: dict) -> None:
-        if e["type"] != "embed":
-            if on_other is not None:
-                on_other(e)
-            return
-        done, total = e["done"], e["total"]
-        line = f"embeddings: {done}/{total} new images  eta {_fmt_eta(e['eta'])}"
-        if sys.stderr.isatty():
-            print(f"\r  {line}  ", end="" if done < total else "\n", file=sys.stderr)
-        elif done == total or int(10 * done / max(total, 1)) > shown[0]:
-            shown[0] = int(10 * done / max(total, 1))
-            print(f"  {line}", file=sys.stderr)
-
-    return show
-
-
 def cmd_verify(args) -> int:
     from .data.dataset import verify_folder
     from .review.similar import find_duplicates
 
     data = config.data_dir(args.data)
     report = verify_folder(data)
-    dups = find_duplicates(data, progress=_embed_progress())
+    dups = find_duplicates(data, progress=Printer())
     if args.json:
         print(json.dumps(report | {"duplicates": dups}))
         return 0
@@ -261,30 +212,6 @@ def cmd_verify(args) -> int:
 
 
 # --------------------------------------------------------------------------------- scrape, download
-
-
-def _download_progress(quiet: bool):
-    """Progress on stderr: one line per failure (and a live counter on a terminal)."""
-    counts = {"kept": 0, "duplicate": 0, "failed": 0}
-
-    def show(done: int, total: int, o) -> None:
-        counts[o.status] += 1
-        if quiet:
-            return
-        tty = sys.stderr.isatty()
-        if o.status == "failed":
-            start = "\r" if tty else ""  # overwrite the live counter on a terminal
-            print(f"{start}  {o.reason}: {o.url}" + (f" ({o.detail})" if o.detail else ""), file=sys.stderr)
-        if tty:
-            print(
-                f"\r  {done}/{total}  kept {counts['kept']}  failed {counts['failed']}  duplicates {counts['duplicate']}  ",
-                end="" if done < total else "\n",
-                file=sys.stderr,
-            )
-        elif done == total or done % 10 == 0:
-            print(f"  {done}/{total} done", file=sys.stderr)
-
-    return show
 
 
 def _download_kwargs(args) -> dict:
@@ -321,7 +248,7 @@ def cmd_scrape(args) -> int:
             f"{len(hits)} images found for {', '.join(repr(q) for q in queries)}; downloading into class {cls!r}", file=sys.stderr
         )
     data = config.data_dir(args.data)
-    result = download_images(hits, data / cls, progress=_download_progress(args.quiet), **_download_kwargs(args))
+    result = download_images(hits, data / cls, progress=Printer(args.quiet), **_download_kwargs(args))
     return _finish_download(args, result, found=len(hits))
 
 
@@ -336,9 +263,7 @@ def cmd_download(args) -> int:
     if not args.quiet:
         print(f"{len(urls)} URLs in {args.urls_file}; downloading into class {cls!r}", file=sys.stderr)
     data = config.data_dir(args.data)
-    result = download_images(
-        urls, data / cls, query=args.query, progress=_download_progress(args.quiet), **_download_kwargs(args)
-    )
+    result = download_images(urls, data / cls, query=args.query, progress=Printer(args.quiet), **_download_kwargs(args))
     return _finish_download(args, result)
 
 
@@ -357,25 +282,13 @@ def cmd_audit(args) -> int:
     if args.epochs:
         overrides["epochs"] = args.epochs if len(args.epochs) > 1 else args.epochs[0]
     data = config.data_dir(args.data)
-    last_line = [0.0]
-
-    def show(e: dict) -> None:
-        t = e["type"]
-        if t == "stage" and "fold" not in e:
-            print(f"== {e['stage']}", file=sys.stderr)
-        elif t == "fold":
-            print(f"fold {e['fold']}/{e['folds']}  {100 * e['progress']:.0f}%  eta {_fmt_eta(e['eta'])}", file=sys.stderr)
-        elif t == "batch" and sys.stderr.isatty() and time.monotonic() - last_line[0] > 0.5:
-            last_line[0] = time.monotonic()
-            print(f"\r  {100 * e['progress']:.0f}%  eta {_fmt_eta(e['eta'])}  ", end="", file=sys.stderr)
-
     cfg = quick_config(**overrides) if finetune else None
     result = audit(
         data,
         folds=args.folds,
         seed=args.seed,
         config=cfg,
-        progress=_embed_progress(show),
+        progress=Printer(),
         models_dir=args.models,
         method=args.method,
     )
@@ -396,7 +309,7 @@ def cmd_audit(args) -> int:
     for r in result.flagged:
         same = f"  same as {', '.join(r['same_as'])}" if r["same_as"] else ""
         print(f"  {r['image']}  label {r['label']}  suggested {r['suggested']}  score {r['score']:.3f}  ({r['reason']}){same}")
-    print(f"saved to {data / '.otter' / 'audit.csv'}")
+    print(f"saved to {config.state_dir(data) / 'audit.csv'}")
     return 0
 
 
@@ -452,24 +365,51 @@ def cmd_models(args) -> int:
 # ------------------------------------------------------------------------------------------- parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m otter", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
+def _shared_options(suppress: bool = False) -> dict[str, argparse.ArgumentParser]:
+    """--data, --models, --json and --quiet, declared once and given to each command by argparse's `parents=`.
+    `suppress`: for a sub-command's sub-command, where the option may also come after the action and an absent
+    one must not reset what the command got."""
+    default = {"default": argparse.SUPPRESS} if suppress else {}
+    options = {}
+    for name, flag, kwargs in (
+        ("data", "--data", {"help": f"data set folder (default: ${config.DATA_DIR_ENV} or ./data)"}),
+        ("models", "--models", {"help": f"models folder (default: ${config.MODELS_DIR_ENV} or ./models)"}),
+        ("json", "--json", {"action": "store_true", "help": "print the result as JSON (its shape: see below)"}),
+        ("quiet", "--quiet", {"action": "store_true", "help": "no progress on stderr"}),
+    ):
+        parent = argparse.ArgumentParser(add_help=False)
+        parent.add_argument(flag, **kwargs, **default)
+        options[name] = parent
+    return options
 
-    t = sub.add_parser(
+
+def _command(sub, name: str, help: str, epilog: str, parents: list[argparse.ArgumentParser], func) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help, epilog=epilog, parents=parents, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(func=func)
+    return p
+
+
+def _train_parser(sub, opts: dict) -> None:
+    from .model.recipes import both
+
+    t = _command(
+        sub,
         "train",
-        help="train a model on a folder-per-class data set",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="""examples:
-  python -m otter train --data ../shared/otters --model models/my-otters   # EfficientNet-Lite0, ImageNet weights, offline
+        "train a model on a folder-per-class data set",
+        """examples:
+  python -m otter train --data ../shared/otters --model models/my-otters  # EfficientNet-Lite0, ImageNet weights, offline
   python -m otter train --sizes 128 --epochs 3 --lr find
   python -m otter train --no-pretrained --sizes 64,128,192          # xresnet18 from scratch
-  python -m otter train --no-pretrained --sizes 32 --epochs 1 --quiet --json""",
+  python -m otter train --no-pretrained --sizes 32 --epochs 1 --quiet --json
+
+--json prints {"model", "accuracy", "per_class", "confusion", "classes", "train_seconds"}""",
+        [opts["data"], opts["models"], opts["json"], opts["quiet"]],
+        cmd_train,
     )
-    t.add_argument("--data", help="data set folder (default: $OTTER_DATA_DIR or ./data)")
-    t.add_argument("--models", help="models folder (default: $OTTER_MODELS_DIR or ./models)")
     t.add_argument(
-        "--model", help="model folder to write (default: MODELS/model); a model already there goes to the models trash"
+        "--model",
+        help="model folder to write (default: MODELS/<classes>-<date>, as the app names models); "
+        "a model already there goes to the models trash",
     )
     t.add_argument(
         "--arch",
@@ -478,8 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"default: {backbones.PRETRAINED_DEFAULT}, or {backbones.SCRATCH_DEFAULT} with --no-pretrained. "
         + backbones.arch_help(),
     )
-    t.add_argument("--sizes", type=_ints, default=None, help="progressive resizing, e.g. 64,128,192")
-    t.add_argument("--epochs", type=_ints, default=None, help="epochs per size: one number, or one per size (e.g. 20,25,20)")
+    t.add_argument("--sizes", type=_ints, default=None, help=f"image sizes, progressive resizing (default {both('sizes')})")
+    t.add_argument(
+        "--epochs", type=_ints, default=None, help=f"epochs per size: one number, or one per size (default {both('epochs')})"
+    )
     t.add_argument(
         "--head",
         choices=("linear", "fastai"),
@@ -487,77 +429,77 @@ def build_parser() -> argparse.ArgumentParser:
         help="linear (pretrained default): one layer fitted exactly by logistic regression on the frozen features before "
         "fine-tuning; fastai: fastai's two-layer head trained by SGD (the from-scratch default)",
     )
-    t.add_argument("--frozen-epochs", type=int, default=None, help="head-only SGD epochs per size (pretrained only)")
     t.add_argument(
-        "--lr", default=None, help="learning rate, or 'find' to run lr_find (default 1e-3 pretrained, 3e-3 from scratch)"
+        "--frozen-epochs", type=int, default=None, help=f"head-only SGD epochs per size (default {both('frozen_epochs')})"
     )
-    t.add_argument("--bs", type=int, default=None, help="batch size (default 16 pretrained, 32 from scratch)")
-    t.add_argument("--valid-pct", type=float, default=0.2, help="share of images held out for validation")
-    t.add_argument("--mixup", type=float, default=None, help="MixUp alpha (0 = off)")
-    t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--lr", default=None, help=f"learning rate, or 'find' to run lr_find (default {both('lr')})")
+    t.add_argument("--bs", type=int, default=None, help=f"batch size (default {both('bs')})")
+    t.add_argument("--valid-pct", type=float, default=0.2, help="share of images held out for validation (default 0.2)")
+    t.add_argument("--mixup", type=float, default=None, help=f"MixUp alpha, 0 = off (default {both('mixup')})")
+    t.add_argument("--seed", type=int, default=42, help="seed of the validation split and of training (default 42)")
     t.add_argument(
         "--precision",
         choices=config.PRECISION_CHOICES,
         default="auto",
-        help="auto (default): bfloat16 autocast on CPUs with native bf16 (~1.7x faster), else float32",
+        help=f"auto (default; ${config.PRECISION_ENV} overrides it): bfloat16 autocast on CPUs with native bf16 "
+        "(~1.7x faster), else float32",
     )
     t.add_argument(
         "--no-pretrained", dest="pretrained", action="store_false", help="train from scratch (xresnet18 unless --arch)"
     )
     t.add_argument("--half", action="store_true", help="store float16 weights (half the file size)")
-    t.add_argument("--json", action="store_true", help="print the result as JSON")
-    t.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    t.set_defaults(func=cmd_train)
 
-    pr = sub.add_parser(
+
+def _predict_parsers(sub, opts: dict) -> None:
+    model_help = "model folder (default: the default model, see `python -m otter models`)"
+    pr = _command(
+        sub,
         "predict",
-        help="classify images",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="""examples:
+        "classify images",
+        """examples:
   python -m otter predict photo.jpg other.png
   python -m otter predict --model models/otters --json photo.jpg
   python -m otter predict --explain overlays photo.jpg     # writes overlays/photo.png
 
+--json prints [{"image", "label", "probs", "known"} | {"image", "error"}]
+
 """
         + PREDICT_EXIT_CODES,
+        [opts["models"], opts["json"]],
+        cmd_predict,
     )
     pr.add_argument("images", nargs="+", metavar="IMAGE")
-    pr.add_argument("--model", help="model folder (default: the default model, see `python -m otter models`)")
-    pr.add_argument("--models", help="models folder (default: $OTTER_MODELS_DIR or ./models)")
-    pr.add_argument("--json", action="store_true", help='print [{"image", "label", "probs", "known"} | {"image", "error"}]')
+    pr.add_argument("--model", help=model_help)
     pr.add_argument(
         "--explain",
         metavar="OUT_DIR",
         help='also write where the model looked (Grad-CAM overlay) as OUT_DIR/<image name>.png; JSON gets "overlay"',
     )
-    pr.set_defaults(func=cmd_predict)
-
-    ev = sub.add_parser(
+    ev = _command(
+        sub,
         "evaluate",
-        help="accuracy of a model on a folder-per-class data set",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="""Says how many of the images the model trained on and validated on (from the content hashes training
+        "accuracy of a model on a folder-per-class data set",
+        """Says how many of the images the model trained on and validated on (from the content hashes training
 records in model.json) and scores the ones it never saw separately; for a model trained before hashes were
 recorded, that the overlap is unknown.
 example:
-  python -m otter evaluate --model models/otters --json ../shared/otters""",
+  python -m otter evaluate --model models/otters --json ../shared/otters
+
+--json prints {"accuracy", "n", "classes", "confusion", "per_class", "ece", "ece_before", "ece_noise_floor",
+  "unknown_rate", "seen": {"known", "n_train", "n_valid", "n_unseen", "unseen_accuracy"} or {"known": false, "reason"}}""",
+        [opts["models"], opts["json"]],
+        cmd_evaluate,
     )
     ev.add_argument("data_dir", metavar="DATA_DIR")
-    ev.add_argument("--model", help="model folder (default: the default model, see `python -m otter models`)")
-    ev.add_argument("--models", help="models folder (default: $OTTER_MODELS_DIR or ./models)")
-    ev.add_argument(
-        "--json",
-        action="store_true",
-        help='print {"accuracy", "n", "classes", "confusion", "per_class", "ece", "ece_before", "ece_noise_floor", '
-        '"unknown_rate", "seen": {"known", "n_train", "n_valid", "n_unseen", "unseen_accuracy"} or {"known": false, "reason"}}',
-    )
-    ev.set_defaults(func=cmd_evaluate)
+    ev.add_argument("--model", help=model_help)
 
-    mo = sub.add_parser(
+
+def _models_parser(sub, opts: dict) -> None:
+    mo = _command(
+        sub,
         "models",
-        help="list the models, choose the default one, delete one",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="""The default model answers when none is named: the Predict tab, the /predict API, and predict and
+        "list the models, choose the default one, delete one",
+        """The default model answers when none is named: the Predict tab, the /predict API, and predict and
 evaluate without --model. A new training does not replace it; choose it here or in the Train tab.
 examples:
   python -m otter models                       # name, accuracy, size and date; * marks the default
@@ -566,10 +508,11 @@ examples:
   python -m otter models delete river-sea-2026-11-29   # to the models trash (MODELS/.trash/<id>/<name>/)
   python -m otter models trash                 # what the models trash holds (deleted and replaced models)
   python -m otter models restore river-sea-2026-11-29  # back from the trash (--as NEW_NAME if the name is taken)""",
+        [opts["models"], opts["json"]],
+        cmd_models,
     )
-    mo.add_argument("--models", help="models folder (default: $OTTER_MODELS_DIR or ./models)")
-    mo.add_argument("--json", action="store_true", help="print JSON")
-    mo.set_defaults(func=cmd_models, action=None)
+    mo.set_defaults(action=None)
+    late = _shared_options(suppress=True)
     mo_sub = mo.add_subparsers(dest="action", metavar="{default,delete,trash,restore}")
     actions = (
         ("default", "make NAME the default model"),
@@ -578,44 +521,49 @@ examples:
         ("restore", "bring model NAME (or trash id) back from the models trash"),
     )
     for action, text in actions:
-        sp = mo_sub.add_parser(action, help=text, description=text)
+        sp = mo_sub.add_parser(action, help=text, description=text, parents=[late["models"], late["json"]])
         if action != "trash":
             sp.add_argument("name", metavar="NAME")
         if action == "restore":
             sp.add_argument("--as", dest="as_name", metavar="NEW_NAME", help="restore under another name")
-        sp.add_argument("--models", default=argparse.SUPPRESS, help="models folder (default: $OTTER_MODELS_DIR or ./models)")
-        sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
 
-    cli_data.add_parser(sub)  # python -m otter data list|move|trash|restore|empty-trash|scan|export-index
 
-    v = sub.add_parser(
-        "verify",
-        help="decode every image, trash broken ones, list exact copies and look-alikes (from the embeddings)",
-        epilog="example:\n  python -m otter verify --data data",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def _collect_parsers(sub, opts: dict) -> None:
+    download_json = '--json prints {"kept", "failed", "duplicates", "summary", "outcomes"}'
+    downloading = argparse.ArgumentParser(add_help=False)
+    MAX_SIDE, MAX_WORKERS, TIMEOUT = config.DOWNLOAD_MAX_SIDE, config.DOWNLOAD_WORKERS, config.DOWNLOAD_TIMEOUT
+    downloading.add_argument("--workers", type=int, default=MAX_WORKERS, help=f"concurrent downloads (default {MAX_WORKERS})")
+    downloading.add_argument("--timeout", type=float, default=TIMEOUT, help=f"seconds per request (default {TIMEOUT:g})")
+    downloading.add_argument(
+        "--max-side", type=int, default=MAX_SIDE, help=f"shrink images to this longer side (default {MAX_SIDE})"
     )
-    v.add_argument("--data", help="data set folder (default: $OTTER_DATA_DIR or ./data)")
-    v.add_argument("--json", action="store_true")
-    v.set_defaults(func=cmd_verify)
+    parents = [opts["data"], downloading, opts["json"], opts["quiet"]]
 
-    def download_options(sp) -> None:
-        MAX_SIDE, MAX_WORKERS, TIMEOUT = config.DOWNLOAD_MAX_SIDE, config.DOWNLOAD_WORKERS, config.DOWNLOAD_TIMEOUT
+    v = _command(
+        sub,
+        "verify",
+        "decode every image, trash broken ones, list exact copies and look-alikes (from the embeddings)",
+        """example:
+  python -m otter verify --data data
 
-        sp.add_argument("--data", help="data set folder (default: $OTTER_DATA_DIR or ./data)")
-        sp.add_argument("--workers", type=int, default=MAX_WORKERS, help=f"concurrent downloads (default {MAX_WORKERS})")
-        sp.add_argument("--timeout", type=float, default=TIMEOUT, help=f"seconds per request (default {TIMEOUT:g})")
-        sp.add_argument("--max-side", type=int, default=MAX_SIDE, help=f"shrink images to this longer side (default {MAX_SIDE})")
-        sp.add_argument("--json", action="store_true", help='print {"kept", "failed", "duplicates", "summary", "outcomes"}')
-        sp.add_argument("--quiet", action="store_true", help="no progress on stderr")
-
-    sc = sub.add_parser(
+--json prints {"checked", "ok", "trashed", "duplicates": {"exact", "near"}}""",
+        [opts["data"], opts["json"]],
+        cmd_verify,
+    )
+    del v
+    sc = _command(
+        sub,
         "scrape",
-        help="search the web for images and download them into a class",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="""examples:
+        "search the web for images and download them into a class",
+        """examples:
   python -m otter scrape sea "sea otter" --max 100
   python -m otter scrape river "river otter" --variants     # also "river otter photo", "… close up", …
-  python -m otter scrape sea "sea otter" --search-only > urls.txt   # list URLs, download nothing""",
+  python -m otter scrape sea "sea otter" --search-only > urls.txt   # list URLs, download nothing
+
+"""
+        + download_json,
+        parents,
+        cmd_scrape,
     )
     sc.add_argument("cls", metavar="CLASS")
     sc.add_argument("query", metavar="QUERY", nargs="*", help="search text (default: the class name); several allowed")
@@ -624,39 +572,46 @@ examples:
     sc.add_argument("--region", default="wt-wt", help="search region, e.g. us-en (default: none)")
     sc.add_argument("--safesearch", default="moderate", choices=("on", "moderate", "off"))
     sc.add_argument("--search-only", action="store_true", help="print the image URLs found (a URL file) and stop")
-    download_options(sc)
-    sc.set_defaults(func=cmd_scrape)
-
-    dl = sub.add_parser(
+    dl = _command(
+        sub,
         "download",
-        help="download a list of image URLs into a class",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="""URLS_FILE has one URL per line; blank lines and lines starting with # are skipped.
+        "download a list of image URLs into a class",
+        """URLS_FILE has one URL per line; blank lines and lines starting with # are skipped.
 examples:
   python -m otter download sea urls.txt
-  python -m otter download river river.txt --query "river otter" --json""",
+  python -m otter download river river.txt --query "river otter" --json
+
+"""
+        + download_json,
+        parents,
+        cmd_download,
     )
     dl.add_argument("cls", metavar="CLASS")
     dl.add_argument("urls_file", metavar="URLS_FILE")
     dl.add_argument("--query", default=None, help="recorded in data/index.csv as where the URLs came from")
-    download_options(dl)
-    dl.set_defaults(func=cmd_download)
 
-    au = sub.add_parser(
+
+def _audit_parser(sub, opts: dict) -> None:
+    from .model.recipes import QUICK_PRETRAINED_RECIPE, QUICK_RECIPE, both, shown
+
+    au = _command(
+        sub,
         "audit",
-        help="find likely label mistakes and cross-class duplicates (k-fold out-of-fold predictions)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="""examples:
+        "find likely label mistakes and cross-class duplicates (k-fold out-of-fold predictions)",
+        """examples:
   python -m otter audit --data ../shared/otters          # heads on cached embeddings: a minute first, then seconds
   python -m otter audit --folds 3 --json > suspects.json     # every image, most suspect first
   python -m otter audit --method finetune                    # fine-tune 5 EfficientNet-Lite0 networks (minutes)
   python -m otter audit --method finetune --no-pretrained    # from-scratch xresnet18 networks (slower, rougher)
-  python -m otter audit --method finetune --sizes 32 --epochs 3 --folds 2   # a rough fine-tuned audit""",
+  python -m otter audit --method finetune --sizes 32 --epochs 3 --folds 2   # a rough fine-tuned audit
+
+The audit holds the training lock of the models folder (--models), so it never runs beside a training.
+--json prints every image, most suspect first: [{"image", "label", "suggested", "score", "flagged", "reason"}]""",
+        [opts["data"], opts["models"], opts["json"]],
+        cmd_audit,
     )
-    au.add_argument("--data", help="data set folder (default: $OTTER_DATA_DIR or ./data)")
-    au.add_argument("--models", help="models folder whose training lock the audit holds (default: $OTTER_MODELS_DIR or ./models)")
-    au.add_argument("--folds", type=int, default=5, help="number of cross-validation folds (models trained)")
-    au.add_argument("--seed", type=int, default=0, help="seed of the fold split and of training")
+    au.add_argument("--folds", type=int, default=5, help="number of cross-validation folds (models trained; default 5)")
+    au.add_argument("--seed", type=int, default=0, help="seed of the fold split and of training (default 0)")
     au.add_argument(
         "--method",
         choices=("embeddings", "finetune"),
@@ -671,18 +626,31 @@ examples:
         help="with --method finetune: EfficientNet-Lite0 networks fine-tuned from ImageNet weights (the default; shipped, "
         "works offline); --no-pretrained: xresnet18 from scratch",
     )
+    quick = {"pretrained": QUICK_PRETRAINED_RECIPE, "scratch": QUICK_RECIPE}
     au.add_argument(
-        "--sizes", type=_ints, default=None, help="with --method finetune: image sizes (default 128; from scratch 64,128)"
+        "--sizes", type=_ints, default=None, help=f"with --method finetune: image sizes (default {both('sizes', **quick)})"
     )
     au.add_argument(
-        "--epochs", type=_ints, default=None, help="with --method finetune: epochs per size (default 3; from scratch 10,8)"
+        "--epochs",
+        type=_ints,
+        default=None,
+        help=f"with --method finetune: epochs per size (default {shown(QUICK_PRETRAINED_RECIPE['epochs'])} after "
+        f"{QUICK_PRETRAINED_RECIPE['frozen_epochs']} head-only; from scratch {shown(QUICK_RECIPE['epochs'])})",
     )
-    au.add_argument(
-        "--json",
-        action="store_true",
-        help='print every image, most suspect first: [{"image", "label", "suggested", "score", "flagged", "reason"}]',
-    )
-    au.set_defaults(func=cmd_audit)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m otter", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    opts = _shared_options()
+    _train_parser(sub, opts)
+    _predict_parsers(sub, opts)
+    _models_parser(sub, opts)
+    cli_data.add_parser(
+        sub, [opts["data"], opts["json"]]
+    )  # python -m otter data list|move|trash|restore|empty-trash|scan|export-index
+    _collect_parsers(sub, opts)
+    _audit_parser(sub, opts)
     return p
 
 

@@ -133,8 +133,9 @@ def cmd_export_index(args) -> int:
     return 0
 
 
-def add_parser(sub) -> None:
-    """`data` and its commands, under the main parser's subcommands."""
+def add_parser(sub, shared: list[argparse.ArgumentParser]) -> None:
+    """`data` and its commands, under the main parser's subcommands; `shared`: the --data and --json options
+    (otter.cli declares them once)."""
     d = sub.add_parser(
         "data",
         help="list, move, trash, restore and empty the trash from the command line (each change one transaction)",
@@ -144,40 +145,32 @@ def add_parser(sub) -> None:
     )
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
 
-    def common(sp) -> None:
-        sp.add_argument("--data", help="data set folder (default: $OTTER_DATA_DIR or ./data)")
-        sp.add_argument("--json", action="store_true", help="print JSON")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return dsub.add_parser(name, help=help, parents=shared)
 
-    ls = dsub.add_parser("list", help="classes and counts; the images of CLASS (a page); or the trash")
+    ls = command("list", help="classes and counts; the images of CLASS (a page); or the trash")
     ls.add_argument("cls", nargs="?", metavar="CLASS")
     ls.add_argument("--trash", action="store_true", help="list the trash, newest first")
     ls.add_argument("--page", type=int, default=1)
     ls.add_argument("--per-page", type=int, default=0, help="images per page (default 0: all)")
-    common(ls)
     ls.set_defaults(func=cmd_list)
-    mv = dsub.add_parser("move", help="move images to another class (created if needed)")
+    mv = command("move", help="move images to another class (created if needed)")
     mv.add_argument("images", nargs="+", metavar="IMAGE", help="class/name, or - to read them from stdin")
     mv.add_argument("--to", required=True, metavar="CLASS")
-    common(mv)
     mv.set_defaults(func=cmd_move)
-    tr = dsub.add_parser("trash", help="move images to the trash (restorable)")
+    tr = command("trash", help="move images to the trash (restorable)")
     tr.add_argument("images", nargs="+", metavar="IMAGE", help="class/name, or - to read them from stdin")
     tr.add_argument("--reason", default="trashed from the command line")
-    common(tr)
     tr.set_defaults(func=cmd_trash)
-    rs = dsub.add_parser("restore", help="put trashed images back (ids from `data list --trash`)")
+    rs = command("restore", help="put trashed images back (ids from `data list --trash`)")
     rs.add_argument("ids", nargs="*", metavar="ID", help="trash ids, or - to read them from stdin")
     rs.add_argument("--all", action="store_true", help="restore everything in the trash")
-    common(rs)
     rs.set_defaults(func=cmd_restore)
-    em = dsub.add_parser("empty-trash", help="delete the trashed files for good")
+    em = command("empty-trash", help="delete the trashed files for good")
     em.add_argument("--yes", action="store_true", help="confirm")
-    common(em)
     em.set_defaults(func=cmd_empty)
-    sc = dsub.add_parser("scan", help="reconcile the catalog with folders edited by hand (stats every file)")
-    common(sc)
+    sc = command("scan", help="reconcile the catalog with folders edited by hand (stats every file)")
     sc.set_defaults(func=cmd_scan)
-    ex = dsub.add_parser("export-index", help="write index.csv (file, class, source_url, query, sha256, ...)")
+    ex = command("export-index", help="write index.csv (file, class, source_url, query, sha256, ...)")
     ex.add_argument("--out", default=None, help="where (default: <data>/index.csv)")
-    common(ex)
     ex.set_defaults(func=cmd_export_index)

@@ -8,6 +8,12 @@ from pathlib import Path
 
 DATA_DIR_ENV = "OTTER_DATA_DIR"
 MODELS_DIR_ENV = "OTTER_MODELS_DIR"
+DEVICE_ENV = "OTTER_DEVICE"  # a torch device name ("cpu" keeps a machine with a GPU off it); blank: CUDA when present
+PRECISION_ENV = "OTTER_PRECISION"  # "auto", "fp32" or "bf16" (PRECISION_CHOICES); blank: auto
+
+# What the app and the library keep about a data set (embeddings, hashes, the audit, locks) lives in this folder
+# inside the data folder; dot-named, so it is never listed as a class.
+STATE_DIR = ".otter"
 
 # Image hygiene: anything larger than this many pixels is treated as a decompression bomb.
 MAX_IMAGE_PIXELS = 40_000_000
@@ -69,6 +75,21 @@ def storage_line(data: Path, models: Path) -> str:
         where
         + f": this Space's disk is wiped on restart, so a restart LOSES them unless storage is mounted at {SPACE_STORAGE} (see the README)."
     )
+
+
+def wanted_device() -> str:
+    """$OTTER_DEVICE, lower-case ("" when unset)."""
+    return os.environ.get(DEVICE_ENV, "").strip().lower()
+
+
+def wanted_precision() -> str:
+    """$OTTER_PRECISION, lower-case, "auto" when unset (not checked: see otter.model.device.pick_precision)."""
+    return os.environ.get(PRECISION_ENV, "").strip().lower() or "auto"
+
+
+def state_dir(data: str | os.PathLike) -> Path:
+    """`<data>/.otter`: where a data set's derived state is kept."""
+    return Path(data) / STATE_DIR
 
 
 def quiet_dependency_warnings() -> None:

@@ -13,11 +13,12 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from conftest import make_shapes, real_photos
+from conftest import made_photos, make_shapes
 from otter import cli
 from otter.data import dataset, manifest
 from otter.model.events import JobEnded
 from otter.model.train import TrainingBusy, training_lock
+from otter.progress import Event
 from otter.review import audit as au
 
 # Small but real training: shapes are told apart by colour, which a from-scratch net learns in a few epochs.
@@ -37,7 +38,7 @@ def make_planted(dest: Path) -> Path:
     shutil.move(data / "disc" / "disc003.png", data / "square" / "disc003.png")
     shutil.move(data / "square" / "square005.png", data / "disc" / "square005.png")
     shutil.copyfile(data / "disc" / "disc007.png", data / "square" / "copy-disc007.png")
-    with Image.open(real_photos("sea", 1)[0]) as im:
+    with Image.open(made_photos("sea", 1)[0]) as im:
         photo = im.convert("RGB").resize((160, 120))
     photo.save(data / "disc" / "otter.jpg", quality=90)
     photo.crop((12, 9, 148, 111)).save(data / "square" / "otter-cropped.jpg", quality=75)
@@ -219,13 +220,13 @@ def test_embeddings_job_reports_progress_and_cancel_keeps_previous_audit(data_co
 
     job = au.AuditJob(data_copy, folds=2, models_dir=tmp_path / "models").start().wait(300)
     assert job.state == "done", job.error
-    *reports, end = job.events  # the audit's progress reports (dicts), then the job's typed end
-    assert end == JobEnded("done") and all(isinstance(e, dict) for e in reports)
-    embed = [e for e in reports if e["type"] == "embed"]
-    assert embed and embed[-1]["done"] == embed[-1]["total"] and "computing embeddings" in embed[-1]["stage"]
-    progress = [e["progress"] for e in reports if "progress" in e]
+    *reports, end = job.events  # the audit's progress events, then the job's end
+    assert end == JobEnded("done") and all(isinstance(e, Event) for e in reports)
+    embed = [e for e in reports if e.type == "embed"]
+    assert embed and embed[-1].done == embed[-1].total and "computing embeddings" in embed[-1].stage
+    progress = [e.progress for e in reports if e.progress is not None]
     assert progress == sorted(progress) and progress[-1] == 1.0
-    assert "fitting 2-fold heads" in [e.get("stage") for e in reports]
+    assert "fitting 2-fold heads" in [e.stage for e in reports]
     assert "computing embeddings" in audit_view.job_line(SimpleNamespace(events=embed[:1]))
 
 
@@ -245,10 +246,10 @@ def test_job_reports_folds_and_cancel_keeps_previous_audit(data_copy, tmp_path):
     job.wait(300)
     assert done.is_set() and job.state == "done", job.error
     *reports, end = job.events
-    assert end == JobEnded("done") and all(isinstance(e, dict) for e in reports)
-    folds = [e["fold"] for e in reports if e["type"] == "fold"]
+    assert end == JobEnded("done") and all(isinstance(e, Event) for e in reports)
+    folds = [e.fold for e in reports if e.type == "fold"]
     assert folds == [1, 2]
-    progress = [e["progress"] for e in reports if "progress" in e and e["type"] in ("fold", "batch")]
+    progress = [e.progress for e in reports if e.progress is not None and e.type in ("fold", "batch")]
     assert progress == sorted(progress) and progress[-1] > 0.5
     assert au.load_audit(data_copy).meta["folds"] == 2
 

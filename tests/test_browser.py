@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from conftest import real_photos, running_app, weights_bytes
+from conftest import made_photos, running_app, weights_bytes
 from otter.app.service import ModelService
 
 CHROMIUM = "/usr/bin/chromium"
@@ -72,7 +72,7 @@ def predict_in_browser(page, photo: Path) -> str:
 
 
 def test_drop_a_photo_and_see_a_label(page, tmp_path):
-    info = predict_in_browser(page, real_photos("sea", 4)[3])
+    info = predict_in_browser(page, made_photos("sea", 4)[3])
     assert "tiny" in info and "ms" in info
     label = page.locator("#predict-label").inner_text()
     assert "river" in label or "sea" in label
@@ -91,7 +91,7 @@ def test_bad_file_shows_its_message_once_and_the_app_keeps_working(page, tmp_pat
     expect(page.locator(".toast-body")).to_have_count(0)
     assert page.locator("body").inner_text().count("not an image Pillow can read") == 1
     expect(info).to_contain_text("notes.png: not an image")
-    assert "tiny" in predict_in_browser(page, real_photos("river", 1)[0])
+    assert "tiny" in predict_in_browser(page, made_photos("river", 1)[0])
     page.locator("#predict-image button[aria-label='Remove Image']").first.click()  # clearing clears the answer
     expect(info).to_have_text("")
     expect(page.locator("#predict-label")).not_to_contain_text("river")
@@ -105,7 +105,7 @@ def test_many_photos_give_a_table_thumbnails_and_a_csv(page, tmp_path):
     expect(page.locator("#predict-files")).to_be_visible()
     expect(page.locator("#predict-table")).to_be_hidden()  # no empty table headed "1 2 3"
     expect(page.locator("#predict-photos")).to_be_hidden()
-    photos = [*real_photos("river", 2), bad]
+    photos = [*made_photos("river", 2), bad]
     page.locator("#predict-files input[type=file]").set_input_files([str(p) for p in photos])
     page.locator("#predict-note").filter(has_text="2 classified, 1 could not be read").wait_for(timeout=TIMEOUT_MS)
     table = page.locator("#predict-table").inner_text()
@@ -252,7 +252,7 @@ def test_train_a_tiny_model_compare_it_and_use_it_for_predict(page, app, tmp_pat
     expect(compare).to_contain_text("New model browser:")
     expect(compare).to_contain_text("current default tiny:")
     screenshot(page, "train", tmp_path)
-    assert "tiny" in predict_in_browser(page, real_photos("sea", 2)[1])  # Predict still answers with the default
+    assert "tiny" in predict_in_browser(page, made_photos("sea", 2)[1])  # Predict still answers with the default
 
     page.get_by_role("tab", name="Train").click()
     page.locator("#train-use").click()
@@ -260,7 +260,7 @@ def test_train_a_tiny_model_compare_it_and_use_it_for_predict(page, app, tmp_pat
     expect(page.locator("#train-use")).to_be_hidden()
     assert default_name(app["models"]) == "browser"
     page.get_by_role("tab", name="Predict").click()
-    page.locator("#predict-image input[type=file]").set_input_files(str(real_photos("river", 2)[1]))
+    page.locator("#predict-image input[type=file]").set_input_files(str(made_photos("river", 2)[1]))
     expect(page.locator("#predict-info")).to_contain_text("Model browser", timeout=TIMEOUT_MS)
 
 
@@ -304,14 +304,14 @@ def test_photo_unlike_the_classes_shows_not_sure(page, app):
             meta["ood"]["threshold"] = threshold
             meta_file.write_text(json.dumps(meta))  # the app reloads a model whose files changed
             page.reload()
-            assert model_dir.name in predict_in_browser(page, real_photos("sea", 1)[0])
+            assert model_dir.name in predict_in_browser(page, made_photos("sea", 1)[0])
             if shows_not_sure:
                 expect(label).to_contain_text("Not sure")
                 expect(page.locator("#predict-info")).to_contain_text("river")  # probabilities stay visible
                 shown = label.inner_text() + page.locator("#predict-info").inner_text()
                 assert shown.lower().count("not sure") == 1, shown  # said once
                 page.get_by_text("Many photos at once").click()
-                page.locator("#predict-files input[type=file]").set_input_files([str(p) for p in real_photos("sea", 2)])
+                page.locator("#predict-files input[type=file]").set_input_files([str(p) for p in made_photos("sea", 2)])
                 page.locator("#predict-note").filter(has_text="2 classified").wait_for(timeout=TIMEOUT_MS)
                 for row in (0, 1):  # the label column says "not sure", not the likeliest class
                     expect(page.locator(f'#predict-table [data-testid="cell-{row}-1"]')).to_have_text("not sure")
@@ -319,7 +319,7 @@ def test_photo_unlike_the_classes_shows_not_sure(page, app):
             else:
                 expect(label).not_to_contain_text("Not sure")
                 # The heading (the top class), not the label's list, which names every class whatever the answer.
-                top = ModelService(app["models"]).predict(real_photos("sea", 1)[0]).label_data()["label"]
+                top = ModelService(app["models"]).predict(made_photos("sea", 1)[0]).label_data()["label"]
                 expect(label.locator('[data-testid="label-output-value"]')).to_have_text(top)
     finally:
         meta_file.write_text(original)
@@ -333,7 +333,7 @@ def test_predictions_log_no_wiring_warning_in_the_console(browser, tiny_trained,
         console = []
         page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
         page.goto(served["url"])
-        for photo in (real_photos("sea", 1)[0], real_photos("river", 1)[0]):
+        for photo in (made_photos("sea", 1)[0], made_photos("river", 1)[0]):
             assert "tiny" in predict_in_browser(page, photo)
             page.locator("#predict-image button[aria-label='Remove Image']").first.click()
         page.close()
@@ -342,7 +342,7 @@ def test_predictions_log_no_wiring_warning_in_the_console(browser, tiny_trained,
 
 def test_upload_box_is_emptied_after_each_add_so_the_next_class_gets_only_its_photos(page, app):
     """A user adds river photos, picks sea and drops sea photos: nothing of the first drop may be filed again."""
-    river, sea = real_photos("river", 12)[10:12], real_photos("sea", 12)[10:12]  # not in the app's small set
+    river, sea = made_photos("river", 12)[10:12], made_photos("sea", 12)[10:12]  # not in the app's small set
     before = {c: {p.name for p in (app["data"] / c).iterdir()} for c in ("river", "sea")}
     page.get_by_role("tab", name="Curate").click()
     page.get_by_text("Upload images into this class").click()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_shapes, real_photos, shape_image
+from conftest import made_photos, make_shapes, shape_image
 from otter.cli import main as cli_main
 from otter.data.synthetic import FAMILIES, synthetic_images
 from otter.model import calibrate, ood
@@ -259,7 +259,7 @@ def test_none_output_is_moved_after_the_real_classes():
 def test_features_for_the_not_sure_test_work_in_either_precision(tiny_trained):
     from otter.model.honest import features_logits
 
-    photos = real_photos("sea", 2) + real_photos("river", 1)
+    photos = made_photos("sea", 2) + made_photos("river", 1)
     out = {}
     for precision in ("fp32", "bf16"):
         pred = Predictor.load(tiny_trained[0], precision=precision)

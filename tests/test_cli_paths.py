@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import date
+from pathlib import Path
 
-from conftest import make_small_set, real_photos
+from conftest import made_photos, make_small_set
 from otter.cli import main
 from otter.data.dataset import list_trash
 
@@ -22,9 +24,9 @@ def test_commands_work_with_relative_data_and_models_folders(tmp_path, monkeypat
     train = ["train", "--data", "data", "--models", "models", "--no-pretrained", "--arch", "resnet18"]
     assert main([*train, "--sizes", "32", "--epochs", "1", "--bs", "4", "--quiet", "--json"]) == 0
     trained = json.loads(capsys.readouterr().out)
-    assert (tmp_path / "models").is_dir() and trained
+    assert Path(trained["model"]).name == f"river-sea-{date.today().isoformat()}"  # named as the app names models
 
-    photo = real_photos("sea", 1)[0]
+    photo = made_photos("sea", 1)[0]
     assert main(["predict", "--models", "models", "--json", str(photo)]) == 0
     assert json.loads(capsys.readouterr().out)[0]["label"] in ("river", "sea")
     assert main(["evaluate", "--models", "models", "--json", "data"]) == 0

@@ -19,7 +19,7 @@ from ddgs.exceptions import DDGSException
 from PIL import Image
 from servers import free_port
 
-from conftest import real_photos
+from conftest import made_photos
 from otter import cli
 from otter.data import manifest, scrape
 from otter.data.download import download_images, read_url_file
@@ -84,9 +84,9 @@ def site():
 
 
 @pytest.fixture
-def mixed_urls(site, otters_dir):
+def mixed_urls(site):
     """Five good photos (one behind a redirect) and one of each kind of failure, plus two duplicates."""
-    photos = [p.read_bytes() for p in real_photos("sea", 6)]
+    photos = [p.read_bytes() for p in made_photos("sea", 6)]
     good = [site.add(f"/good/{i}.jpg", b) for i, b in enumerate(photos[:4])]
     site.add("/good/moved.jpg", photos[4])
     good.append(site.add("/redirect.jpg", status=302, to=site.base + "/good/moved.jpg"))
@@ -114,7 +114,7 @@ def test_download_keeps_exactly_the_good_images_and_counts_each_failure(tmp_path
     data = tmp_path / "data"
     urls = good + list(bad.values()) + [dup]
     seen = []
-    result = _download(urls, data / "sea", query="sea otter", progress=lambda done, total, o: seen.append((done, total, o)))
+    result = _download(urls, data / "sea", query="sea otter", progress=lambda e: seen.append((e.done, e.total, e.outcome)))
 
     assert len(result.kept) == len(good) == 5
     assert dict(result.failed) == {
@@ -171,7 +171,7 @@ def test_a_second_download_finds_only_duplicates_even_in_another_class(tmp_path,
 
 
 def test_an_image_put_in_a_folder_by_hand_counts_as_a_duplicate(tmp_path, site):
-    photo = real_photos("river", 1)[0]
+    photo = made_photos("river", 1)[0]
     data = tmp_path / "data"
     (data / "river").mkdir(parents=True)
     (data / "river" / "mine.jpg").write_bytes(photo.read_bytes())
@@ -184,7 +184,7 @@ def test_an_image_put_in_a_folder_by_hand_counts_as_a_duplicate(tmp_path, site):
 def test_a_trashed_image_is_not_downloaded_again(tmp_path, site):
     from otter.data.dataset import move_to_trash
 
-    url = site.add("/trash-me.jpg", real_photos("river", 2)[1].read_bytes())
+    url = site.add("/trash-me.jpg", made_photos("river", 2)[1].read_bytes())
     data = tmp_path / "data"
     kept = _download([url], data / "river").kept
     move_to_trash(data, kept[0])
@@ -339,7 +339,7 @@ def test_queries_for_class_gives_several_phrasings():
 
 
 def test_cli_scrape_searches_downloads_and_summarises(tmp_path, site, monkeypatch, capsys):
-    photos = real_photos("river", 3)
+    photos = made_photos("river", 3)
     urls = [site.add(f"/cli/{i}.jpg", p.read_bytes()) for i, p in enumerate(photos)] + [site.base + "/cli/gone.jpg"]
     fake = FakeSearch(urls)
     monkeypatch.setattr(scrape, "DEFAULT_BACKEND", fake)
@@ -366,7 +366,7 @@ def test_cli_scrape_reports_a_rate_limit_in_one_line(tmp_path, monkeypatch, caps
 
 
 def test_cli_download_reads_a_url_file(tmp_path, site, capsys):
-    photo = real_photos("sea", 8)[7]
+    photo = made_photos("sea", 8)[7]
     url = site.add("/file/one.jpg", photo.read_bytes())
     url_file = tmp_path / "urls.txt"
     url_file.write_text(f"# from a search\n{url}\n{site.base}/file/missing.jpg\n")
@@ -426,7 +426,7 @@ def test_search_view_says_no_internet_at_once():
 def test_download_view_refuses_local_addresses_by_default(tmp_path, site):
     from otter.app.ui_collect import download_view
 
-    url = site.add("/private.jpg", real_photos("river", 1)[0].read_bytes())
+    url = site.add("/private.jpg", made_photos("river", 1)[0].read_bytes())
     hits = search_images("river otter", 10, backend=FakeSearch([url, site.add("/hop.jpg", status=302, to=url)]))
     msg = download_view(tmp_path / "data", "river", hits)
     assert msg == "Downloaded into **river**: kept 0, failed 2 (blocked address: 2), duplicates 0."
@@ -447,7 +447,7 @@ def test_download_refuses_a_redirect_to_a_local_address(tmp_path, site, monkeypa
             else real(host, *a, **k)
         ),
     )
-    target = site.add("/inner.jpg", real_photos("river", 1)[0].read_bytes())
+    target = site.add("/inner.jpg", made_photos("river", 1)[0].read_bytes())
     transport = httpx.MockTransport(lambda request: httpx.Response(302, headers={"Location": target}))
     from otter.data.download import refuse_private
 
@@ -471,7 +471,7 @@ def test_download_refuses_a_host_that_rebinds_to_a_local_address(tmp_path, site,
             else real(host, port, *a, **k)
         ),
     )
-    port = httpx.URL(site.add("/rebound.jpg", real_photos("river", 1)[0].read_bytes())).port
+    port = httpx.URL(site.add("/rebound.jpg", made_photos("river", 1)[0].read_bytes())).port
     result = download_images([f"http://rebind.example:{port}/rebound.jpg"], tmp_path / "data" / "river", allow_private=False)
     assert dict(result.failed) == {"blocked address": 1} and result.kept == []
     assert "connected to the private or local address 127.0.0.1" in result.outcomes[0].detail
@@ -512,12 +512,12 @@ def test_download_view_downloads_hits_into_a_new_class(tmp_path, site, monkeypat
 
     monkeypatch.setattr(ui_collect, "ALLOW_PRIVATE_URLS", True)  # the test server is on 127.0.0.1
 
-    photos = real_photos("river", 6)[4:]
+    photos = made_photos("river", 6)[4:]
     urls = [site.add(f"/panel/{i}.jpg", p.read_bytes()) for i, p in enumerate(photos)] + [site.base + "/panel/gone.jpg"]
     hits = search_images("river otter", 10, backend=FakeSearch(urls))
     data = tmp_path / "data"
     seen = []
-    msg = download_view(data, "river", hits, progress=lambda d, t, o: seen.append((d, t)))
+    msg = download_view(data, "river", hits, progress=lambda e: seen.append((e.done, e.total)))
     assert msg == "Downloaded into **river**: kept 2, failed 1 (http 404: 1), duplicates 0."
     assert seen[-1] == (3, 3) and len(list((data / "river").glob("*.jpg"))) == 2
     assert set(manifest.read(data)["query"]) == {"river otter"}
@@ -555,7 +555,7 @@ def test_cli_download_and_its_errors_never_import_torch(tmp_path):
 def test_pasted_urls_are_added_with_one_line_per_failed_url(tmp_path, site):
     from otter.app import curate
 
-    photos = real_photos("sea", 8)[6:]
+    photos = made_photos("sea", 8)[6:]
     good = [site.add(f"/paste/{i}.jpg", p.read_bytes()) for i, p in enumerate(photos)]
     page = site.add("/paste/page.jpg", b"<html>not a picture</html>", ctype="text/html")
     missing = site.base + "/paste/gone.jpg"

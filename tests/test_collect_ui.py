@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from servers import free_port
 from test_collect import FakeSearch, OfflineSearch, ddgs_offline_error, site  # noqa: F401 - `site` is the local image server fixture
 
-from conftest import browser_page, real_photos
+from conftest import browser_page, made_photos
 from otter.app import ui_collect
 from otter.data import manifest, scrape
 from otter.data.dataset import list_classes
@@ -30,7 +30,7 @@ def app_url(tmp_path):
 
 def test_search_then_download_fills_the_class_gallery(app_url, site, monkeypatch):  # noqa: F811
     url, data = app_url
-    photos = real_photos("sea", 12)[9:]
+    photos = made_photos("sea", 12)[9:]
     urls = [site.add(f"/ui/{i}.jpg", p.read_bytes()) for i, p in enumerate(photos)] + [site.base + "/ui/gone.jpg"]
     fake = FakeSearch(urls)
     monkeypatch.setattr(scrape, "DEFAULT_BACKEND", fake)

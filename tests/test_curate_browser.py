@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from servers import free_port
 from test_collect import site  # noqa: F401 - the local image server fixture
 
-from conftest import browser_page, real_photos, running_app, shape_image
+from conftest import browser_page, made_photos, running_app, shape_image
 from otter.app import ui_collect
 
 CHROMIUM = "/usr/bin/chromium"
@@ -126,7 +126,7 @@ def test_emptying_the_trash_asks_first_and_deletes_only_the_trash(page, app):
 
 def test_pasted_urls_are_added_to_the_class_with_a_line_per_failed_url(page, app, site, monkeypatch):  # noqa: F811
     monkeypatch.setattr(ui_collect, "ALLOW_PRIVATE_URLS", True)  # the image server is on 127.0.0.1
-    photos = real_photos("sea", 12)[10:12]  # not in the app's small set
+    photos = made_photos("sea", 12)[10:12]  # not in the app's small set
     good = [site.add(f"/pasted/{i}.jpg", p.read_bytes()) for i, p in enumerate(photos)]
     gone = site.base + "/pasted/gone.jpg"
     before = set((app["data"] / "sea").iterdir())

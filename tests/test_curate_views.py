@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from conftest import real_photos
+from conftest import made_photos
 from otter.app import curate
 from otter.data import dataset
 
@@ -42,7 +42,7 @@ def test_move_and_add_class_and_upload(small_data, tmp_path):
     assert "→ unsure/" in msg and (small_data / "unsure" / r.split("/")[1]).is_file()
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"")
-    photo = real_photos("sea", 9)[8]  # not in the small set
+    photo = made_photos("sea", 9)[8]  # not in the small set
     msg = curate.upload(small_data, "unsure", [photo, bad])
     assert msg.startswith("Added 1 image to **unsure**") and "refused 1" in msg and "empty" in msg
     assert len(curate.class_images(small_data, "unsure")) == 2

@@ -10,7 +10,7 @@ from datetime import date
 
 import pytest
 
-from conftest import make_small_set, real_photos
+from conftest import made_photos, make_small_set
 from otter.app import service
 from otter.app.jobview import parse_settings
 from otter.app.service import ModelService, TrainService, default_model_name
@@ -41,7 +41,7 @@ def cli_json(capsys, *argv) -> object:
 
 
 def test_the_recorded_default_answers_in_the_service_and_the_cli(two_models, capsys):
-    photo = real_photos("sea", 1)[0]
+    photo = made_photos("sea", 1)[0]
     assert default_name(two_models) == "newer"  # nothing recorded, no shipped model: the newest
     set_default(two_models, "tiny")
     assert json.loads((two_models / DEFAULT_FILE).read_text()) == {"default": "tiny"}
@@ -66,7 +66,7 @@ def test_predictions_read_the_models_folder_only_when_it_changes(two_models, mon
     calls = []
     real = service.list_models
     monkeypatch.setattr(service, "list_models", lambda d: calls.append(d) or real(d))
-    svc, photo = ModelService(two_models), real_photos("sea", 1)[0]
+    svc, photo = ModelService(two_models), made_photos("sea", 1)[0]
     assert svc.predict(photo).model == "newer"
     assert svc.predict(photo).model == "newer"
     assert len(calls) == 1, "a prediction must not list and parse every model.json"
@@ -75,7 +75,7 @@ def test_predictions_read_the_models_folder_only_when_it_changes(two_models, mon
 
 
 def test_a_new_training_does_not_replace_the_default(model_copy, tmp_path, capsys):
-    models, photo = model_copy.parent, real_photos("sea", 1)[0]
+    models, photo = model_copy.parent, made_photos("sea", 1)[0]
     data = make_small_set(tmp_path / "data", per_class=6, size=48)
     cfg = parse_settings("resnet18", False, "32", "1", "0.003", 8, 20)
     job = TrainService(data, models).start(cfg, "challenger")
@@ -142,7 +142,7 @@ def test_delete_moves_a_model_to_the_trash_and_it_restores_byte_for_byte(two_mod
     os.rename(trashed, two_models / "tiny")  # restore: move it back
     assert {f.name: f.read_bytes() for f in (two_models / "tiny").iterdir()} == before
     assert default_name(two_models) == "newer", "a restored model does not come back as the default"
-    assert ModelService(two_models).predict(real_photos("sea", 1)[0], "tiny").model == "tiny"
+    assert ModelService(two_models).predict(made_photos("sea", 1)[0], "tiny").model == "tiny"
 
 
 def test_deleting_the_last_model_leaves_no_default(model_copy):
@@ -192,7 +192,7 @@ def test_a_model_zip_unpacks_into_a_model_that_predicts_the_same(model_copy, tmp
     assert "tiny/model.json" in names and all(n.startswith("tiny/") for n in names)
     assert not any(n.endswith(("notes", "link.json")) for n in names)
     zipfile.ZipFile(path).extractall(tmp_path / "unpacked")
-    photo = real_photos("sea", 1)[0]
+    photo = made_photos("sea", 1)[0]
     assert Predictor.load(tmp_path / "unpacked" / "tiny").predict(photo) == Predictor.load(model_copy).predict(photo)
     with pytest.raises(ModelError):
         zip_model(tmp_path / "zips", tmp_path / "other")  # not a model folder

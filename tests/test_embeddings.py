@@ -101,18 +101,18 @@ def test_progress_per_batch_and_cancel_keeps_the_work_done(small_data):
 
     def progress(e):
         events.append(e)
-        if e["done"] >= 4:
+        if e.done >= 4:
             cancel.set()  # stop after the first batch
 
     with pytest.raises(TrainingCancelled):
         emb.embed_folder(small_data, progress=progress, cancel=cancel, batch_size=4)
-    assert [e["done"] for e in events] == [0, 4]
+    assert [e.done for e in events] == [0, 4]
     assert len(emb.load_cache(emb.cache_path(small_data), emb.spec())) == 4
 
     events.clear()
     rest = emb.embed_folder(small_data, progress=events.append, batch_size=4)
     assert rest.computed == 12
-    assert [e["done"] for e in events] == [0, 4, 8, 12] and events[-1]["progress"] == 1.0 and events[-1]["eta"] == 0
+    assert [e.done for e in events] == [0, 4, 8, 12] and events[-1].progress == 1.0 and events[-1].eta == 0
 
 
 def test_unreadable_images_are_reported_and_copies_computed_once(small_data):

@@ -206,3 +206,42 @@ def test_a_full_disk_is_shown_as_one_line_that_says_so(caplog):
     assert info.value.message.startswith("no space left on the disk") and "\n" not in info.value.message
     assert "free space" in info.value.message and "internal error" not in info.value.message
     assert "No space left on device" in caplog.text
+
+
+# ------------------------------------------------------------------------------------ errors that said the wrong thing
+
+
+def test_a_disk_error_while_building_the_network_is_not_called_a_download_failure(monkeypatch, tmp_path):
+    from otter.model import train as tr
+
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tr.fastai_vision(), "vision_learner", no_space)
+    cfg = tr.TrainConfig(arch="resnet18", pretrained=True, sizes=(32,), epochs=1, mixup=0.0)
+    with pytest.raises(tr.TrainError, match="cannot build the resnet18 network .*No space left on device") as caught:
+        tr.make_learner(None, ["a", "b"], cfg, str(tmp_path))
+    assert "download" not in str(caught.value)
+
+
+def test_a_broken_model_folder_is_named_once_not_dropped_silently(tmp_path):
+    from otter.model import io as model_io
+
+    (tmp_path / "half-copied").mkdir()
+    (tmp_path / "half-copied" / "model.json").write_text("{not json")
+    (tmp_path / "empty").mkdir()  # no model.json: not a model, nothing to say
+    with pytest.warns(UserWarning, match=r"ignoring model folder .*half-copied") as said:
+        assert model_io.list_models(tmp_path) == []
+        assert model_io.list_models(tmp_path) == []  # listing runs on every request: said once
+    assert len([w for w in said if "ignoring model folder" in str(w.message)]) == 1
+
+
+def test_a_bug_while_downloading_stops_the_run_instead_of_passing_for_one_urls_error(monkeypatch, tmp_path):
+    from otter.data import download
+
+    def bug(*args, **kwargs):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(download, "_fetch", bug)
+    with pytest.raises(TypeError, match="a bug"):
+        download.download_images(["http://127.0.0.1:9/a.jpg"], tmp_path / "data" / "sea")

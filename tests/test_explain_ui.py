@@ -7,7 +7,7 @@ import shutil
 import pytest
 from servers import free_port
 
-from conftest import make_small_set, real_photos
+from conftest import made_photos, make_small_set
 from otter.app.service import ModelService
 from otter.app.ui_explain import MAX_SIDE, explain_view, review_image_path
 from otter.data.safepath import UnsafePath
@@ -23,7 +23,7 @@ def models(model_copy) -> ModelService:
 
 
 def test_view_explains_the_top_class_then_a_chosen_one(models, model_copy):
-    photo = str(real_photos("sea", 2)[1])
+    photo = str(made_photos("sea", 2)[1])
     top = max((probs := Predictor.load(model_copy).predict(photo)), key=probs.get)
     other = next(c for c in ("river", "sea") if c != top)
     res = explain_view(models, photo, None)
@@ -41,7 +41,7 @@ def test_view_turns_problems_into_a_note(models, tmp_path):
     res = explain_view(models, str(bad), None)
     assert res.overlay is None and res.note.startswith("⚠️") and "not an image" in res.note
     assert explain_view(models, None, None).note == ""
-    empty = explain_view(ModelService(tmp_path / "no-models"), str(real_photos("sea", 1)[0]), None)
+    empty = explain_view(ModelService(tmp_path / "no-models"), str(made_photos("sea", 1)[0]), None)
     assert empty.overlay is None and "⚠️" in empty.note
     quiet = explain_view(models, str(bad), None, say_problems=False)  # Predict's own answer says it: said once
     assert quiet.overlay is None and quiet.note == ""
@@ -78,7 +78,7 @@ def test_toggle_shows_the_overlay_in_predict_and_review(tiny_trained, tmp_path, 
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(60_000)
             page.goto(f"http://127.0.0.1:{port}/")
-            page.locator("#predict-image input[type=file]").set_input_files(str(real_photos("river", 3)[2]))
+            page.locator("#predict-image input[type=file]").set_input_files(str(made_photos("river", 3)[2]))
             page.locator("#predict-info").filter(has_text="Model").wait_for(timeout=TIMEOUT_MS)
             assert not page.locator("#explain-image").is_visible()
             assert calls == []  # toggle off: no explanation computed

@@ -7,6 +7,7 @@ import pytest
 from otter.model.events import JobEnded
 from otter.model.jobs import BackgroundJob, TrainingBusy, TrainingCancelled
 from otter.model.train import TrainJob
+from otter.progress import Event
 
 
 class GatedJob(BackgroundJob):
@@ -18,7 +19,7 @@ class GatedJob(BackgroundJob):
         self.outcome = outcome
 
     def work(self):
-        self.events.append({"type": "stage", "stage": "waiting"})
+        self.events.append(Event("stage", stage="waiting"))
         while not self.gate.wait(0.01):
             if self._cancel.is_set():
                 raise TrainingCancelled("gated job cancelled")
@@ -42,7 +43,7 @@ def test_one_job_at_a_time_across_kinds_and_the_result_when_done(tmp_path):
         job.gate.set()
         job.wait(10)
     assert (job.state, job.result, job.error) == ("done", 42, None)
-    assert job.events == [{"type": "stage", "stage": "waiting"}, JobEnded("done")] and job.last("stage")["stage"] == "waiting"
+    assert job.events == [Event("stage", stage="waiting"), JobEnded("done")] and job.last("stage").stage == "waiting"
     assert done == [job]
     second = GatedJob().start()  # the slot is free again
     second.gate.set()

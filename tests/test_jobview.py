@@ -132,3 +132,12 @@ def test_results_views_read_model_json(run):
     conf = confusion_frame(meta)
     assert conf.iloc[:, 1:].to_numpy().sum() == meta["metrics"]["n"]
     assert confusion_figure(meta) is not None and confusion_figure({}) is None
+
+
+@pytest.mark.parametrize("classes", [["river", "sea"], ["a", "b", "c", "d", "e"]])
+def test_the_confusion_matrix_title_fits_in_its_figure(classes):
+    meta = {"classes": classes, "confusion": [[i + j for j in range(len(classes))] for i in range(len(classes))]}
+    fig = confusion_figure(meta)
+    fig.canvas.draw()
+    title, margin = fig.axes[0].title.get_window_extent(), 0.03 * fig.bbox.width  # 2 classes: 2.5 px to spare was cut
+    assert margin <= title.x0 and title.x1 <= fig.bbox.x1 - margin and title.y1 <= fig.bbox.y1, (title, fig.bbox)

@@ -8,7 +8,7 @@ import pytest
 from gradio_client import Client, handle_file
 from servers import fire
 
-from conftest import make_shapes, real_photos, running_app
+from conftest import made_photos, make_shapes, running_app
 from otter.app.service import ModelService
 from otter.model.io import weight_files
 from otter.model.predict import Predictor
@@ -29,7 +29,7 @@ def expected_label(model_dir, path) -> str:
 
 def test_fifty_concurrent_predictions_all_answered_correctly(served, tiny_trained):
     url, _ = served
-    images = real_photos("sea", 5) + real_photos("river", 5)
+    images = made_photos("sea", 5) + made_photos("river", 5)
     predictor = Predictor.load(tiny_trained[0])
     latencies, answers = fire(url, images, 50, 10)
     assert len(answers) == 50 and all(a is not None for a in answers)
@@ -57,7 +57,7 @@ def test_prediction_during_training_uses_the_current_model(served, tiny_trained)
     job.start()
     try:
         assert started.wait(120)
-        photo = real_photos("river", 2)[1]
+        photo = made_photos("river", 2)[1]
         answer = Client(url, verbose=False).predict(handle_file(str(photo)), api_name="/predict")
         assert answer["label"] == expected_label(tiny_trained[0], photo)
         assert job.running, "the training job was still running during the request"
@@ -73,7 +73,7 @@ def test_bad_input_corpus_through_the_app_api(served, tmp_path):
 
     url, _ = served
     client = Client(url, verbose=False)
-    for name, (data, ok) in bad_input_corpus(real_photos("sea", 1)[0]).items():
+    for name, (data, ok) in bad_input_corpus(made_photos("sea", 1)[0]).items():
         path = tmp_path / name
         path.write_bytes(data)
         if ok:
@@ -84,7 +84,7 @@ def test_bad_input_corpus_through_the_app_api(served, tmp_path):
                 client.predict(handle_file(str(path)), api_name="/predict")
             message = str(info.value)
             assert name in message and "Traceback" not in message, message
-        assert client.predict(handle_file(str(real_photos("river", 1)[0])), api_name="/predict")["confidences"]
+        assert client.predict(handle_file(str(made_photos("river", 1)[0])), api_name="/predict")["confidences"]
 
 
 def test_corrupt_model_gives_a_clear_error_not_a_crash(tiny_trained, tmp_path):
@@ -96,7 +96,7 @@ def test_corrupt_model_gives_a_clear_error_not_a_crash(tiny_trained, tmp_path):
         weights.write_bytes(b"\x00" * 64)
         client = Client(app["url"], verbose=False)
         with pytest.raises(Exception, match="safetensors") as info:
-            client.predict(handle_file(str(real_photos("sea", 1)[0])), api_name="/predict")
+            client.predict(handle_file(str(made_photos("sea", 1)[0])), api_name="/predict")
         assert "Traceback" not in str(info.value)
         weights.write_bytes(good)
-        assert client.predict(handle_file(str(real_photos("sea", 1)[0])), api_name="/predict")["confidences"]
+        assert client.predict(handle_file(str(made_photos("sea", 1)[0])), api_name="/predict")["confidences"]

@@ -9,7 +9,7 @@ import re
 import pytest
 from PIL import Image, ImageOps
 
-from conftest import browser_page, real_photos, serving
+from conftest import browser_page, made_photos, serving
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
@@ -25,10 +25,10 @@ def app(tmp_path_factory):
     data = base / "data"
     for cls in ("river", "sea"):
         (data / cls).mkdir(parents=True)
-        for p in real_photos(cls, 6):
+        for p in made_photos(cls, 6):
             with Image.open(p) as im:
                 im.convert("RGB").resize((160, 120)).save(data / cls / p.name, quality=90)
-    with Image.open(data / "river" / real_photos("river", 1)[0].name) as im:
+    with Image.open(data / "river" / made_photos("river", 1)[0].name) as im:
         ImageOps.mirror(im).save(data / "sea" / "mirrored.jpg", quality=85)  # a copy filed under the other class
     with serving(data, base / "models") as url:
         yield {"url": url, "data": data}
@@ -45,7 +45,7 @@ def test_clicking_an_image_lists_its_planted_copy_first_and_a_click_selects_it(a
     computing them."""
     from playwright.sync_api import expect
 
-    name = real_photos("river", 1)[0].name
+    name = made_photos("river", 1)[0].name
     assert not (app["data"] / ".otter").exists()
     with browser_page(app["url"], height=1100) as page:
         page.get_by_role("tab", name="Curate").click()
@@ -69,7 +69,7 @@ def test_click_a_lookalike_pair_trash_one_image_and_restore_it(page, app):
     from playwright.sync_api import expect
 
     data = app["data"]
-    original = f"river/{real_photos('river', 1)[0].name}"
+    original = f"river/{made_photos('river', 1)[0].name}"
     copy = data / "sea" / "mirrored.jpg"
     before = copy.read_bytes()
     page.get_by_role("tab", name="Curate").click()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, make_shapes, real_photos, weights_bytes
+from conftest import ROOT, made_photos, make_shapes, weights_bytes
 from otter.data import dataset
 from otter.data.images import InvalidImage
 from otter.model import io as model_io
@@ -63,14 +63,14 @@ def bad_input_corpus(photo: Path) -> dict[str, tuple[bytes, bool]]:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("corpus")
-    for name, (data, _) in bad_input_corpus(real_photos("sea", 1)[0]).items():
+    for name, (data, _) in bad_input_corpus(made_photos("sea", 1)[0]).items():
         (folder / name).write_bytes(data)
     return folder
 
 
 def test_bad_inputs_through_library_give_prediction_or_one_line_error(tiny_trained, corpus):
     predictor = Predictor.load(tiny_trained[0])
-    expected = {n: ok for n, (_, ok) in bad_input_corpus(real_photos("sea", 1)[0]).items()}
+    expected = {n: ok for n, (_, ok) in bad_input_corpus(made_photos("sea", 1)[0]).items()}
     for name, ok in expected.items():
         if ok:
             probs = predictor.predict(corpus / name)
@@ -81,7 +81,7 @@ def test_bad_inputs_through_library_give_prediction_or_one_line_error(tiny_train
             message = str(info.value)
             assert "\n" not in message, name  # one line
             assert name in message or name.split(".")[0] in message, (name, message)  # names the file
-        assert predictor.predict(real_photos("river", 1)[0]), "the next request still works"
+        assert predictor.predict(made_photos("river", 1)[0]), "the next request still works"
 
 
 def test_bad_inputs_through_cli_json(tiny_trained, corpus):
@@ -96,7 +96,7 @@ def test_bad_inputs_through_cli_json(tiny_trained, corpus):
             "--model",
             str(tiny_trained[0]),
             *[str(corpus / n) for n in names],
-            str(real_photos("sea", 1)[0]),
+            str(made_photos("sea", 1)[0]),
         ],
         capture_output=True,
         text=True,
@@ -107,7 +107,7 @@ def test_bad_inputs_through_cli_json(tiny_trained, corpus):
     assert "FutureWarning" not in out.stderr, out.stderr  # fastai's import-time torch.jit.script note is hidden
     results = json.loads(out.stdout)
     assert len(results) == len(names) + 1
-    expected = {n: ok for n, (_, ok) in bad_input_corpus(real_photos("sea", 1)[0]).items()}
+    expected = {n: ok for n, (_, ok) in bad_input_corpus(made_photos("sea", 1)[0]).items()}
     for r in results[:-1]:
         name = Path(r["image"]).name
         assert ("label" in r) == expected[name], r
@@ -142,7 +142,7 @@ def _train_cmd(data: Path, model: Path, epochs: int = 300) -> list[str]:
 
 def test_sigkill_during_training_keeps_previous_model(model_copy, tmp_path):
     data = make_shapes(tmp_path / "shapes", per_class=12)
-    before = Predictor.load(model_copy).predict(real_photos("sea", 1)[0])
+    before = Predictor.load(model_copy).predict(made_photos("sea", 1)[0])
     proc = subprocess.Popen(_train_cmd(data, model_copy), cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     try:
         deadline = time.time() + 240
@@ -153,7 +153,7 @@ def test_sigkill_during_training_keeps_previous_model(model_copy, tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     assert proc.returncode == -signal.SIGKILL
-    assert Predictor.load(model_copy).predict(real_photos("sea", 1)[0]) == pytest.approx(before)
+    assert Predictor.load(model_copy).predict(made_photos("sea", 1)[0]) == pytest.approx(before)
     assert [m["path"] for m in model_io.list_models(model_copy.parent)] == [str(model_copy)]
     with training_lock(model_copy.parent):  # the killed job's lock died with it
         pass
@@ -190,7 +190,7 @@ def test_sigkill_during_export_keeps_previous_model(model_copy, where):
     models = model_io.list_models(model_copy.parent)
     assert [m["path"] for m in models] == [str(model_copy)]
     assert (model_copy / "model.json").read_text() == before
-    Predictor.load(model_copy).predict(real_photos("sea", 1)[0])
+    Predictor.load(model_copy).predict(made_photos("sea", 1)[0])
     # No half-written or swapped-out folder is left (the lock file stays).
     assert sorted(p.name for p in model_copy.parent.iterdir() if p.name != ".models.lock") == ["tiny"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import ROOT, real_photos
+from conftest import ROOT, made_photos, real_photos
 from otter.cli import EXIT_ERROR, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, main
 from otter.data.seen import HASH_CHARS, image_hash
 from otter.model.evaluate import evaluate
@@ -28,10 +28,10 @@ def _split_files(result) -> dict[str, list[Path]]:
 
 
 def _other_photos(dest: Path, per_class: int = 3) -> Path:
-    """Real photos the tiny model never saw (it trained on the first 8 of each class), shrunk as its own were."""
+    """Photos the tiny model never saw (it trained on the first 8 of each class), shrunk as its own were."""
     for cls in ("river", "sea"):
         (dest / cls).mkdir(parents=True, exist_ok=True)
-        for p in sorted((ROOT / ".." / "shared" / "otters" / cls).glob("*.jpg"))[8 : 8 + per_class]:
+        for p in made_photos(cls, 8 + per_class)[8:]:
             with Image.open(p) as im:
                 im.convert("RGB").resize((64, 64)).save(dest / cls / p.name, quality=90)
     return dest
@@ -105,7 +105,7 @@ def test_a_model_without_the_record_still_evaluates_and_says_the_overlap_is_unkn
     assert "which of these images the model trained on is unknown" in capsys.readouterr().out
 
 
-def test_the_shipped_model_knows_it_trained_on_every_sample_photo(tmp_path):
+def test_the_shipped_model_knows_it_trained_on_every_sample_photo(otters_dir, tmp_path):
     shipped = ROOT / "models" / "otters"
     data = tmp_path / "data"
     for cls in ("river", "sea"):  # two untouched sample photos and one re-encoded (new bytes: unseen)
@@ -125,7 +125,7 @@ def test_the_shipped_model_knows_it_trained_on_every_sample_photo(tmp_path):
 def test_predict_prints_every_result_and_exits_non_zero_when_one_image_fails(tiny_trained, tmp_path, capsys):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff" + b"\0" * 40)
-    good = [str(p) for p in real_photos("sea", 2)]
+    good = [str(p) for p in made_photos("sea", 2)]
     model = ["--model", str(tiny_trained[0])]
 
     assert main(["predict", *model, good[0], str(broken), good[1]]) == EXIT_SOME_FAILED
@@ -144,7 +144,7 @@ def test_predict_prints_every_result_and_exits_non_zero_when_one_image_fails(tin
 
 
 def test_predict_without_a_model_or_with_bad_usage_has_its_own_exit_codes(tmp_path, capsys):
-    photo = str(real_photos("sea", 1)[0])
+    photo = str(made_photos("sea", 1)[0])
     assert main(["predict", "--models", str(tmp_path / "empty"), photo]) == EXIT_ERROR
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import make_shapes, real_photos, weights_bytes
+from conftest import made_photos, make_shapes, weights_bytes
 from otter.app.jobview import epoch_table, loss_frame, parse_settings, status_markdown
 from otter.app.service import NO_MODEL, ModelService, NoModel, TrainService, shared_model_service
 from otter.data.safepath import UnsafePath
@@ -19,14 +19,14 @@ from otter.model.train import TrainError, TrainingBusy
 def test_no_model_points_to_train_tab(tmp_path):
     service = ModelService(tmp_path / "models")
     with pytest.raises(NoModel) as info:
-        service.predict(real_photos("sea", 1)[0])
+        service.predict(made_photos("sea", 1)[0])
     assert "Train" in str(info.value) and str(info.value) == NO_MODEL
     assert service.choices() == [] and service.newest() is None
 
 
 def test_predict_reports_model_accuracy_and_time(model_copy):
     service = ModelService(model_copy.parent)
-    pred = service.predict(real_photos("sea", 1)[0])
+    pred = service.predict(made_photos("sea", 1)[0])
     meta = read_meta(model_copy)
     assert set(pred.probs) == set(meta["classes"]) and abs(sum(pred.probs.values()) - 1) < 1e-5
     assert pred.model == "tiny" and pred.accuracy == meta["metrics"]["accuracy"]
@@ -41,7 +41,7 @@ def test_a_cross_validated_accuracy_is_called_so(model_copy):
     meta["metrics"]["accuracy"] = 0.819
     meta["cv"] = {"folds": 5, "accuracy_mean": 0.819}
     (model_copy / "model.json").write_text(json.dumps(meta))
-    summary = ModelService(model_copy.parent).predict(real_photos("sea", 1)[0]).summary()
+    summary = ModelService(model_copy.parent).predict(made_photos("sea", 1)[0]).summary()
     assert "cross-validated accuracy 81.9%" in summary
 
 
@@ -61,7 +61,7 @@ def test_predictor_is_cached_until_the_folder_is_replaced(model_copy, tiny_train
 def test_predict_files_table_has_a_row_per_file_with_errors_inline(model_copy, tmp_path):
     bad = tmp_path / "notes.jpg"
     bad.write_text("not an image")
-    photos = real_photos("river", 2)
+    photos = made_photos("river", 2)
     df = ModelService(model_copy.parent).predict_files([*photos, bad])
     assert list(df["file"]) == [p.name for p in photos] + ["notes.jpg"]
     assert (df["error"][:2] == "").all() and "not an image" in df["error"][2]

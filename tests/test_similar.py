@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
-from conftest import OTTERS
 from otter import cli
 from otter.app import curate
 from otter.data import dataset
@@ -35,12 +34,12 @@ def _box(im: Image.Image) -> Image.Image:
     return im
 
 
-def make_copies_set(dest: Path) -> tuple[Path, dict[str, str]]:
+def make_copies_set(otters: Path, dest: Path) -> tuple[Path, dict[str, str]]:
     """60 different photos (every 4th sample photo, 30 per class, 160 px) and an edited copy of 6 of them, filed in
     the same class: {copy: original}."""
     for cls in ("river", "sea"):
         (dest / cls).mkdir(parents=True)
-        for p in sorted((OTTERS / cls).glob("*.jpg"))[::4][:30]:
+        for p in sorted((otters / cls).glob("*.jpg"))[::4][:30]:
             with Image.open(p) as im:
                 im.convert("RGB").resize((160, 160)).save(dest / cls / p.name, quality=90)
     images = dataset.list_images(dest)
@@ -54,8 +53,9 @@ def make_copies_set(dest: Path) -> tuple[Path, dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def copies_set(tmp_path_factory):
-    data, copies = make_copies_set(tmp_path_factory.mktemp("lookalikes") / "data")
+def copies_set(otters_dir, tmp_path_factory):
+    """Real photos: different photos of one subject must not group, which made-up pictures cannot show."""
+    data, copies = make_copies_set(otters_dir, tmp_path_factory.mktemp("lookalikes") / "data")
     similar.find_duplicates(data)  # computes and caches the embeddings once for the module
     return data, copies
 

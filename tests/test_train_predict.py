@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_shapes, real_photos, weights_bytes
+from conftest import made_photos, make_shapes, weights_bytes
 from otter.data.images import InvalidImage
 from otter.model import io as model_io
 from otter.model.device import PRECISIONS
@@ -37,7 +37,7 @@ def test_predictor_matches_fastai_learn_predict(tiny_trained, precision, toleran
     predictor = Predictor.load(model_dir, precision=precision)
     assert predictor.precision == precision and next(predictor.model.parameters()).dtype == PRECISIONS[precision]
     predictor.temperature = 1.0  # fastai's softmax knows nothing of the fitted temperature (otter.model.calibrate)
-    for path in real_photos("sea", 3) + real_photos("river", 3):
+    for path in made_photos("sea", 3) + made_photos("river", 3):
         ours = predictor.predict(path)
         _, _, theirs = result.learn.predict(Path(path))
         assert abs(sum(ours.values()) - 1) < 1e-5
@@ -70,7 +70,7 @@ def test_predict_accepts_path_bytes_and_pil_and_batches(tiny_trained):
     from PIL import Image
 
     predictor = Predictor.load(tiny_trained[0])
-    path = real_photos("sea", 1)[0]
+    path = made_photos("sea", 1)[0]
     a = predictor.predict(path)
     b = predictor.predict(path.read_bytes())
     c = predictor.predict(Image.open(path))
@@ -84,7 +84,7 @@ def test_predict_accepts_path_bytes_and_pil_and_batches(tiny_trained):
 
 def test_predict_is_thread_safe(tiny_trained):
     predictor = Predictor.load(tiny_trained[0])
-    paths = real_photos("river", 4)
+    paths = made_photos("river", 4)
     expected = [predictor.predict(p) for p in paths]
     out = [None] * 16
     threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, predictor.predict(paths[i % 4]))) for i in range(16)]
@@ -127,21 +127,21 @@ def test_a_shard_index_naming_other_files_or_missing_shards_is_refused(model_cop
 def test_a_single_file_model_from_before_sharding_still_loads(model_copy):
     from safetensors.torch import load_file, save_file
 
-    expected = Predictor.load(model_copy).predict(real_photos("sea", 1)[0])
+    expected = Predictor.load(model_copy).predict(made_photos("sea", 1)[0])
     files = model_io.weight_files(model_copy)
     state = {k: v for f in files[1:] for k, v in load_file(str(f)).items()}
     for f in files:
         f.unlink()
     save_file(state, str(model_copy / model_io.WEIGHTS))
     assert model_io.weight_files(model_copy) == [model_copy / model_io.WEIGHTS]
-    assert Predictor.load(model_copy).predict(real_photos("sea", 1)[0]) == pytest.approx(expected, abs=1e-6)
+    assert Predictor.load(model_copy).predict(made_photos("sea", 1)[0]) == pytest.approx(expected, abs=1e-6)
 
 
 def test_the_shipped_model_fits_a_space_and_knows_its_photos():
     shipped = Path(__file__).resolve().parents[1] / "models" / "otters"
     assert all(f.stat().st_size <= 10 * 2**20 for f in shipped.iterdir()), "a Space takes no file over 10 MiB without LFS"
     predictor = Predictor.load(shipped)
-    photos = real_photos("sea", 5) + real_photos("river", 5)  # photos it was trained on
+    photos = made_photos("sea", 5) + made_photos("river", 5)  # photos it was trained on
     right = sum(max(predictor.predict(p).items(), key=lambda kv: kv[1])[0] == p.parent.name for p in photos)
     assert right >= 9, f"{right} of 10 training photos right: are all its shards loaded?"
 
@@ -152,7 +152,7 @@ def test_shipped_models_are_copied_into_an_empty_models_folder_only(tiny_trained
     bucket = tmp_path / "bucket" / "models"
     assert model_io.seed_models(bucket, shipped) == ["tiny"]
     assert not [p for p in bucket.iterdir() if p.name.startswith(".") and p.name != ".models.lock"], "no temporary folder left"
-    photo = real_photos("sea", 1)[0]
+    photo = made_photos("sea", 1)[0]
     assert Predictor.load(bucket / "tiny").predict(photo) == pytest.approx(Predictor.load(tiny_trained[0]).predict(photo))
     # a folder with a model is left alone: a user's model is never overwritten, a replaced one does not come back
     shutil.rmtree(bucket / "tiny")
@@ -174,12 +174,12 @@ def test_pickle_in_model_folder_is_never_loaded(model_copy, monkeypatch):
     monkeypatch.setattr(pickle, "load", lambda *a, **k: calls.append(a))
     monkeypatch.setattr(pickle, "loads", lambda *a, **k: calls.append(a))
     monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(a))
-    Predictor.load(model_copy).predict(real_photos("sea", 1)[0])
+    Predictor.load(model_copy).predict(made_photos("sea", 1)[0])
     assert calls == []
 
 
 def test_failed_save_keeps_previous_model(model_copy, monkeypatch):
-    before = Predictor.load(model_copy).predict(real_photos("sea", 1)[0])
+    before = Predictor.load(model_copy).predict(made_photos("sea", 1)[0])
     model, meta = model_io.load_model(model_copy)
 
     def disk_full(*a, **k):
@@ -189,7 +189,7 @@ def test_failed_save_keeps_previous_model(model_copy, monkeypatch):
     with pytest.raises(OSError):
         model_io.save_model(model, meta, model_copy)
     assert [p.name for p in model_copy.parent.iterdir() if p.name != ".models.lock"] == ["tiny"], "no half-written folder left"
-    assert Predictor.load(model_copy).predict(real_photos("sea", 1)[0]) == pytest.approx(before)
+    assert Predictor.load(model_copy).predict(made_photos("sea", 1)[0]) == pytest.approx(before)
 
 
 def test_interrupted_swap_is_recovered(model_copy):
@@ -402,3 +402,21 @@ def test_model_json_is_parsed_once_until_it_changes(model_copy, monkeypatch):
     meta_file.write_text(json.dumps(dict(meta, note="edited")))  # a new stamp: parsed again
     assert model_io.read_meta(model_copy)["note"] == "edited"
     assert len(calls) == 2
+
+
+def test_a_saved_model_and_its_zip_are_readable_by_others_as_usual_files(tmp_path):
+    """safetensors writes 0600; a model folder is shared (a Space's bucket, a colleague) and zipped for download."""
+    import stat
+    import zipfile
+
+    from otter.model.model_zip import zip_model
+
+    meta = {"classes": ["a", "b"], "arch": "resnet18", "head": "fastai", "input_size": 32}
+    dest = model_io.save_model(torch.nn.Linear(2, 2), meta, tmp_path / "models" / "m")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for f in dest.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f
+    (dest / "model.safetensors").chmod(0o600)  # a model saved before this was fixed
+    with zipfile.ZipFile(zip_model(dest, tmp_path / "out")) as zf:
+        assert {stat.S_IMODE(i.external_attr >> 16) for i in zf.infolist()} == {0o644}

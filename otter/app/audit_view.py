@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import escape_md
+from ..progress import Event
 from ..review.audit import AuditJob, AuditResult, images_in_cell, is_stale
 from ..review.confusion import cell_at, confusion_frame
 from .jobview import fmt_time
@@ -44,13 +45,13 @@ def status_markdown(data_dir: os.PathLike | str, result: AuditResult | None, job
 
 
 def job_line(job: AuditJob) -> str:
-    # The audit reports progress as dicts; the job's closing event is a JobEnded.
-    last = next((e for e in reversed(job.events) if isinstance(e, dict) and "progress" in e), {})
-    if "fold" in last:
-        doing = f"model {last['fold']} of {last['folds']} · "
+    # Progress events (otter.progress.Event), then the job's closing JobEnded.
+    last = next((e for e in reversed(job.events) if isinstance(e, Event) and e.progress is not None), Event("stage"))
+    if last.fold is not None:
+        doing = f"model {last.fold} of {last.folds} · "
     else:
-        doing = f"{last['stage']} · " if last.get("stage") else ""
-    return f"Auditing: {doing}{100 * float(last.get('progress') or 0):.0f}% · about {fmt_time(last.get('eta'))} left"
+        doing = f"{last.stage} · " if last.stage else ""
+    return f"Auditing: {doing}{100 * float(last.progress or 0):.0f}% · about {fmt_time(last.eta)} left"
 
 
 def suspects(result: AuditResult | None, cls: str | None = None) -> list[dict]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from ..errors import describe
+from ..progress import Event
 from .owners import Access, access_from_env
 
 if TYPE_CHECKING:
@@ -60,3 +61,13 @@ def payload_path(payload) -> str | None:
     if isinstance(payload, dict):
         return payload.get("path")
     return str(payload)
+
+
+def download_progress(progress: gr.Progress) -> Callable[[Event], None]:
+    """Downloads' "download" events as Gradio's progress bar (the Curate and Web search tabs share it)."""
+    progress(0, desc="Starting downloads")
+
+    def report(e: Event) -> None:
+        progress((e.done, e.total), desc=f"{e.done}/{e.total} fetched", unit="images")
+
+    return report

@@ -13,6 +13,7 @@ from ..errors import escape_md
 from ..model.events import TrainEvent, calibration_line, kept_line
 from ..model.io import trashed_models
 from ..model.train import PRETRAINED_RECIPE, RECIPE, SCRATCH_RECIPE, TrainConfig, TrainError
+from ..progress import clock, parse_ints
 
 ARCH_DEFAULT = "default (by recipe)"
 
@@ -64,23 +65,13 @@ def parse_settings(
 
 
 def _ints(text: str | None, what: str) -> tuple[int, ...]:
-    parts = [p for p in (text or "").replace(" ", "").split(",") if p]
     try:
-        return tuple(int(p) for p in parts)
+        return parse_ints(text)
     except ValueError as ex:
-        raise TrainError(f"{what} must be whole numbers separated by commas, e.g. 64,128 (got {text!r})") from ex
+        raise TrainError(f"{what}: {ex}") from ex
 
 
-def fmt_time(seconds: float | None) -> str:
-    """Seconds as m:ss (h:mm:ss from an hour), "–" when unknown."""
-    if seconds is None or not math.isfinite(seconds):
-        return "–"
-    seconds = int(seconds)
-    return (
-        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-        if seconds >= 3600
-        else f"{seconds // 60}:{seconds % 60:02d}"
-    )
+fmt_time = clock  # the app's name for it
 
 
 def training_events(events: list) -> list[TrainEvent]:
@@ -277,7 +268,8 @@ def confusion_figure(meta: dict | None):
     if not conf:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(classes), 1.0 + 0.8 * len(classes)))
+    # At least 4 inches wide: the title is wider than a 2-class matrix and would be cut off.
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 + 0.9 * len(classes)), 1.2 + 0.8 * len(classes)))
     ax.imshow(conf, cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)

@@ -8,16 +8,14 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
-from ..data.dataset import list_classes
 from ..data.images import ImageInput, InvalidImage
-from ..data.safepath import MAX_NAME_LENGTH, check_name, inside
+from ..data.safepath import check_name, inside
 from ..errors import escape_md
-from ..model.default_model import keep_default
+from ..model.default_model import default_model_name, keep_default
 from ..model.io import ModelError, default_name, list_models
 from ..model.predict import Predictor, top_label
 from ..model.train import TrainConfig, TrainError, TrainingBusy, collect_items
@@ -250,22 +248,6 @@ class TrainService:
             return "No training is running."
         job.cancel()
         return "Cancelling: training stops after the current batch; the previous model is kept."
-
-
-def default_model_name(data_dir: os.PathLike | str, models_dir: os.PathLike | str, today: date | None = None) -> str:
-    """A name for a new model that says what it is and replaces nothing: its classes and the date, e.g.
-    `river-sea-2026-11-29` (`5-classes-…` for more than three), with `-2`, `-3` added when that is taken."""
-    try:
-        classes = list_classes(data_dir)
-    except (OSError, ValueError):
-        classes = []
-    what = "-".join(classes) if 0 < len(classes) <= 3 else f"{len(classes)}-classes" if classes else "model"
-    base = f"{what[: MAX_NAME_LENGTH - 20]}-{(today or date.today()).isoformat()}"
-    name, n = base, 1
-    while os.path.lexists(Path(models_dir) / name):
-        n += 1
-        name = f"{base}-{n}"
-    return name
 
 
 __all__ = [

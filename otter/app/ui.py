@@ -28,12 +28,13 @@ from starlette.middleware import Middleware
 from .. import config
 from ..data.dataset import list_classes, list_images
 from ..data.images import InvalidImage
-from ..errors import OtterError, escape_md, one_line
+from ..errors import OtterError, describe, escape_md, one_line
 from ..model.backbones import NAMES as ARCHS
 from ..model.default_model import comparison, set_default
 from ..model.device import gpu_task
 from ..model.io import ModelError, read_meta, recover, seed_models
 from ..model.model_zip import zip_model
+from ..model.recipes import both
 from . import jobview
 from .handlers import POLL_SECONDS, AppContext, friendly, payload_path
 from .owners import (
@@ -281,13 +282,13 @@ def build_train_tab(ctx: AppContext) -> dict:
     with gr.Row():
         sizes = gr.Textbox(
             label="Image sizes (progressive resizing)",
-            placeholder="recipe: 224 (scratch 64,128,192)",
+            placeholder=f"recipe: {both('sizes')}",
             elem_id="train-sizes",
         )
-        epochs = gr.Textbox(label="Epochs per size", placeholder="recipe: 3 (scratch 20,25,20)", elem_id="train-epochs")
-        lr = gr.Textbox(label="Learning rate", placeholder="recipe: 1e-3 (scratch 3e-3); or find", elem_id="train-lr")
+        epochs = gr.Textbox(label="Epochs per size", placeholder=f"recipe: {both('epochs')}", elem_id="train-epochs")
+        lr = gr.Textbox(label="Learning rate", placeholder=f"recipe: {both('lr')}; or find", elem_id="train-lr")
         # A Textbox like its neighbours: a blank gr.Number reaches the server as 0, not as "blank".
-        bs = gr.Textbox(label="Batch size", placeholder="recipe: 16 (scratch 32)", elem_id="train-bs")
+        bs = gr.Textbox(label="Batch size", placeholder=f"recipe: {both('bs')}", elem_id="train-bs")
         valid = gr.Slider(0, 50, value=20, step=1, label="Validation %")
     with gr.Row():
         start = gr.Button("Start training", variant="primary", elem_id="train-start")
@@ -527,10 +528,14 @@ def build_app(
 
 
 def _warm_up(ctx: AppContext) -> None:
+    """Load the default model before the first visitor asks. No model yet is normal; a model that fails to load
+    is said once in the server's log (Predict says it to the visitor when asked)."""
     try:
         ctx.models.predictor()
-    except Exception:  # no model or a broken one: Predict says so when asked
+    except NoModel:
         pass
+    except Exception as ex:  # noqa: BLE001 - a warm-up must never stop the server from starting
+        print(f"warning: the default model could not be loaded at start-up: {describe(ex)}", file=sys.stderr)
 
 
 def launch(

@@ -15,8 +15,8 @@ from ..errors import escape_md
 from ..model.train import TrainError
 from ..review import audit
 from . import audit_view
+from .handlers import POLL_SECONDS
 
-POLL_SECONDS = 1.0
 FOLDS = audit.DEFAULT_FOLDS
 CONFIG_OVERRIDES: dict = {}  # TrainConfig fields for the app's fine-tuning audits (tests make them tiny)
 METHOD_CHOICES = {  # what the Method radio offers: (audit method, pretrained) by key

@@ -14,9 +14,11 @@ import gradio as gr
 
 from ..data import scrape
 from ..data.dataset import list_classes
-from ..data.download import Outcome, download_images
+from ..data.download import download_images
 from ..data.safepath import check_name
 from ..errors import OtterError, escape_md
+from ..progress import Event
+from .handlers import download_progress
 
 DEFAULT_MAX = 50
 LIMIT = 200  # most images one search may fetch: keeps a public app polite to the search service
@@ -54,7 +56,7 @@ def _caption(hit: dict) -> str:
 
 
 def download_view(
-    data_dir: os.PathLike | str, cls: str | None, hits: list[dict], progress: Callable[[int, int, Outcome], None] | None = None
+    data_dir: os.PathLike | str, cls: str | None, hits: list[dict], progress: Callable[[Event], None] | None = None
 ) -> str:
     """Download the hits into class `cls` (created if new); returns the summary as one Markdown line."""
     if not hits:
@@ -104,12 +106,7 @@ def build_search_panel(data_dir: os.PathLike | str, wrap: Callable[[Callable], C
         return search_view(q, n, v)
 
     def on_download(c, found_hits, progress=gr.Progress()):
-        progress(0, desc="Starting downloads")
-
-        def report(done: int, total: int, outcome: Outcome) -> None:
-            progress((done, total), desc=f"{done}/{total} fetched", unit="images")
-
-        return download_view(root, c, found_hits, report)
+        return download_view(root, c, found_hits, download_progress(progress))
 
     def refresh_classes():
         # Choices only: sending the value back would wipe what the user typed while the request was under way.

@@ -18,7 +18,7 @@ from ..model.io import ModelError, read_meta
 from ..model.jobs import TrainError
 from ..review.similar import LookalikeJob
 from . import curate, ui_collect
-from .handlers import AppContext, friendly
+from .handlers import AppContext, download_progress, friendly
 from .handlers import payload_path as _path
 from .ui_audit import build_suspects_tab
 from .ui_collect import build_search_panel
@@ -330,12 +330,14 @@ def build_curate_tab(ctx: AppContext) -> dict:
     im["move_btn"].click(
         act(lambda sel, t: curate.move(root, sel, t)), [im["cls"], page, picked, im["target"]], all_outputs, **PRIVATE
     ).then(friendly(refresh_similar), [subject, im["similar_on"]], similar_outputs, **PRIVATE)
-    im["add_btn"].click(
-        friendly(lambda name: everything(name.strip() if name else None, curate.add_class(root, name or ""))),
-        [im["new_class"]],
-        all_outputs,
-        **PRIVATE,
-    )
+
+    def on_add_class(name):
+        msg = curate.add_class(root, name or "")
+        added = msg.startswith("Added class")
+        # The box empties once the class exists, ready for the next; a refused name stays there to be corrected.
+        return everything(name.strip() if name else None, msg) | {im["new_class"]: "" if added else gr.Textbox()}
+
+    im["add_btn"].click(friendly(on_add_class), [im["new_class"]], [*all_outputs, im["new_class"]], **PRIVATE)
 
     def on_upload(c, files):
         try:
@@ -351,12 +353,8 @@ def build_curate_tab(ctx: AppContext) -> dict:
     )
 
     def on_urls(c, text, progress=gr.Progress()):
-        progress(0, desc="Starting downloads")
-
-        def report(done, total, outcome):
-            progress((done, total), desc=f"{done}/{total} fetched", unit="images")
-
         # The app may be public: pasted URLs, like search results, must not reach its own network.
+        report = download_progress(progress)
         msg = curate.add_urls(root, c, text, allow_private=ui_collect.ALLOW_PRIVATE_URLS, progress=report)
         return everything(c, msg) | ({im["urls"]: ""} if msg.startswith("Added") else {})
 

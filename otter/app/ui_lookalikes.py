@@ -14,9 +14,8 @@ import gradio as gr
 from ..model.jobs import TrainError
 from ..review.similar import MAX_HASH_BITS, NEAR_SCORE, LookalikeJob
 from . import curate
+from .handlers import POLL_SECONDS
 from .jobview import fmt_time as _fmt_time
-
-POLL_SECONDS = 1.0
 
 
 def job_line(job: LookalikeJob | None) -> str:
@@ -28,7 +27,7 @@ def job_line(job: LookalikeJob | None) -> str:
         if last is None:
             return "Looking at the images…"
         return (
-            f"Computing embeddings: {last['done']}/{last['total']} new images · about {_fmt_time(last.get('eta'))} left "
+            f"Computing embeddings: {last.done}/{last.total} new images · about {_fmt_time(last.eta)} left "
             "(once per image: later searches take seconds)"
         )
     if job.state in ("failed", "cancelled"):

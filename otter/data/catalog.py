@@ -78,6 +78,11 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def sha256_file(path: os.PathLike | str) -> str:
+    """A file's SHA-256 (hex): the one content hash of the data set, its catalog, look-alikes and model.json's "seen"."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def db_path(root: os.PathLike | str) -> Path:
     return Path(root) / STATE_DIR / DB_NAME
 

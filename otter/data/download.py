@@ -26,6 +26,7 @@ import httpx
 from PIL import Image
 
 from .. import config
+from ..progress import Event, items_event
 from . import catalog
 from .dataset import add_class, rel
 from .images import InvalidImage, load_image
@@ -210,7 +211,7 @@ def _prepare(data: bytes, tmp: Path, max_side: int, min_side: int) -> tuple[byte
     return out.getvalue(), im.width, im.height
 
 
-ProgressFn = Callable[[int, int, Outcome], None]
+ProgressFn = Callable[[Event], None]  # a "download" Event (otter.progress) after each URL
 
 
 def download_images(
@@ -231,9 +232,10 @@ def download_images(
 
     Each item is a URL or a search hit (a mapping with "url" and optionally "query"); `query` is recorded
     for plain URLs. An image already present in any class (same SHA-256 before or after resizing) counts as
-    a duplicate, one trashed before fails as "trashed before". `progress(done, total, outcome)` is called
-    after each URL, in the calling thread. A public app passes `allow_private=False` (see `make_client`)."""
+    a duplicate, one trashed before fails as "trashed before". `progress` gets a "download" Event (done of total,
+    and the URL's `outcome`) after each URL, in the calling thread. A public app passes `allow_private=False` (see `make_client`)."""
     class_dir = Path(class_dir)
+    start = time.monotonic()
     root = class_dir.parent
     cls = check_name(class_dir.name, "class name")
     add_class(root, cls)
@@ -280,8 +282,8 @@ def download_images(
             return Outcome(url, "failed", ex.reason, ex.detail)
         except OSError as ex:  # disk full, permissions: report it, keep going with the rest
             return Outcome(url, "failed", "write error", str(ex))
-        except Exception as ex:  # noqa: BLE001 - one odd file must never stop the other downloads
-            return Outcome(url, "failed", "error", f"{type(ex).__name__}: {ex}")
+        # Nothing broader: a bad file or answer is a _Failed above, so anything else is a bug, and it stops the run
+        # with its traceback instead of passing for one URL's "error".
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -293,7 +295,7 @@ def download_images(
                 outcome = fut.result()
                 result.add(outcome)
                 if progress is not None:
-                    progress(done, len(items), outcome)
+                    progress(items_event("download", done, len(items), start, outcome=outcome))
     finally:
         with ledger.lock:
             ledger.flush()

@@ -7,7 +7,6 @@ trash before is refused ("trashed before": restore it from the trash instead). W
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import threading
@@ -94,7 +93,7 @@ def add_images(root: os.PathLike | str, cls: str, files: list[os.PathLike | str]
             name = check_name(f.name, "file name")
             if Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
                 name = f"{Path(name).stem}.jpg" if Path(name).suffix else f"{name}.jpg"
-            sha = hashlib.sha256(f.read_bytes()).hexdigest()
+            sha = catalog.sha256_file(f)
         except (InvalidImage, UnsafePath) as ex:
             rejected.append({"file": f.name, "reason": str(ex)})
             continue

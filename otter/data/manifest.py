@@ -3,7 +3,6 @@ catalog (`otter.data.catalog`, which imported any index.csv once). `catalog.expo
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -15,10 +14,7 @@ COLUMNS = catalog.INDEX_COLUMNS
 MANIFEST_NAME = catalog.INDEX_CSV
 now = catalog.now
 locked = catalog.locked
-
-
-def sha256_file(path: os.PathLike | str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+sha256_file = catalog.sha256_file
 
 
 def read(root: os.PathLike | str) -> pd.DataFrame:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from datetime import date
 from pathlib import Path
 
-from ..data.safepath import check_name
+from ..data.dataset import list_classes
+from ..data.safepath import MAX_NAME_LENGTH, check_name
 from .io import DEFAULT_FILE, ModelError, default_name, list_models, recorded_default, trash_slot
 
 
@@ -108,3 +110,19 @@ def comparison(models_dir: os.PathLike | str, name: str) -> str:
 
 
 __all__ = ["comparison", "delete_model", "describe_accuracy", "keep_default", "model_rows", "set_default"]
+
+
+def default_model_name(data_dir: os.PathLike | str, models_dir: os.PathLike | str, today: date | None = None) -> str:
+    """A name for a new model that says what it is and replaces nothing: its classes and the date, e.g.
+    `river-sea-2026-11-29` (`5-classes-…` for more than three), with `-2`, `-3` added when that is taken."""
+    try:
+        classes = list_classes(data_dir)
+    except (OSError, ValueError):
+        classes = []
+    what = "-".join(classes) if 0 < len(classes) <= 3 else f"{len(classes)}-classes" if classes else "model"
+    base = f"{what[: MAX_NAME_LENGTH - 20]}-{(today or date.today()).isoformat()}"
+    name, n = base, 1
+    while os.path.lexists(Path(models_dir) / name):
+        n += 1
+        name = f"{base}-{n}"
+    return name

@@ -9,14 +9,14 @@ import warnings
 
 import torch
 
-from ..config import PRECISION_CHOICES
+from ..config import PRECISION_CHOICES, PRECISION_ENV, wanted_device, wanted_precision
 from ..errors import BadInput
 
 
 def pick_device() -> torch.device:
     """CUDA when present (and not disabled with OTTER_DEVICE=cpu), else the CPU. In a job of several processes
     (`accelerate launch`, torchrun) each process of a machine takes its own GPU: the one of its LOCAL_RANK."""
-    wanted = os.environ.get("OTTER_DEVICE", "").strip().lower()
+    wanted = wanted_device()
     if wanted:
         return torch.device(wanted)
     if not torch.cuda.is_available():
@@ -38,7 +38,6 @@ def gpu_task(fn):
 
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
-PRECISION_ENV = "OTTER_PRECISION"
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -56,7 +55,7 @@ def pick_precision(device: torch.device, wanted: str | None = None) -> str:
     keeps the predicted class and moves probabilities by ~0.01 at most (measured on the 245 real photos);
     bf16 training (autocast) scored the same in cross-validation (bench/RESULTS.md)."""
     if wanted is None:
-        wanted = os.environ.get(PRECISION_ENV, "").strip().lower() or "auto"
+        wanted = wanted_precision()
         if wanted not in PRECISION_CHOICES:
             warnings.warn(f"${PRECISION_ENV}={wanted!r} is not one of {', '.join(PRECISION_CHOICES)}; using auto", stacklevel=2)
             wanted = "auto"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -220,6 +221,8 @@ def peer_failure(ex: BaseException) -> bool:
     """True when `ex` only says that another process of the job went away (that process reports its own error)."""
     if isinstance(ex, PeerFailed):
         return True
+    if "torch" not in sys.modules:  # no tensor work ran, so no peer to lose; and a plain error must not import torch
+        return False
     try:
         from torch.distributed import DistBackendError, DistNetworkError
     except ImportError:  # pragma: no cover - torch without distributed support

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -26,6 +27,8 @@ def evaluate(predictor: Predictor, data_dir: os.PathLike | str) -> dict:
     "errors". "seen" (`otter.data.seen.overlap`): how many of the scored images the model trained on and validated on,
     and the accuracy on those it never saw, or {"known": False, "reason"} for a model that does not record them."""
     classes = predictor.classes
+    if not Path(data_dir).is_dir():
+        raise EvaluateError(f"{data_dir} does not exist or is not a folder; give a folder with one sub-folder per class")
     known = [c for c in list_classes(data_dir) if c in classes]
     if not known:
         raise EvaluateError(f"{data_dir} has no class folder named like the model's classes ({', '.join(classes)})")

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import uuid
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -95,6 +96,7 @@ def _write_and_swap(model, meta: dict, dest: Path, half: bool, extra_tensors) ->
             save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp / fname))
             extra.append(tmp / fname)
         for f in (*weight_files(tmp), tmp / META, *extra):
+            os.chmod(f, _file_mode())  # safetensors writes 0600; a model is shared like any file (and zipped so)
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
         old = dest.parent / f".old-{dest.name}-{tag}"
@@ -108,6 +110,18 @@ def _write_and_swap(model, meta: dict, dest: Path, half: bool, extra_tensors) ->
         _recover(dest.parent)
         raise
     return dest
+
+
+def _file_mode() -> int:
+    """The mode a new file gets here (0o666 less the umask, 0o644 by default), read without changing the umask,
+    which `os.umask` would do for every thread at once."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o644
 
 
 def _save_weights(state: dict[str, torch.Tensor], folder: Path) -> None:
@@ -276,6 +290,16 @@ def restore_model(models_dir: os.PathLike | str, which: str, as_name: str | None
     return dest
 
 
+_reported: set[str] = set()
+
+
+def _report_once(message: str) -> None:
+    """Warn on stderr once per message: listing runs on every request, the reason does not change between them."""
+    if message not in _reported:
+        _reported.add(message)
+        warnings.warn(message, stacklevel=3)
+
+
 def list_models(models_dir: os.PathLike | str) -> list[dict]:
     """Valid model folders, newest first, as their metadata plus "path"."""
     models_dir = Path(models_dir)
@@ -287,7 +311,9 @@ def list_models(models_dir: os.PathLike | str) -> list[dict]:
             continue
         try:
             found.append(read_meta(p) | {"path": str(p)})
-        except ModelError:
+        except ModelError as ex:
+            if (p / META).exists():  # a folder without model.json is not a model; a broken one is worth a word
+                _report_once(f"ignoring model folder {p}: {ex}")
             continue
     return sorted(found, key=lambda m: m.get("created", ""), reverse=True)
 

@@ -74,7 +74,7 @@ class BackgroundJob:
         BackgroundJob._kinds.append(cls)
 
     def __init__(self, on_done: Callable[[BackgroundJob], None] | None = None):
-        self.events: list = []  # TrainEvent and JobEnded; an audit's and the embeddings' progress are dicts
+        self.events: list = []  # progress Events (otter.progress), then a JobEnded
         self.state = "pending"
         self.error: str | None = None
         self.result = None

@@ -5,6 +5,8 @@ gives a model the app and `python -m otter predict --model` load as they are."""
 from __future__ import annotations
 
 import os
+import shutil
+import stat
 import zipfile
 from pathlib import Path
 
@@ -23,6 +25,9 @@ def zip_model(model_dir: os.PathLike | str, folder: os.PathLike | str) -> Path:
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:  # weights do not compress
         for f in sorted(model_dir.iterdir()):
             if f.is_file() and not f.is_symlink():
-                zf.write(f, f"{model_dir.name}/{f.name}")
+                info = zipfile.ZipInfo.from_file(f, f"{model_dir.name}/{f.name}")
+                info.external_attr = (stat.S_IFREG | 0o644) << 16  # readable once unzipped, whatever the file's mode
+                with open(f, "rb") as src, zf.open(info, "w") as dst:
+                    shutil.copyfileobj(src, dst)
     os.replace(tmp, dest)
     return dest

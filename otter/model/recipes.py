@@ -1,5 +1,6 @@
 """The training recipes: `TrainConfig` and the default recipes it fills its blanks from (with ImageNet weights or
-from scratch). The CLI's help texts and the Train tab's placeholders read these tables."""
+from scratch), and the audit's shorter ones. The CLI's help texts and the Train tab's placeholders are built from
+these tables (`both`), so they never repeat a number by hand. Importing this loads no training library."""
 
 from __future__ import annotations
 
@@ -38,9 +39,15 @@ PRETRAINED_RECIPE = {
     "bs": 16,  # as accurate as 32 in 5-fold CV (runs 15-16), 0.9 GB less memory (3.1 GB peak) and a little faster
     "head": "linear",
 }
+# The audit's fine-tuning (`audit --method finetune`). From scratch: the default architecture on a shorter schedule,
+# so that 5 folds of ~250 images take about 5 minutes on 2 CPU cores (bench/audit.py, bench/RESULTS.md).
+QUICK_RECIPE = {"arch": "xresnet18", "pretrained": False, "sizes": (64, 128), "epochs": (10, 8), "mixup": 0.2}
+# The default: with ImageNet weights (efficientnet_lite0's ship in a package, so this works offline) transfer
+# learning is far more accurate, and an audit's ranking is only as good as its models (bench/RESULTS.md).
+# PRETRAINED_RECIPE shortened: 160 px, 2 head-only + 2 epochs per fold.
+QUICK_PRETRAINED_RECIPE = {"arch": "efficientnet_lite0", "pretrained": True, "sizes": (160,), "epochs": (2,), "frozen_epochs": 2}
 HEADS = tuple(backbones.HEAD_OPTIONS)
 RECIPE = "recipe"  # TrainConfig.lr: the recipe's learning rate (None: find one with lr_find)
-DEFAULT_BS = 32  # from scratch; the pretrained recipe's is 16
 MIN_IMAGES_PER_CLASS = 2
 
 
@@ -123,3 +130,18 @@ class TrainConfig:
             raise TrainError(f"unknown precision {self.precision!r}; choose {', '.join(PRECISION_CHOICES)}")
         if self.ood_method == "none_class" and not self.negatives:
             raise TrainError("the none_class 'not sure' method needs synthetic negatives (e.g. negatives=0.5)")
+
+
+def shown(value) -> str:
+    """A recipe value as a user types it: (64, 128) -> "64,128", 0.001 -> "1e-3", 0.2 -> "0.2"."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, float) and 0 < abs(value) < 0.01:
+        mantissa, exponent = f"{value:.0e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def both(key: str, pretrained: dict = PRETRAINED_RECIPE, scratch: dict = SCRATCH_RECIPE) -> str:
+    """The pretrained recipe's value and the from-scratch one's, for help texts: "224; from scratch 64,128,192"."""
+    return f"{shown(pretrained[key])}; from scratch {shown(scratch[key])}"

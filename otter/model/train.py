@@ -47,7 +47,6 @@ from .loading import (
 )
 from .metrics import classification_report
 from .recipes import (
-    DEFAULT_BS,
     DEFAULT_LR,
     HEADS,
     MIN_IMAGES_PER_CLASS,
@@ -70,7 +69,6 @@ from .run import (
 # loading, heads, run).
 __all__ = [
     "CACHE_BYTES",
-    "DEFAULT_BS",
     "DEFAULT_LR",
     "HEADS",
     "MIN_IMAGES_PER_CLASS",
@@ -137,8 +135,11 @@ def make_learner(dls, classes: list[str], cfg: TrainConfig, workdir: str):
             **backbones.HEAD_OPTIONS[cfg.head],
         )
     except (URLError, OSError, RuntimeError) as ex:
-        if cfg.pretrained and ("download" in str(ex).lower() or isinstance(ex, (URLError, OSError))):
+        # URLError is an OSError: only a failed download is reported as one; a full disk or an unreadable file says so.
+        if cfg.pretrained and (isinstance(ex, URLError) or "download" in str(ex).lower()):
             raise TrainError(_pretrained_message(cfg.arch, ex)) from ex
+        if isinstance(ex, OSError):
+            raise TrainError(f"cannot build the {cfg.arch} network ({type(ex).__name__}: {ex})") from ex
         raise
     if cfg.pretrained and cfg.freeze_bn:
         learn.train_bn = False  # frozen stages train the head only: no backward pass through the body

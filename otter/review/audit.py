@@ -27,7 +27,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,30 +35,24 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..config import models_dir as default_models_dir
+from ..config import state_dir
 from ..data import catalog, dataset
 from ..model import distributed, heads
-from ..model.events import TrainEvent
 from ..model.jobs import BackgroundJob, TrainError, training_lock
+from ..model.recipes import QUICK_PRETRAINED_RECIPE, QUICK_RECIPE
+from ..progress import Event
 from . import similar
 from .embeddings import Embeddings, embed_folder
 
 if TYPE_CHECKING:  # train imports torch and fastai: an audit on cached embeddings never needs them
     from ..model.train import TrainConfig
 
-STATE_DIR = ".otter"
 AUDIT_CSV = "audit.csv"
 AUDIT_JSON = "audit.json"
 KEEP_JSON = "keep.json"
 
 METHODS = ("embeddings", "finetune")
 DEFAULT_METHOD = "embeddings"
-# For --method finetune. The quick recipe: the default from-scratch architecture on a shorter schedule, so that 5 folds of ~250
-# images take about 5 minutes on 2 CPU cores (bench/audit.py, bench/RESULTS.md).
-QUICK_RECIPE = {"arch": "xresnet18", "pretrained": False, "sizes": (64, 128), "epochs": (10, 8), "mixup": 0.2}
-# The default: with ImageNet weights (efficientnet_lite0's ship in a package, so this works offline) transfer
-# learning is far more accurate, and an audit's ranking is only as good as its models (bench/RESULTS.md).
-# The default recipe (otter.model.train.PRETRAINED_RECIPE) shortened: 160 px, 2 + 2 epochs per fold.
-QUICK_PRETRAINED_RECIPE = {"arch": "efficientnet_lite0", "pretrained": True, "sizes": (160,), "epochs": (2,), "frozen_epochs": 2}
 DEFAULT_FOLDS = 5
 SCORE_METHOD = "self_confidence"  # cleanlab's score: the out-of-fold probability of the given label
 
@@ -134,7 +128,7 @@ def _score(probs: list[float], label_index: int) -> float:
 
 
 def _state(data_dir: os.PathLike | str) -> Path:
-    return Path(data_dir) / STATE_DIR
+    return state_dir(data_dir)
 
 
 def fingerprint(data_dir: os.PathLike | str) -> str:
@@ -224,71 +218,12 @@ def _labels(data_dir: Path, emb: Embeddings) -> list[str]:
     return classes
 
 
-def audit(
-    data_dir: os.PathLike | str,
-    folds: int = DEFAULT_FOLDS,
-    seed: int = 0,
-    config: TrainConfig | None = None,
-    progress: Callable[[dict], None] | None = None,
-    cancel: threading.Event | None = None,
-    models_dir: os.PathLike | str | None = None,
-    save: bool = True,
-    method: str = DEFAULT_METHOD,
-) -> AuditResult:
-    """Score every image of a folder-per-class data set by k-fold out-of-fold predictions and save the result.
-
-    `method` "embeddings" (default): heads on the cached embeddings (`config` is not used); "finetune": k networks
-    trained with `config` (default `quick_config()`). Holds the training lock of `models_dir` (default: the models
-    folder), so an audit and a training job never compete for the CPU. `progress` receives {"type": "embed"} events
-    while embeddings are computed, training's events plus "fold" and "folds" when fine-tuning, all with overall
-    "progress" (0..1), "eta" and a "stage"; setting `cancel` stops within one batch (raises TrainingCancelled)."""
+def _rows(data_dir: Path, emb: Embeddings, classes: list[str], probs: np.ndarray, conflicts: dict) -> list[dict]:
+    """One row per image from the out-of-fold probabilities, most suspect first (see AuditResult)."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
-    if method not in METHODS:
-        raise AuditError(f"unknown audit method {method!r}; choose one of {', '.join(METHODS)}")
-    if folds < 2:
-        raise AuditError("an audit needs at least 2 folds")
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise AuditError(
-            f"data folder {data_dir} does not exist; collect images in the Curate tab or with `python -m otter scrape`"
-        )
-    cfg = (config or quick_config()) if method == "finetune" else None
-    if cfg is not None:
-        cfg.check()
-    ranks = distributed.ranks()  # under `accelerate launch`: embeddings and folds shared, rank 0 locks and saves
-    if ranks.distributed and method == "finetune":
-        raise AuditError("--method finetune runs in one process; the embeddings audit runs over several")
-    emit = (progress if ranks.is_main else None) or (lambda e: None)
-    share = 0.9 if method == "embeddings" else 1.0  # of the progress bar: the heads take seconds, training minutes
-
-    def embed_event(e: dict) -> None:
-        stage = f"computing embeddings ({e['done']}/{e['total']} new images)"
-        emit(e | {"stage": stage, "progress": share * e["progress"] if method == "embeddings" else e["progress"]})
-
-    def forward(e: TrainEvent) -> None:
-        """Cross-validation's typed training events, as the audit reports progress: dicts, like the embeddings'."""
-        emit({k: v for k, v in asdict(e).items() if v is not None or k == "eta"})
-
-    start = time.monotonic()
-    before = fingerprint(data_dir)
-    lock = training_lock(models_dir or default_models_dir()) if ranks.is_main else contextlib.nullcontext()
-    with lock:
-        emit({"type": "stage", "stage": "reading the images", "progress": 0.0, "eta": None})
-        emb = embed_folder(data_dir, progress=embed_event, cancel=cancel)
-        classes = _labels(data_dir, emb)
-        labels = emb.labels
-        conflicts = _conflicts(data_dir, emb)
-        if method == "embeddings":
-            emit({"type": "stage", "stage": f"fitting {folds}-fold heads", "progress": share, "eta": None})
-            probs = heads.out_of_fold(emb.vectors, labels, classes, folds=folds, seed=seed, cancel=cancel)
-        else:
-            from ..model.crossval import out_of_fold
-
-            emit({"type": "stage", "stage": f"training {folds} models", "progress": 0.0, "eta": None})
-            items = [data_dir / image for image in emb.images]
-            probs = out_of_fold(items, labels, classes, cfg, folds=folds, seed=seed, on_event=forward, cancel=cancel)
+    labels = emb.labels
     y = np.array([classes.index(lbl) for lbl in labels])
     scores = get_label_quality_scores(y, probs, method=SCORE_METHOD)
     # cleanlab estimates how many labels are wrong from the confident joint and flags that many.
@@ -314,13 +249,74 @@ def audit(
                 "probs": [float(x) for x in probs[i]],
             }
         )
-    rows.sort(key=_order_key)
-    result = AuditResult(rows, classes)
+    return sorted(rows, key=_order_key)
+
+
+def audit(
+    data_dir: os.PathLike | str,
+    *,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+    config: TrainConfig | None = None,
+    progress: Callable[[Event], None] | None = None,
+    cancel: threading.Event | None = None,
+    models_dir: os.PathLike | str | None = None,
+    save: bool = True,
+    method: str = DEFAULT_METHOD,
+) -> AuditResult:
+    """Score every image of a folder-per-class data set by k-fold out-of-fold predictions and save the result.
+
+    `method` "embeddings" (default): heads on the cached embeddings (`config` is not used); "finetune": k networks
+    trained with `config` (default `quick_config()`). Holds the training lock of `models_dir` (default: the models
+    folder), so an audit and a training job never compete for the CPU. `progress` receives `otter.progress.Event`s: "embed"
+    while embeddings are computed, "stage"s, and training's events with fold and folds when fine-tuning, all with
+    the whole audit's progress (0..1) and a stage; setting `cancel` stops within one batch (raises TrainingCancelled)."""
+    if method not in METHODS:
+        raise AuditError(f"unknown audit method {method!r}; choose one of {', '.join(METHODS)}")
+    if folds < 2:
+        raise AuditError("an audit needs at least 2 folds")
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise AuditError(
+            f"data folder {data_dir} does not exist; collect images in the Curate tab or with `python -m otter scrape`"
+        )
+    cfg = (config or quick_config()) if method == "finetune" else None
+    if cfg is not None:
+        cfg.check()
+    ranks = distributed.ranks()  # under `accelerate launch`: embeddings and folds shared, rank 0 locks and saves
+    if ranks.distributed and method == "finetune":
+        raise AuditError("--method finetune runs in one process; the embeddings audit runs over several")
+    emit = (progress if ranks.is_main else None) or (lambda e: None)
+    share = 0.9 if method == "embeddings" else 1.0  # of the progress bar: the heads take seconds, training minutes
+
+    def embed_event(e: Event) -> None:
+        stage = f"computing embeddings ({e.done}/{e.total} new images)"
+        emit(replace(e, stage=stage, progress=share * e.progress if method == "embeddings" else e.progress))
+
+    start = time.monotonic()
+    before = fingerprint(data_dir)
+    lock = training_lock(models_dir or default_models_dir()) if ranks.is_main else contextlib.nullcontext()
+    with lock:
+        emit(Event("stage", stage="reading the images", progress=0.0))
+        emb = embed_folder(data_dir, progress=embed_event, cancel=cancel)
+        classes = _labels(data_dir, emb)
+        labels = emb.labels
+        conflicts = _conflicts(data_dir, emb)
+        if method == "embeddings":
+            emit(Event("stage", stage=f"fitting {folds}-fold heads", progress=share))
+            probs = heads.out_of_fold(emb.vectors, labels, classes, folds=folds, seed=seed, cancel=cancel)
+        else:
+            from ..model.crossval import out_of_fold
+
+            emit(Event("stage", stage=f"training {folds} models", progress=0.0))
+            items = [data_dir / image for image in emb.images]
+            probs = out_of_fold(items, labels, classes, cfg, folds=folds, seed=seed, on_event=emit, cancel=cancel)
+    result = AuditResult(_rows(data_dir, emb, classes, probs, conflicts), classes)
     result.meta = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.monotonic() - start, 1),
         "data_dir": str(data_dir.resolve()),
-        "n_images": len(rows),
+        "n_images": len(result.rows),
         "method": method,
         "folds": folds,
         "seed": seed,
@@ -335,7 +331,7 @@ def audit(
         # The data changed while the audit ran: keep the fingerprint of what was audited, so it reads as stale.
         "fingerprint": before,
     }
-    emit({"type": "stage", "stage": "saving", "progress": 1.0, "eta": 0})
+    emit(Event("stage", stage="saving", progress=1.0, eta=0))
     if save and ranks.is_main:
         save_audit(data_dir, result)
     return result
@@ -453,7 +449,7 @@ def keep(data_dir: os.PathLike | str, image: os.PathLike | str) -> None:
     data_dir = Path(data_dir)
     path = dataset.resolve_image(data_dir, image)
     image = dataset.rel(data_dir, path)
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    sha = catalog.sha256_file(path)
 
     def action() -> None:
         with _files_lock:
@@ -485,6 +481,7 @@ class AuditJob(BackgroundJob):
     def __init__(
         self,
         data_dir: os.PathLike | str,
+        *,
         folds: int = DEFAULT_FOLDS,
         seed: int = 0,
         config: TrainConfig | None = None,

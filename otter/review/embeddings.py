@@ -33,6 +33,7 @@ import numpy as np
 from ..data import catalog, dataset
 from ..data.images import InvalidImage
 from ..model.jobs import TrainingCancelled
+from ..progress import Event, items_event
 from . import perceptual
 
 BACKBONE = "efficientnet_lite0"  # otter.model.backbones' name; its ImageNet weights ship in a package
@@ -96,10 +97,6 @@ def spec_key(s: dict) -> str:
 
 def cache_path(data_dir: os.PathLike | str, flip: bool = FLIP) -> Path:
     return Path(data_dir) / CACHE_DIR / f"{spec_key(spec(flip))}.safetensors"
-
-
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # ------------------------------------------------------------------------------------------ computing
@@ -182,14 +179,14 @@ def batches(paths: list[Path], batch_size: int = BATCH_SIZE, workers: int | None
 def compute(
     paths: list[Path],
     flip: bool = FLIP,
-    progress: Callable[[dict], None] | None = None,
+    progress: Callable[[Event], None] | None = None,
     cancel: threading.Event | None = None,
     batch_size: int = BATCH_SIZE,
     done_batch: Callable[[list[int], np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray, dict[int, str]]:
     """Embeddings of `paths` (no cache): (len(paths) x dim float32 with NaN rows for unreadable images,
     {index: reason} of those). Images are decoded in worker processes (`batches`) while the network runs.
-    `progress` gets {"type": "embed", "done", "total", "progress", "eta"} after each batch; `cancel` stops before
+    `progress` gets an "embed" Event (`otter.progress`: done of total) after each batch; `cancel` stops before
     the next batch (TrainingCancelled); `done_batch(indices, vectors)` sees each batch as it is finished (the cache
     saves work so far when cancelled)."""
     import torch
@@ -200,7 +197,7 @@ def compute(
     failed: dict[int, str] = {}
     start = time.monotonic()
     done = 0
-    emit({"type": "embed", "done": 0, "total": len(paths), "progress": 0.0, "eta": None})
+    emit(items_event("embed", 0, len(paths), start))
     for batch in batches(paths, batch_size):
         if cancel is not None and cancel.is_set():
             raise TrainingCancelled("computing the embeddings was cancelled")
@@ -220,16 +217,7 @@ def compute(
             if done_batch is not None:
                 done_batch(good, vecs)
         done += len(batch)
-        elapsed = time.monotonic() - start
-        emit(
-            {
-                "type": "embed",
-                "done": done,
-                "total": len(paths),
-                "progress": done / len(paths),
-                "eta": elapsed / done * (len(paths) - done),
-            }
-        )
+        emit(items_event("embed", done, len(paths), start))
     if out is None:
         out = np.zeros((len(paths), 0), dtype=np.float32)
     return out, failed
@@ -384,7 +372,8 @@ def _stamp(path: Path) -> tuple:
 
 def embed_folder(
     data_dir: os.PathLike | str,
-    progress: Callable[[dict], None] | None = None,
+    *,
+    progress: Callable[[Event], None] | None = None,
     cancel: threading.Event | None = None,
     flip: bool = FLIP,
     batch_size: int = BATCH_SIZE,

@@ -20,11 +20,12 @@ from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 
+from ..config import STATE_DIR
 from ..data.images import InvalidImage, load_image
 from ..model.jobs import TrainingCancelled
 
 HASH_SIZE = 8  # imagehash's default: an 8 x 8 = 64-bit hash
-CACHE_FILE = Path(".otter") / "phash.json"
+CACHE_FILE = Path(STATE_DIR) / "phash.json"
 CANCEL_EVERY = 64  # images hashed between two looks at the cancel flag (about 0.2 s)
 
 

@@ -35,8 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import state_dir
 from ..data import dataset, manifest
 from ..model.jobs import BackgroundJob, TrainingCancelled
+from ..progress import Event
 from .embeddings import Embeddings, embed_folder
 
 NEAR_SCORE = 0.20  # bench/lookalikes.py: 8.3 of 10 edited copies and all 4-version photos grouped, 3-4 other groups
@@ -199,7 +201,7 @@ def hash_pairs(
 
 
 def _not_duplicates_path(data_dir: os.PathLike | str) -> Path:
-    return Path(data_dir) / ".otter" / NOT_DUPLICATES_JSON
+    return state_dir(data_dir) / NOT_DUPLICATES_JSON
 
 
 def not_duplicates(data_dir: os.PathLike | str) -> set[frozenset[str]]:
@@ -498,8 +500,9 @@ def neighbours(emb: Embeddings, image: str, k: int = MORE_LIKE_THIS) -> list[dic
 
 def find_duplicates(
     data_dir: os.PathLike | str,
+    *,
     threshold: float = NEAR_SCORE,
-    progress: Callable[[dict], None] | None = None,
+    progress: Callable[[Event], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> dict[str, list[list[str]]]:
     """Exact copies and look-alikes of a data folder (see `groups`), computing the embeddings it lacks."""
