@@ -193,7 +193,7 @@ def _fit_schedule(items, labels, classes, valid_idx, cfg: TrainConfig, run: Trai
                 held_out = set(valid_idx)
                 train_idx = [i for i in range(len(items)) if i not in held_out]
                 x_items, x_labels = [items[i] for i in train_idx], [labels[i] for i in train_idx]
-                run.head_fit = fit_linear_head(learn, x_items, x_labels, run, progress_cb)
+                run.head_fit = fit_linear_head(learn, x_items, x_labels, run, progress_cb, cfg.head_mirror)
             if lr is None:
                 run.stage, run.epoch, run.epochs = "finding learning rate", 0, 0
                 run.emit("stage")
