@@ -115,7 +115,7 @@ def make_dataloaders(
     if cfg.min_scale < 1:
         batch_tfms.append(fv.RandomResizedCropGPU(size, min_scale=cfg.min_scale, ratio=(3 / 4, 4 / 3)))
     if cfg.aug > 0:
-        batch_tfms += fv.aug_transforms(mult=cfg.aug, max_zoom=1.0)
+        batch_tfms += fv.aug_transforms(mult=cfg.aug, max_zoom=1.0, do_flip=cfg.flip)
     bb = backbones.get(cfg.arch)
     batch_tfms.append(fv.Normalize.from_stats(bb.mean, bb.std))
     dblock = fv.DataBlock(

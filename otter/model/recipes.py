@@ -67,6 +67,7 @@ class TrainConfig:
     valid_pct: float = 0.2
     seed: int = 42
     aug: float = 1.0  # strength multiplier for rotation, warp and lighting; 0 turns augmentation off
+    flip: bool = True  # mirror images among the augmentations (with aug > 0)
     min_scale: float = 1.0  # random resized crop: smallest share of the image kept (1 = no crop; measured best)
     mixup: float | None = None  # MixUp alpha; 0 = off
     label_smoothing: float = 0.1
