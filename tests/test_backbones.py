@@ -129,11 +129,11 @@ def _three_shapes(dest, per_class: int = 10):
     return dest
 
 
-@pytest.mark.parametrize("n_classes, mirror", [(2, None), (3, None), (2, "both")])
+@pytest.mark.parametrize("n_classes, mirror", [(2, None), (3, None), (2, "none")])
 def test_the_linear_head_is_fitted_exactly_on_the_frozen_imagenet_features(tmp_path, no_network, n_classes, mirror):
     """With no epochs at all, the default (linear) head alone classifies, the body is ImageNet's untouched, and the
     head gives the logistic regression's probabilities, class by class (both the two-class and the multinomial case),
-    on the features the recipe's `head_mirror` names (the default's, or images and mirror images as two rows)."""
+    on the features the recipe's `head_mirror` names (the default's, or the images alone)."""
     from otter.model.heads import fit_logistic
     from otter.model.predict import Predictor
     from otter.model.train import collect_items, pooled_features

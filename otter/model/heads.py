@@ -181,8 +181,10 @@ def fit_linear_head(learn, items: list[Path], labels: list[str], run: TrainRun, 
     `items` (the training images): the "frozen head first" stage done exactly (5-fold CV on the otters 0.951, against
     0.92 for fastai's head trained by SGD for 3 epochs: bench/RESULTS.md, run 18). Fitted on the loss fine-tuning then
     minimises (label smoothing included), so fine-tuning starts at its optimum for the frozen body, with its penalty
-    chosen by held-out log-loss among bounded values (`HEAD_CS`), on the features of the images as validation and
-    prediction see them (not mirrored). Emits a row with the validation figures; returns what was fitted."""
+    chosen by held-out log-loss among bounded values (`HEAD_CS`), on the features `mirror` names (HEAD_MIRRORS; the
+    default recipe's "both": each image and its mirror image as two rows, the flips fine-tuning also shows; 0.955 in
+    the otters' CV against 0.939 on the images alone, run 46). Emits a row with the validation figures; returns what
+    was fitted."""
     import torch
 
     started = time.monotonic()

@@ -80,8 +80,9 @@ class TrainConfig:
     # frozen body's features of the training images (linear probing, then fine-tuning: Kumar et al. 2022; pretrained
     # only). "fastai": fastai's default head (concat pooling, two BatchNorm-Dropout-Linear blocks), trained by SGD.
     head: str | None = None
-    # How the fitted linear head sees mirror images (HEAD_MIRRORS).
-    head_mirror: str = "none"
+    # How the fitted linear head sees mirror images (HEAD_MIRRORS). "both": 5-fold CV on the otters 0.955 against 0.939
+    # for "none" (bench/RESULTS.md, runs 34 and 46).
+    head_mirror: str = "both"
     # Keep the state (the fitted head, or any epoch) that scored best on the validation split, not the last one.
     keep_best: bool = True
 

@@ -178,7 +178,7 @@ def _fit_schedule(items, labels, classes, valid_idx, cfg: TrainConfig, run: Trai
     frozen = cfg.frozen_epochs if cfg.pretrained else 0
     steps = [math.ceil(n_train / bs) * (e + frozen) * (s / 64) ** 2 for s, e in zip(cfg.sizes, epochs)]
     if cfg.head == "linear":  # one forward pass, about a third of a training step
-        steps.append(math.ceil(n_train / bs) / 3 * (cfg.sizes[0] / 64) ** 2)
+        steps.append(math.ceil(n_train / bs) * (1 if cfg.head_mirror == "none" else 2) / 3 * (cfg.sizes[0] / 64) ** 2)
     run.total_work = sum(steps) or 1.0
     learn, lr_data, lr = None, None, cfg.lr
     progress_cb = progress_callback_cls()(run)
