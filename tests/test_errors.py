@@ -49,7 +49,7 @@ def test_every_public_exception_of_the_package_is_an_otter_error_of_the_right_ki
         "otter.data.dataset.DatasetError": BadInput,
         "otter.model.evaluate.EvaluateError": BadInput,
         "otter.model.explain.ExplainError": BadInput,
-        "otter.cli.CliError": BadInput,
+        "otter.cli_common.CliError": BadInput,
         "otter.model.backbones.BackboneError": ModelError,
         "otter.app.service.NoModel": ModelError,
         "otter.model.jobs.TrainingBusy": JobBusy,
