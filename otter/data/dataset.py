@@ -19,6 +19,8 @@ from pathlib import Path
 from ..config import IMAGE_EXTENSIONS
 from ..errors import BadInput, OtterError
 from . import catalog
+from .fingerprint import fingerprint_file
+from .folder_scan import folder_time
 from .images import InvalidImage, load_image
 from .safepath import UnsafePath, check_class_name, check_name, inside, is_inside
 
@@ -141,7 +143,7 @@ def _row_of(con, root: Path, src: Path):
     r = rel(root, src)
     row = catalog.row(con, r)
     if row is None:
-        size, mtime, sha, w, h = catalog.fingerprint_file(src)
+        size, mtime, sha, w, h = fingerprint_file(src)
         catalog.insert_row(con, r, src.parent.name, src.name, size, mtime, sha, w, h, "local", "", _now(), "kept")
         row = catalog.row(con, r)
     return row
@@ -153,7 +155,7 @@ def _touched(con, root: Path, folders: set[str]) -> None:
     by hand within the same tick of the clock as the action's last rename (a few ms) goes unseen until the next
     full sync (each process's first, `data scan`, training, computing embeddings): the price of not listing."""
     for name in folders:
-        con.execute("INSERT OR REPLACE INTO folders(name, mtime_ns) VALUES (?, ?)", (name, catalog.folder_time(root / name)))
+        con.execute("INSERT OR REPLACE INTO folders(name, mtime_ns) VALUES (?, ?)", (name, folder_time(root / name)))
 
 
 def relabel_many(root: os.PathLike | str, images: list, new_class: str, origin: str = "app") -> list[Result]:
@@ -281,7 +283,7 @@ def restore_many(root: os.PathLike | str, ids: list[str], origin: str = "app") -
                 dest = free_name(dest_dir, meta["name"])
                 item = con.execute("SELECT * FROM trash WHERE id=?", (trash_id,)).fetchone()
                 size, mtime, sha, w, h = (
-                    catalog.fingerprint_file(src) if item is None else (0, 0, item["sha256"], item["width"], item["height"])
+                    fingerprint_file(src) if item is None else (0, 0, item["sha256"], item["width"], item["height"])
                 )
                 os.rename(src, dest)
                 shutil.rmtree(item_dir, ignore_errors=True)

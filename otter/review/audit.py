@@ -37,6 +37,7 @@ import numpy as np
 from ..config import models_dir as default_models_dir
 from ..config import state_dir
 from ..data import catalog, dataset
+from ..data.fingerprint import sha256_file
 from ..model import distributed, heads
 from ..model.jobs import BackgroundJob, TrainError, training_lock
 from ..model.recipes import QUICK_PRETRAINED_RECIPE, QUICK_RECIPE
@@ -449,7 +450,7 @@ def keep(data_dir: os.PathLike | str, image: os.PathLike | str) -> None:
     data_dir = Path(data_dir)
     path = dataset.resolve_image(data_dir, image)
     image = dataset.rel(data_dir, path)
-    sha = catalog.sha256_file(path)
+    sha = sha256_file(path)
 
     def action() -> None:
         with _files_lock:
