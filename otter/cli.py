@@ -18,9 +18,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     opts = shared_options()
     cli_train.add_parser(sub, opts)  # train
-    cli_models.add_parsers(sub, opts)  # predict, evaluate, models
+    cli_models.add_predict_parsers(sub, opts)  # predict, evaluate
+    cli_models.add_models_parser(sub, opts)  # models [default|delete|trash|restore]
     cli_data.add_parser(sub, [opts["data"], opts["json"]])  # data list|move|trash|restore|empty-trash|scan|export-index
-    cli_curate.add_parsers(sub, opts)  # verify, scrape, download, audit
+    cli_curate.add_collect_parsers(sub, opts)  # verify, scrape, download
+    cli_curate.add_audit_parser(sub, opts)  # audit
     return p
 
 

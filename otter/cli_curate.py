@@ -135,13 +135,7 @@ def cmd_audit(args) -> int:
     return 0
 
 
-def add_parsers(sub, opts: dict) -> None:
-    """verify, scrape, download and audit, in that order, under the main parser's subcommands."""
-    _add_collect_parsers(sub, opts)
-    _add_audit_parser(sub, opts)
-
-
-def _add_collect_parsers(sub, opts: dict) -> None:
+def add_collect_parsers(sub, opts: dict) -> None:
     download_json = '--json prints {"kept", "failed", "duplicates", "summary", "outcomes"}'
     downloading = argparse.ArgumentParser(add_help=False)
     MAX_SIDE, MAX_WORKERS, TIMEOUT = config.DOWNLOAD_MAX_SIDE, config.DOWNLOAD_WORKERS, config.DOWNLOAD_TIMEOUT
@@ -204,7 +198,7 @@ examples:
     dl.add_argument("--query", default=None, help="recorded in data/index.csv as where the URLs came from")
 
 
-def _add_audit_parser(sub, opts: dict) -> None:
+def add_audit_parser(sub, opts: dict) -> None:
     from .model.recipes import QUICK_PRETRAINED_RECIPE, QUICK_RECIPE, both, shown
 
     au = command(

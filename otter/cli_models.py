@@ -128,13 +128,7 @@ def cmd_models(args) -> int:
     return 0
 
 
-def add_parsers(sub, opts: dict) -> None:
-    """predict, evaluate and models, in that order, under the main parser's subcommands."""
-    _add_predict_parsers(sub, opts)
-    _add_models_parser(sub, opts)
-
-
-def _add_predict_parsers(sub, opts: dict) -> None:
+def add_predict_parsers(sub, opts: dict) -> None:
     model_help = "model folder (default: the default model, see `python -m otter models`)"
     pr = command(
         sub,
@@ -178,7 +172,7 @@ example:
     ev.add_argument("--model", help=model_help)
 
 
-def _add_models_parser(sub, opts: dict) -> None:
+def add_models_parser(sub, opts: dict) -> None:
     mo = command(
         sub,
         "models",
