@@ -105,9 +105,9 @@ def refresh(root: Path) -> None:
 
 
 def settle() -> None:
-    from otter.data import catalog
+    from otter.data import folder_scan
 
-    time.sleep(catalog.RACY_NS / 1e9 + 0.02)
+    time.sleep(folder_scan.RACY_NS / 1e9 + 0.02)
 
 
 def one_size(n: int, work: Path, catalog_only: bool) -> list[dict]:
