@@ -53,7 +53,9 @@ CANDIDATES = 12  # neighbours kept per image (>= MAX_COPIES + 1 + NEIGHBOURS); p
 SEARCH_ROWS = 2048  # query rows per faiss search (results 2,048 x 13), and a look at the cancel flag between them
 EXACT_LIMIT = 10_000  # distinct images up to which the neighbour search is exact; above, approximate (`_index`)
 REDUCED_DIM = 128  # dimensions the approximate search clusters and scans in (PCA); the found ones are re-ranked exactly
-NPROBE = 32  # clusters (of 4 sqrt(n)) each query looks in above EXACT_LIMIT
+PCA_ROWS = 10_000  # vectors the principal components are computed from
+LISTS = 4  # clusters of the approximate search: LISTS x sqrt(n)
+NPROBE = 32  # clusters each query looks in, in the approximate search
 REFINE = 3  # the approximate search finds REFINE x as many neighbours as asked, re-ranked by their exact similarity
 FORMAT = 2  # of the kept candidates (`candidates`): bump when how they are found changes
 NOT_DUPLICATES_JSON = "not_duplicates.json"
@@ -99,27 +101,51 @@ def nearest(
 
 
 def _index(faiss, x: np.ndarray):
-    """An exact inner-product index up to EXACT_LIMIT vectors. Above, faiss's `PCA{REDUCED_DIM},IVF{lists},Flat,RFlat`:
-    the vectors reduced to REDUCED_DIM dimensions (PCA) and clustered (an inverted file, each query looking in the
-    NPROBE clusters nearest to it), the REFINE x m best found there re-ranked by their exact inner product on the full
-    vectors, so every similarity returned is exact and only which neighbours are found is approximate. Copies of one
-    photo sit close together, in one cluster, whatever the reduction keeps. Measured against the exact search at
-    20,000 (bench/runs/48-scale-lookalikes): the same look-alike groups, 0.96 of the candidate pairs, about 2x faster;
-    at 100,000 the exact search (1.3e13 flops) would take minutes on 2 cores, an inverted file of the full vectors
-    (memory-bound: each query reads its clusters' 1280-d rows) about 4 minutes."""
+    """An exact inner-product index up to EXACT_LIMIT vectors. Above, approximate: the vectors projected on their
+    REDUCED_DIM principal components (`_pca`) and clustered (faiss's inverted file of LISTS x sqrt(n) lists, each
+    query looking in the NPROBE nearest), the REFINE x m best found there re-ranked by their exact inner product on
+    the full vectors (faiss's IndexRefineFlat), so every similarity returned is exact and only which neighbours are
+    found is approximate; copies of one photo sit close together, in one cluster, whatever the projection keeps.
+    Measured against the exact search at 20,000 (bench/runs/48-scale-lookalikes): the same look-alike groups. At
+    100,000 the exact search (1.3e13 flops) takes minutes on 2 cores, and an inverted file of the full vectors about
+    4 minutes (memory-bound: each query reads its clusters' 1280-d rows)."""
     n, d = x.shape
     if n <= EXACT_LIMIT:
         index = faiss.IndexFlatIP(d)
         index.add(x)
         return index
-    lists = max(1, min(int(4 * np.sqrt(n)), n // 39))  # faiss's k-means wants 39 training points per cluster
-    reduce = f"PCA{REDUCED_DIM}," if d > REDUCED_DIM else ""
-    index = faiss.index_factory(d, f"{reduce}IVF{lists},Flat,RFlat", faiss.METRIC_INNER_PRODUCT)
-    index.train(x[np.random.default_rng(0).choice(n, min(n, lists * 39), replace=False)])
+    lists = max(1, min(int(LISTS * np.sqrt(n)), n // 39))  # faiss's k-means wants 39 training points per cluster
+    sample = x[np.random.default_rng(0).choice(n, min(n, lists * 39), replace=False)]
+    dim = min(d, REDUCED_DIM)
+    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)  # faiss's wrappers keep
+    # the parts alive with the index
+    ivf.nprobe = NPROBE
+    base = faiss.IndexPreTransform(_pca(faiss, sample, dim), ivf) if dim < d else ivf
+    index = faiss.IndexRefineFlat(base)
+    index.k_factor = REFINE
+    index.train(sample)
     index.add(x)
-    faiss.extract_index_ivf(index).nprobe = NPROBE
-    faiss.downcast_index(index).k_factor = REFINE
     return index
+
+
+def _pca(faiss, sample: np.ndarray, dim: int):
+    """A faiss transform projecting on the `dim` principal components of (at most PCA_ROWS rows of) `sample`, found
+    with numpy's eigensolver on one BLAS thread. Not faiss's PCAMatrix: its LAPACK call took 17-36 s for 1280
+    dimensions on this busy 2-core machine; numpy's eigh 1.9 s on one thread, 7-26 s on two threads (oversubscribed
+    cores stall a threaded eigensolver at every step)."""
+    from threadpoolctl import threadpool_limits
+
+    rows = sample[:PCA_ROWS]
+    mean = rows.mean(axis=0, dtype=np.float64)
+    centred = (rows - mean).astype(np.float32)
+    with threadpool_limits(limits=1, user_api="blas"):
+        _, vecs = np.linalg.eigh((centred.T @ centred).astype(np.float64))
+    top = np.ascontiguousarray(vecs[:, ::-1][:, :dim].T, dtype=np.float32)  # dim x d, largest first
+    transform = faiss.LinearTransform(sample.shape[1], dim, True)
+    faiss.copy_array_to_vector(top.ravel(), transform.A)
+    faiss.copy_array_to_vector((-top @ mean).astype(np.float32), transform.b)
+    transform.is_trained = True
+    return transform
 
 
 def usual_similarity(sims: np.ndarray) -> np.ndarray:
@@ -281,7 +307,19 @@ def _content_key(shas: list[str], hashed: list[bool], max_hash_bits: int) -> str
     the settings. Moving or renaming images keeps it; adding, trashing or editing one changes it."""
     h = hashlib.sha256(
         json.dumps(
-            [FORMAT, CANDIDATES, NEIGHBOURS, COPY_SIMILARITY, MAX_COPIES, EXACT_LIMIT, REDUCED_DIM, NPROBE, REFINE, max_hash_bits]
+            [
+                FORMAT,
+                CANDIDATES,
+                NEIGHBOURS,
+                COPY_SIMILARITY,
+                MAX_COPIES,
+                EXACT_LIMIT,
+                REDUCED_DIM,
+                LISTS,
+                NPROBE,
+                REFINE,
+                max_hash_bits,
+            ]
         ).encode()
     )
     h.update("".join(sha + "01"[has] for sha, has in zip(shas, hashed)).encode())
