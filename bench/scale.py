@@ -244,7 +244,9 @@ def vectors_only(n: int) -> list[dict]:
         return c, near, s
 
     exact = n <= similar.EXACT_LIMIT
-    c, near, s = one("exact" if exact else f"PCA{similar.REDUCED_DIM} + IVF, nprobe {similar.NPROBE}, re-ranked")
+    c, near, s = one(
+        "exact" if exact else f"PCA{similar.REDUCED_DIM} + IVF, probe {similar.PROBE_SHARE:.0%}, re-ranked x{similar.REFINE}"
+    )
     if not exact and n <= EXACT_BASELINE:
         limit, similar.EXACT_LIMIT = similar.EXACT_LIMIT, n
         similar._kept.clear()  # else the approximate search's pairs are reused (`candidates` derives from a search)

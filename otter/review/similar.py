@@ -55,8 +55,9 @@ EXACT_LIMIT = 10_000  # distinct images up to which the neighbour search is exac
 REDUCED_DIM = 128  # dimensions the approximate search clusters and scans in (PCA); the found ones are re-ranked exactly
 PCA_ROWS = 10_000  # vectors the principal components are computed from
 LISTS = 4  # clusters of the approximate search: LISTS x sqrt(n)
-NPROBE = 32  # clusters each query looks in, in the approximate search
-REFINE = 3  # the approximate search finds REFINE x as many neighbours as asked, re-ranked by their exact similarity
+PROBE_SHARE = 0.1  # share of the clusters each query looks in (at 100,000: 127 of 1,264; 32 of them, and REFINE 3,
+# added 46 groups of different photos to the 1,000 planted copies, 1.5x faster: bench/runs/48-scale-lookalikes)
+REFINE = 8  # the approximate search finds REFINE x as many neighbours as asked, re-ranked by their exact similarity
 FORMAT = 2  # of the kept candidates (`candidates`): bump when how they are found changes
 NOT_DUPLICATES_JSON = "not_duplicates.json"
 MORE_LIKE_THIS = 8  # neighbours `neighbours` returns by default: one row of Curate's gallery
@@ -103,7 +104,7 @@ def nearest(
 def _index(faiss, x: np.ndarray):
     """An exact inner-product index up to EXACT_LIMIT vectors. Above, approximate: the vectors projected on their
     REDUCED_DIM principal components (`_pca`) and clustered (faiss's inverted file of LISTS x sqrt(n) lists, each
-    query looking in the NPROBE nearest), the REFINE x m best found there re-ranked by their exact inner product on
+    query looking in the PROBE_SHARE nearest), the REFINE x m best found there re-ranked by their exact inner product on
     the full vectors (faiss's IndexRefineFlat), so every similarity returned is exact and only which neighbours are
     found is approximate; copies of one photo sit close together, in one cluster, whatever the projection keeps.
     Measured against the exact search at 20,000 (bench/runs/48-scale-lookalikes): the same look-alike groups. At
@@ -119,7 +120,7 @@ def _index(faiss, x: np.ndarray):
     dim = min(d, REDUCED_DIM)
     ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)  # faiss's wrappers keep
     # the parts alive with the index
-    ivf.nprobe = NPROBE
+    ivf.nprobe = max(1, int(np.ceil(PROBE_SHARE * lists)))
     base = faiss.IndexPreTransform(_pca(faiss, sample, dim), ivf) if dim < d else ivf
     index = faiss.IndexRefineFlat(base)
     index.k_factor = REFINE
@@ -316,7 +317,7 @@ def _content_key(shas: list[str], hashed: list[bool], max_hash_bits: int) -> str
                 EXACT_LIMIT,
                 REDUCED_DIM,
                 LISTS,
-                NPROBE,
+                PROBE_SHARE,
                 REFINE,
                 max_hash_bits,
             ]
