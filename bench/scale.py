@@ -18,6 +18,8 @@ colour field, smoothed; distinct by construction), half in each class. Per size:
   and a Duplicates open after a move (the same contents: nothing searched again).
 --vectors N: the look-alike search alone on N synthetic vectors (approximate above similar.EXACT_LIMIT; up to 20,000
 also the exact search, in the same run, as the baseline: same groups, share of its pairs, time).
+--train N: training's data-side peak memory at 224 px over N photos, now and as before (1.5 GB cache, lists);
+--workers N: one fine-tuning epoch on N sample photos with and without DataLoader workers.
 Peak memory is the process's peak resident size during the action less its size before (sampled every 10 ms).
 Timings are on the shared 2-core machine, busy with other work: noisy, compare the ratios of one run.
 """
