@@ -25,9 +25,10 @@ _resized_bytes = 0
 # MB: 5,300 images at 224 px, all of a set that size). Beyond it images are decoded from disk again every epoch, so a
 # training's memory does not grow with the data set (bench/runs/48-scale-lookalikes).
 CACHE_BYTES = int(float(os.environ.get("OTTER_TRAIN_CACHE_MB", 800)) * 1e6)
-# DataLoader worker processes decoding training images ($OTTER_TRAIN_WORKERS). 0: in the training process, where
-# the cache lives (a worker's cache would die with it at the end of each epoch, and on 2 cores the workers take the
-# cores the network needs: bench/runs/48-scale-lookalikes).
+# DataLoader worker processes decoding training images ($OTTER_TRAIN_WORKERS). Default 0: in the training process,
+# where the cache lives (a worker's cache dies with it at the end of each epoch, so later epochs decode again). One
+# cold epoch took 0.73x as long with 2 workers on the busy 2-core machine, too noisy to change the default on
+# (bench/runs/48-scale-lookalikes).
 LOADER_WORKERS = int(os.environ.get("OTTER_TRAIN_WORKERS", 0))
 
 

@@ -119,8 +119,8 @@ def _index(faiss, x: np.ndarray):
     lists = max(1, min(int(LISTS * np.sqrt(n)), n // 39))  # faiss's k-means wants 39 training points per cluster
     sample = x[np.random.default_rng(0).choice(n, min(n, lists * 39), replace=False)]
     dim = min(d, REDUCED_DIM)
-    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)  # faiss's wrappers keep
-    # the parts alive with the index
+    # faiss's Python wrappers keep the parts (quantizer, inverted file, transform) alive with the index
+    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
     ivf.nprobe = max(1, int(np.ceil(PROBE_SHARE * lists)))
     base = faiss.IndexPreTransform(_pca(faiss, sample, dim), ivf) if dim < d else ivf
     index = faiss.IndexRefineFlat(base)
