@@ -31,6 +31,7 @@ from .jobs import BackgroundJob, TrainError, TrainingBusy, TrainingCancelled, tr
 from .loading import (
     CACHE_BYTES,
     NONE_CLASS,
+    ResizedImages,
     clear_cache,
     collect_items,
     load_training_image,
@@ -69,6 +70,7 @@ __all__ = [
     "PRETRAINED_RECIPE",
     "RECIPE",
     "SCRATCH_RECIPE",
+    "ResizedImages",
     "TrainConfig",
     "TrainError",
     "TrainJob",

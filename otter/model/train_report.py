@@ -16,7 +16,7 @@ from ..data.seen import training_record
 from . import backbones, distributed
 from .heads import none_last
 from .io import save_model
-from .loading import NONE_CLASS, load_training_image
+from .loading import NONE_CLASS, ResizedImages
 from .metrics import classification_report
 from .recipes import TrainConfig
 from .run import TrainRun, check_cancel
@@ -50,9 +50,9 @@ def _fit_honesty(model, items: list[Path], y: np.ndarray, is_valid: np.ndarray, 
         model,
         n_classes,
         size,
-        [load_training_image(items[i], size) for i in train_idx],
+        ResizedImages([items[i] for i in train_idx], size),
         y[train_idx],
-        [load_training_image(items[i], size) for i in valid_idx],
+        ResizedImages([items[i] for i in valid_idx], size),
         y[valid_idx],
         method=cfg.ood_method,
         normalize=backbones.get(cfg.arch).normalize,
