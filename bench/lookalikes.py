@@ -209,7 +209,7 @@ def main() -> None:
             vs = [{idx[x] for x in g} for g in versions]
             scored, score_of = similar._scores(vectors)
             candidates = {(i, j) for i, j, _ in scored}
-            centred = similar._unit_centred(vectors)
+            centred = similar.unit_centred(vectors)
             codes = {kind: hashes(paths, kind) for kind in ("phash", "dhash", "whash")}
             for (k, o), name in zip(c.items(), EDITS):
                 a, b = min(k, o), max(k, o)

@@ -16,7 +16,7 @@ colour field, smoothed; distinct by construction), half in each class. Per size:
   cache file by the catalog's hashes, with random pHashes), since computing real ones for 20,000 images takes
   ~25 minutes of both cores: the look-alike search once after them, a warm Duplicates open, a warm "More like this",
   and a Duplicates open after a move (the same contents: nothing searched again).
---vectors N: the look-alike search alone on N synthetic vectors (approximate above similar.EXACT_LIMIT; up to 20,000
+--vectors N: the look-alike search alone on N synthetic vectors (approximate above knn.EXACT_LIMIT; up to 20,000
 also the exact search, in the same run, as the baseline: same groups, share of its pairs, time).
 --train N: training's data-side peak memory at 224 px over N photos, now and as before (1.5 GB cache, lists);
 --workers N: one fine-tuning epoch on N sample photos with and without DataLoader workers.
@@ -204,9 +204,9 @@ def with_embeddings(n: int, root: Path, row) -> list[dict]:
 
     with_embeddings_caches(root)
     _, s, peak = measure(lambda: curate.lookalike_views(root))
-    from otter.review import similar
+    from otter.review import knn
 
-    kind = "exact" if n <= similar.EXACT_LIMIT else f"PCA{similar.REDUCED_DIM} + IVF, re-ranked"
+    kind = "exact" if n <= knn.EXACT_LIMIT else f"PCA{knn.REDUCED_DIM} + IVF, re-ranked"
     row("look-alikes after embeddings (search, once)", s, peak, f"synthetic vectors, faiss {kind}")
     _, s, peak = measure(lambda: curate.lookalike_views(root))
     row("Duplicates open, warm", s, peak)
@@ -220,10 +220,10 @@ def with_embeddings(n: int, root: Path, row) -> list[dict]:
 
 
 def vectors_only(n: int) -> list[dict]:
-    """The look-alike search alone on n synthetic vectors (with random pHashes); above similar.EXACT_LIMIT and up to
+    """The look-alike search alone on n synthetic vectors (with random pHashes); above knn.EXACT_LIMIT and up to
     EXACT_BASELINE also the exact search in the same run, as the baseline: its time, and whether the approximate
     search finds the same look-alike groups and which share of its candidate pairs."""
-    from otter.review import similar
+    from otter.review import knn, similar
     from otter.review.embeddings import Embeddings
 
     v = synthetic_vectors(n)
@@ -245,17 +245,15 @@ def vectors_only(n: int) -> list[dict]:
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
         return c, near, s
 
-    exact = n <= similar.EXACT_LIMIT
-    c, near, s = one(
-        "exact" if exact else f"PCA{similar.REDUCED_DIM} + IVF, probe {similar.PROBE_SHARE:.0%}, re-ranked x{similar.REFINE}"
-    )
+    exact = n <= knn.EXACT_LIMIT
+    c, near, s = one("exact" if exact else f"PCA{knn.REDUCED_DIM} + IVF, probe {knn.PROBE_SHARE:.0%}, re-ranked x{knn.REFINE}")
     if not exact and n <= EXACT_BASELINE:
-        limit, similar.EXACT_LIMIT = similar.EXACT_LIMIT, n
+        limit, knn.EXACT_LIMIT = knn.EXACT_LIMIT, n
         similar._kept.clear()  # else the approximate search's pairs are reused (`candidates` derives from a search)
         try:
             ce, near_e, s_e = one("exact, the baseline")
         finally:
-            similar.EXACT_LIMIT = limit
+            knn.EXACT_LIMIT = limit
         pairs, pairs_e = set(zip(c["a"].tolist(), c["b"].tolist())), set(zip(ce["a"].tolist(), ce["b"].tolist()))
         rows[0]["note"] += (
             f"; against the exact search: same look-alike groups {near == near_e}, "

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 from otter import cli
 from otter.app import curate
 from otter.data import dataset
-from otter.review import perceptual, similar
+from otter.review import knn, perceptual, similar
 
 EDITS = {
     "crop": lambda im: im.crop((16, 16, 144, 144)),
@@ -232,15 +232,15 @@ def test_the_approximate_search_finds_the_exact_searchs_groups(monkeypatch):
     images, shas = [f"river/{i}.jpg" for i in range(n)], [f"{i:064x}" for i in range(n)]
 
     def search(limit: int):
-        monkeypatch.setattr(similar, "EXACT_LIMIT", limit)
+        monkeypatch.setattr(knn, "EXACT_LIMIT", limit)
         emb = Embeddings(images, shas, v, hashes=dict(zip(images, shas)), phash={})
         return similar.groups(emb, max_hash_bits=-1)["near"]
 
-    monkeypatch.setattr(similar, "REDUCED_DIM", 32)
+    monkeypatch.setattr(knn, "REDUCED_DIM", 32)
     exact = search(n)
     approx = search(100)
     assert approx == exact and len(exact) >= n // 100  # every planted copy, nothing else lost or added
-    unit = similar._unit_centred(v)
+    unit = similar.unit_centred(v)
     idx, sims = similar.nearest(unit)
     assert np.allclose(sims, np.einsum("ij,ikj->ik", unit, unit[idx]), atol=1e-5)  # re-ranked on the full vectors
 

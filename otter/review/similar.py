@@ -40,7 +40,9 @@ from ..config import state_dir
 from ..data import dataset, manifest
 from ..model.jobs import BackgroundJob, TrainingCancelled
 from ..progress import Event
+from . import knn
 from .embeddings import Embeddings, embed_folder
+from .knn import CANDIDATES, SEARCH_ROWS, nearest, unit_centred  # the search itself lives in knn
 
 NEAR_SCORE = 0.20  # bench/lookalikes.py: 8.3 of 10 edited copies and all 4-version photos grouped, 3-4 other groups
 MAX_HASH_BITS = 4  # pHash bits two look-alikes may differ in (blurred, shrunk + JPEG copies: 0-3; different sample
@@ -49,105 +51,9 @@ NEIGHBOURS = 3  # an image's usual similarity: the mean over this many neighbour
 COPY_SIMILARITY = 0.85  # centred cosine from which a neighbour counts as an image's copy in `usual_similarity` (versions of
 # one photo: 0.86-0.98; different shots of one scene: about 0.7; an image's nearest other photo: 0.45, 0.67 at the 90th centile)
 MAX_COPIES = 7  # at most this many look-alikes of one image are skipped when measuring its usual similarity
-CANDIDATES = 12  # neighbours kept per image (>= MAX_COPIES + 1 + NEIGHBOURS); pairs are looked for among them
-SEARCH_ROWS = 2048  # query rows per faiss search (results 2,048 x 13), and a look at the cancel flag between them
-EXACT_LIMIT = 10_000  # distinct images up to which the neighbour search is exact; above, approximate (`_index`)
-REDUCED_DIM = 128  # dimensions the approximate search clusters and scans in (PCA); the found ones are re-ranked exactly
-PCA_ROWS = 10_000  # vectors the principal components are computed from
-LISTS = 4  # clusters of the approximate search: LISTS x sqrt(n)
-PROBE_SHARE = 0.1  # share of the clusters each query looks in (at 100,000: 127 of 1,264; 32 of them, and REFINE 3,
-# added 46 groups of different photos to the 1,000 planted copies, 1.5x faster: bench/runs/48-scale-lookalikes)
-REFINE = 8  # the approximate search finds REFINE x as many neighbours as asked, re-ranked by their exact similarity
 FORMAT = 2  # of the kept candidates (`candidates`): bump when how they are found changes
 NOT_DUPLICATES_JSON = "not_duplicates.json"
 MORE_LIKE_THIS = 8  # neighbours `neighbours` returns by default: one row of Curate's gallery
-
-
-def _unit_centred(vectors: np.ndarray) -> np.ndarray:
-    v = vectors.astype(np.float32) - vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
-    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-
-
-def nearest(
-    vectors: np.ndarray, m: int = CANDIDATES, block: int = SEARCH_ROWS, cancel: threading.Event | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's `m` most cosine-similar other rows: (indices, similarities), n x m each, most similar first.
-    `vectors` must be unit length. faiss (inner product) does the search, `block` query rows at a time (memory
-    grows with n, not n squared; cancel is looked at between blocks): exact up to EXACT_LIMIT rows, approximate
-    above (`_index`). faiss rather than the hand-written blockwise numpy search it replaced: faster at every
-    size measured (bench/scale.py), its top-k is a heap instead of a partition of every full row."""
-    import faiss
-
-    n = len(vectors)
-    m = max(0, min(m, n - 1))
-    if m == 0:
-        return np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32)
-    x = np.ascontiguousarray(vectors, dtype=np.float32)
-    index = _index(faiss, x)
-    idx = np.zeros((n, m), dtype=np.int64)
-    sims = np.zeros((n, m), dtype=np.float32)
-    for lo in range(0, n, block):
-        if cancel is not None and cancel.is_set():
-            raise TrainingCancelled("the look-alike search was cancelled")
-        hi = min(lo + block, n)
-        d, i = index.search(x[lo:hi], m + 1)
-        rows = np.arange(lo, hi)[:, None]
-        bad = (i == rows) | (i < 0)  # itself (wherever ties put it), or no result
-        d = np.where(bad, -np.inf, d)
-        i = np.where(bad, rows, i)
-        order = np.argsort(-d, axis=1, kind="stable")[:, :m]
-        idx[lo:hi] = np.take_along_axis(i, order, axis=1)
-        sims[lo:hi] = np.take_along_axis(d, order, axis=1)
-    return idx, sims
-
-
-def _index(faiss, x: np.ndarray):
-    """An exact inner-product index up to EXACT_LIMIT vectors. Above, approximate: the vectors projected on their
-    REDUCED_DIM principal components (`_pca`) and clustered (faiss's inverted file of LISTS x sqrt(n) lists, each
-    query looking in the PROBE_SHARE nearest), the REFINE x m best found there re-ranked by their exact inner product on
-    the full vectors (faiss's IndexRefineFlat), so every similarity returned is exact and only which neighbours are
-    found is approximate; copies of one photo sit close together, in one cluster, whatever the projection keeps.
-    Measured against the exact search at 20,000 (bench/runs/48-scale-lookalikes): the same look-alike groups, 1.8x
-    faster; 92 s at 100,000, every planted copy and no other group (probing 32 lists, re-ranking 3x: 46 more). At
-    100,000 the exact search (1.3e13 flops) takes minutes on 2 cores, and an inverted file of the full vectors about
-    4 minutes (memory-bound: each query reads its clusters' 1280-d rows)."""
-    n, d = x.shape
-    if n <= EXACT_LIMIT:
-        index = faiss.IndexFlatIP(d)
-        index.add(x)
-        return index
-    lists = max(1, min(int(LISTS * np.sqrt(n)), n // 39))  # faiss's k-means wants 39 training points per cluster
-    sample = x[np.random.default_rng(0).choice(n, min(n, lists * 39), replace=False)]
-    dim = min(d, REDUCED_DIM)
-    # faiss's Python wrappers keep the parts (quantizer, inverted file, transform) alive with the index
-    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
-    ivf.nprobe = max(1, int(np.ceil(PROBE_SHARE * lists)))
-    base = faiss.IndexPreTransform(_pca(faiss, sample, dim), ivf) if dim < d else ivf
-    index = faiss.IndexRefineFlat(base)
-    index.k_factor = REFINE
-    index.train(sample)
-    index.add(x)
-    return index
-
-
-def _pca(faiss, sample: np.ndarray, dim: int):
-    """A faiss transform projecting on the `dim` principal components of (at most PCA_ROWS rows of) `sample`, found
-    with numpy's eigensolver on one BLAS thread. Not faiss's PCAMatrix: its LAPACK call took 17-36 s for 1280
-    dimensions on this busy 2-core machine; numpy's eigh 1.9 s on one thread, 7-26 s on two threads (oversubscribed
-    cores stall a threaded eigensolver at every step)."""
-    from threadpoolctl import threadpool_limits
-
-    rows = sample[:PCA_ROWS]
-    mean = rows.mean(axis=0, dtype=np.float64)
-    centred = (rows - mean).astype(np.float32)
-    with threadpool_limits(limits=1, user_api="blas"):
-        _, vecs = np.linalg.eigh((centred.T @ centred).astype(np.float64))
-    top = np.ascontiguousarray(vecs[:, ::-1][:, :dim].T, dtype=np.float32)  # dim x d, largest first
-    transform = faiss.LinearTransform(sample.shape[1], dim, True)
-    faiss.copy_array_to_vector(top.ravel(), transform.A)
-    faiss.copy_array_to_vector((-top @ mean).astype(np.float32), transform.b)
-    transform.is_trained = True
-    return transform
 
 
 def usual_similarity(sims: np.ndarray) -> np.ndarray:
@@ -175,7 +81,7 @@ def _score_arrays(vectors: np.ndarray, cancel: threading.Event | None = None):
     if n < 2:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, np.zeros(0), lambda i, j: np.zeros(len(i))
-    unit = _unit_centred(vectors)
+    unit = unit_centred(vectors)
     idx, sims = nearest(unit, cancel=cancel)
     rows = np.repeat(np.arange(n), idx.shape[1])
     a, b = np.minimum(rows, idx.ravel()), np.maximum(rows, idx.ravel())
@@ -315,11 +221,11 @@ def _content_key(shas: list[str], hashed: list[bool], max_hash_bits: int) -> str
                 NEIGHBOURS,
                 COPY_SIMILARITY,
                 MAX_COPIES,
-                EXACT_LIMIT,
-                REDUCED_DIM,
-                LISTS,
-                PROBE_SHARE,
-                REFINE,
+                knn.EXACT_LIMIT,
+                knn.REDUCED_DIM,
+                knn.LISTS,
+                knn.PROBE_SHARE,
+                knn.REFINE,
                 max_hash_bits,
             ]
         ).encode()
@@ -523,7 +429,7 @@ def _unit_of(emb: Embeddings) -> np.ndarray:
     with _kept_lock:
         unit = _units.get(key)
     if unit is None:
-        unit = _unit_centred(emb.vectors)
+        unit = unit_centred(emb.vectors)
         with _kept_lock:
             _units.clear()
             _units[key] = unit
