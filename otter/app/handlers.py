@@ -63,6 +63,15 @@ def payload_path(payload) -> str | None:
     return str(payload)
 
 
+def model_picker_update(ctx: AppContext, value: str | None = None) -> gr.Dropdown:
+    """Predict's model picker: every model, `value` selected, else the default model (shown when there are several)."""
+    choices = ctx.models.choices()
+    names = [n for _, n in choices]
+    if value not in names:
+        value = ctx.models.default()
+    return gr.Dropdown(choices=choices, value=value, visible=len(choices) > 1)
+
+
 def download_progress(progress: gr.Progress) -> Callable[[Event], None]:
     """Downloads' "download" events as Gradio's progress bar (the Curate and Web search tabs share it)."""
     progress(0, desc="Starting downloads")

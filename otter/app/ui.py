@@ -36,7 +36,7 @@ from ..model.io import ModelError, read_meta, recover, seed_models
 from ..model.model_zip import zip_model
 from ..model.recipes import both
 from . import jobview
-from .handlers import POLL_SECONDS, AppContext, friendly, payload_path
+from .handlers import POLL_SECONDS, AppContext, friendly, model_picker_update, payload_path
 from .owners import (
     Access,
     RefuseFolders,
@@ -58,6 +58,8 @@ from .service import (
 )
 from .ui_curate import build_curate_tab
 from .ui_explain import build_explain_panel
+from .ui_models import build_models_panel
+from .ui_models import view as models_view
 
 # -------------------------------------------------------------------------------------------- predict
 
@@ -134,15 +136,6 @@ def predict_many_view(ctx: AppContext, files, model_name: str | None) -> BatchVi
     # The label first: a thumbnail's caption is cut to its width.
     photos = [(path, f"{row.label} · {row.file}") for path, row in zip(paths, df.itertuples()) if not row.error]
     return BatchView(df, photos, str(csv), note)
-
-
-def model_picker_update(ctx: AppContext, value: str | None = None):
-    """Predict's model picker: every model, `value` selected, else the default model."""
-    choices = ctx.models.choices()
-    names = [n for _, n in choices]
-    if value not in names:
-        value = ctx.models.default()
-    return gr.Dropdown(choices=choices, value=value, visible=len(choices) > 1)
 
 
 def example_photos(data_dir: Path, per_class: int = 2) -> list[str]:
@@ -496,8 +489,7 @@ def build_app(
                 train_notice = gr.Markdown(ctx.access.refusal(), visible=not owner, elem_id="train-visitor")
                 with gr.Column(visible=owner) as train_box:
                     train_parts = build_train_tab(ctx)
-                    with gr.Accordion("Models trash", open=False):
-                        models_trash = gr.Markdown(elem_id="models-trash")
+                    models_panel = build_models_panel(ctx)
         picker = ctx.shared["picker"]
 
         @visitors_may
@@ -515,7 +507,7 @@ def build_app(
             return notice, gr.Column(visible=is_owner), notice, gr.Column(visible=is_owner)
 
         demo.load(role_view, None, [curate_notice, curate_box, train_notice, train_box], api_visibility="private")
-        demo.load(lambda: jobview.models_trash_markdown(ctx.models_dir), None, [models_trash], api_visibility="private")
+        demo.load(friendly(lambda: models_view(ctx, models_panel)), None, models_panel.outputs, api_visibility="private")
         for fn, inputs, outputs in (curate_parts["refresh"], train_parts["refresh"]):
             demo.load(fn, inputs, outputs, api_visibility="private")
     # Every event not marked `visitors_may` above is an owner's: refused for visitors (otter.app.owners).

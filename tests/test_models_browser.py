@@ -1,0 +1,58 @@
+"""Train › Models in a real browser: delete a model, see it in the models trash, restore it (and, when its name was
+taken meanwhile, a one-line refusal, then a restore under another name), and it is back in the models list."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+from playwright.sync_api import expect
+
+from conftest import browser_page, running_app, weights_bytes
+
+pytestmark = [pytest.mark.browser]
+
+
+def pick(page, box: str, option: str) -> None:
+    page.locator(f"{box} input").click()
+    page.get_by_role("option", name=option).click()
+
+
+def test_delete_a_model_see_it_in_the_trash_and_restore_it(tiny_trained, tmp_path):
+    with running_app(tiny_trained[0], tmp_path) as app:
+        models = app["models"]
+        shutil.copytree(models / "tiny", models / "other")
+        before = weights_bytes(models / "other")
+        with browser_page(app["url"]) as page:
+            page.get_by_role("tab", name="Train").click()
+            page.get_by_text("Models", exact=True).click()
+            table, trash = page.locator("#models-table"), page.locator("#models-trash")
+            expect(table).to_contain_text("other")
+            expect(trash).to_contain_text("The models trash is empty")
+
+            pick(page, "#models-pick", "other")
+            page.locator("#models-delete").click()
+            message = page.locator("#models-message")
+            expect(message).to_contain_text("Moved model other to the models trash")
+            assert not (models / "other").exists()
+            expect(table).not_to_contain_text("other")
+            expect(trash).to_contain_text("1 model in the models trash")
+            trashed = re.compile(r"^other \(trashed \d{4}-\d\d-\d\d \d\d:\d\d UTC\)$")
+            expect(page.locator("#models-trash-pick input")).to_have_value(trashed)
+
+            shutil.copytree(models / "tiny", models / "other")  # the name is taken meanwhile
+            page.locator("#models-restore").click()
+            expect(message).to_contain_text("Not restored: a model named other exists")
+            assert weights_bytes(models / "other") == weights_bytes(models / "tiny")
+            shutil.rmtree(models / "other")
+
+            page.locator("#models-restore-as input, #models-restore-as textarea").first.fill("other-2")
+            page.locator("#models-restore").click()
+            expect(message).to_contain_text("Restored model other-2")
+            expect(table).to_contain_text("other-2")
+            expect(trash).to_contain_text("The models trash is empty")
+            assert weights_bytes(models / "other-2") == before
+            page.get_by_role("tab", name="Predict").click()  # and Predict may use it
+            page.locator("#model-picker input").click()
+            expect(page.get_by_role("option", name="other-2")).to_have_count(1)
