@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .service import ModelService, TrainService
 
 POLL_SECONDS = 1.0
+IDLE_POLL_SECONDS = 5.0  # an owner's Train tab looks for a training started elsewhere
 
 
 @dataclass

@@ -36,7 +36,7 @@ from ..model.io import ModelError, read_meta, recover, seed_models
 from ..model.model_zip import zip_model
 from ..model.recipes import both
 from . import jobview
-from .handlers import POLL_SECONDS, AppContext, friendly, model_picker_update, payload_path
+from .handlers import IDLE_POLL_SECONDS, POLL_SECONDS, AppContext, friendly, model_picker_update, payload_path
 from .owners import (
     Access,
     RefuseFolders,
@@ -186,7 +186,11 @@ def build_predict_tab(ctx: AppContext) -> dict:
     with row:
         # a column beside the label: "Show where the model looked"
         build_explain_panel(
-            ctx.models, image, picker, wrap=lambda fn: visitors_may(friendly(default_model_for_visitors(lambda: ctx.access)(fn)))
+            ctx.models,
+            image,
+            picker,
+            label,
+            wrap=lambda fn: visitors_may(friendly(default_model_for_visitors(lambda: ctx.access)(fn))),
         )
     with gr.Accordion("Many photos at once", open=False):
         files = gr.File(file_count="multiple", file_types=["image"], label="Photos", elem_id="predict-files")
@@ -308,6 +312,8 @@ def build_train_tab(ctx: AppContext) -> dict:
             zip_file = gr.File(label="Model folder as a zip", interactive=False, visible=False, elem_id="train-zip-file")
     shown_model = gr.State(None)  # the model the results box is about
     timer = gr.Timer(POLL_SECONDS, active=False)
+    # Slower, while no job is watched: notices a training another visitor started after this page loaded.
+    idle = gr.Timer(IDLE_POLL_SECONDS, active=False)
     picker = ctx.shared["picker"]
     watched = gr.State(None)  # the model dir of the job this page last saw running
     form = {"arch": arch, "pretrained": pretrained, "sizes": sizes, "epochs": epochs, "lr": lr, "bs": bs}
@@ -402,7 +408,14 @@ def build_train_tab(ctx: AppContext) -> dict:
             # a load may start the timer, never stop it (it may finish after a Start on the same page).
             values = jobview.form_values(job.cfg, job.model_dir.name)
             view |= {form[key]: value for key, value in values.items()} | {timer: gr.Timer(active=True)}
-        return view
+        return view | {idle: gr.Timer(active=True)}  # an owner's page (a visitor's load is refused)
+
+    def on_idle(seen):
+        """A job this page does not show yet (started elsewhere): show it as a reload would, and follow it."""
+        job = ctx.trainer.job()
+        if job is None or not job.running or seen == str(job.model_dir):
+            return gr.skip()
+        return on_load() | {watched: str(job.model_dir)}
 
     def on_zip(name):
         if not name:
@@ -414,7 +427,8 @@ def build_train_tab(ctx: AppContext) -> dict:
 
     outputs = [status, bar, table, plot, cancel, results_box, lr_plot, confusion, per_class, compare, use, finished]
     outputs += [shown_model, timer, *form.values()]
-    return {"refresh": (friendly(on_load), None, outputs)}
+    idle.tick(friendly(on_idle), [watched], [*outputs, watched, idle], api_visibility="private")
+    return {"refresh": (friendly(on_load), None, [*outputs, idle])}
 
 
 def results_label(shown: str | None, running: bool) -> str:

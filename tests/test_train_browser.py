@@ -1,5 +1,5 @@
-"""Train › Models in a real browser: delete a model, see it in the models trash, restore it (and, when its name was
-taken meanwhile, a one-line refusal, then a restore under another name), and it is back in the models list."""
+"""The Train tab in a real browser. Models: delete a model, see it in the models trash, restore it (and, when its name was
+taken meanwhile, a one-line refusal, then a restore under another name), and it is back in the models list. A Train tab open before another visitor starts a training follows that training."""
 
 from __future__ import annotations
 
@@ -56,3 +56,23 @@ def test_delete_a_model_see_it_in_the_trash_and_restore_it(tiny_trained, tmp_pat
             page.get_by_role("tab", name="Predict").click()  # and Predict may use it
             page.locator("#model-picker input").click()
             expect(page.get_by_role("option", name="other-2")).to_have_count(1)
+
+
+def test_a_train_tab_opened_before_another_visitor_starts_a_training_shows_it(tiny_trained, tmp_path):
+    """It said "No training has run since the server started" during the whole run (its timer never started)."""
+    from test_browser import start_training
+
+    with running_app(tiny_trained[0], tmp_path, per_class=8, size=64) as app, browser_page(app["url"]) as watcher:
+        watcher.get_by_role("tab", name="Train").click()
+        status = watcher.locator("#train-status")
+        expect(status).to_contain_text("No training has run")
+        other = watcher.context.browser.new_page()  # another visitor (an owner too: the app is local)
+        other.goto(app["url"])
+        start_training(other, epochs=500, name="elsewhere")
+        other.locator("#train-message").filter(has_text="Started training").wait_for()
+        expect(status).to_contain_text("Training…", timeout=60_000)
+        expect(watcher.locator("#train-model-name input, #train-model-name textarea").first).to_have_value("elsewhere")
+        expect(watcher.locator("#train-cancel")).to_be_enabled()
+        watcher.locator("#train-cancel").click()
+        expect(status).to_contain_text("Cancelled", timeout=120_000)
+        expect(other.locator("#train-status")).to_contain_text("Cancelled", timeout=120_000)
