@@ -1,6 +1,7 @@
 """What every panel of the app shares: the app's context, the wrapper that turns a failure into one line, and the
-path of an uploaded file. The panels (`ui`, `ui_curate`, `ui_collect`, ...) import these from here, never from each
-other's builders, so the app's files import one way: ui -> ui_curate -> the panels -> handlers."""
+path of an uploaded file, Predict's model picker. The panels (`ui_predict`, `ui_curate`, `ui_collect`, ...) import
+these from here (and the Curate sub-tabs what their galleries share from `ui_gallery`), never from each other's
+builders, so the app's files import one way: ui -> ui_curate -> the panels -> handlers."""
 
 from __future__ import annotations
 
