@@ -5,7 +5,9 @@ whatever the class size."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import gradio as gr
 
@@ -60,3 +62,16 @@ def mark_selection(marks: gr.HTML, picked: gr.State, galleries: dict[str, gr.Sta
 
     for state in (picked, *shown):
         state.change(on_change, [picked, *shown], [marks], **PRIVATE)
+
+
+class CurateRefresh(Protocol):
+    """What a Curate sub-tab's actions refresh every view with (`otter.app.ui_curate.CurateViews`)."""
+
+    status: gr.Markdown
+
+    @property
+    def outputs(self) -> list: ...
+
+    def everything(self, c: str | None = None, msg: str = "", p: int = 1) -> dict: ...
+
+    def act(self, action: Callable[..., str]) -> Callable: ...

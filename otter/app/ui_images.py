@@ -8,7 +8,6 @@ is in `otter.app.curate` (tested without Gradio). Every action refreshes every C
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import gradio as gr
 
@@ -17,11 +16,18 @@ from ..model.jobs import TrainError
 from ..review.similar import LookalikeJob
 from . import curate, ui_collect
 from .handlers import download_progress, friendly, payload_path
-from .ui_gallery import GALLERY, ONE_AT_A_TIME, PRIVATE, Pager, gallery_update, mark_selection, pager, selection_marks_html
+from .ui_gallery import (
+    GALLERY,
+    ONE_AT_A_TIME,
+    PRIVATE,
+    CurateRefresh,
+    Pager,
+    gallery_update,
+    mark_selection,
+    pager,
+    selection_marks_html,
+)
 from .ui_lookalikes import job_line
-
-if TYPE_CHECKING:
-    from .ui_curate import CurateViews
 
 
 @dataclass
@@ -114,7 +120,7 @@ def images_view(root, tab: ImagesTab, c: str | None, p: int = 1) -> dict:
     return view | tab.pager.buttons(pages)
 
 
-def wire_images(ctx, tab: ImagesTab, views: CurateViews) -> None:
+def wire_images(ctx, tab: ImagesTab, views: CurateRefresh) -> None:
     """The Images tab's listeners: browsing and selecting, More like this, the actions on the selection, intake."""
     root = ctx.data_dir
     wire_selection(root, tab)
@@ -217,7 +223,7 @@ def wire_more_like_this(root, tab: ImagesTab) -> tuple:
     return refresh_similar, [subject, tab.similar_on], outputs
 
 
-def wire_intake(root, tab: ImagesTab, views: CurateViews) -> None:
+def wire_intake(root, tab: ImagesTab, views: CurateRefresh) -> None:
     """Add a class, upload into it, add images from URLs, export the data set."""
 
     @tab.add_btn.click(inputs=[tab.new_class], outputs=[*views.outputs, tab.new_class], **PRIVATE)

@@ -8,7 +8,6 @@ Widgets (`build_review`, typed parts in `ReviewTab`) and their listeners; the lo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import gradio as gr
 
@@ -17,11 +16,8 @@ from ..model.io import ModelError, read_meta
 from . import curate
 from .handlers import AppContext, friendly
 from .ui_explain import build_review_explain
-from .ui_gallery import GALLERY, ONE_AT_A_TIME, PRIVATE, gallery_update, mark_selection, selection_marks_html
-
-if TYPE_CHECKING:
-    from .ui_curate import CurateViews
-    from .ui_images import ImagesTab
+from .ui_gallery import GALLERY, ONE_AT_A_TIME, PRIVATE, CurateRefresh, gallery_update, mark_selection, selection_marks_html
+from .ui_images import ImagesTab
 
 # Keys for the review: one listener on the page, active while the review gallery is on screen and no text box
 # has the focus; it sends the key to the server as a click on the legend (gr.HTML's `trigger`).
@@ -145,7 +141,7 @@ def review_view(ctx: AppContext, tab: ReviewTab, name, c, split, pred="all", ind
     }
 
 
-def wire_review(ctx: AppContext, tab: ReviewTab, views: CurateViews, images: ImagesTab) -> None:
+def wire_review(ctx: AppContext, tab: ReviewTab, views: CurateRefresh, images: ImagesTab) -> None:
     """Filters, the confusion matrix, clicks, the buttons and the keys."""
     show = friendly(lambda *args: review_view(ctx, tab, *args))
     tab.model.change(show, tab.filters, tab.outputs, **PRIVATE)
@@ -175,7 +171,7 @@ def wire_review(ctx: AppContext, tab: ReviewTab, views: CurateViews, images: Ima
     wire_review_actions(ctx, tab, views, images)
 
 
-def wire_review_actions(ctx: AppContext, tab: ReviewTab, views: CurateViews, images: ImagesTab) -> None:
+def wire_review_actions(ctx: AppContext, tab: ReviewTab, views: CurateRefresh, images: ImagesTab) -> None:
     root = ctx.data_dir
     inputs = [images.cls, *tab.filters]
     outputs = views.outputs + tab.outputs

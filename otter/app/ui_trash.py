@@ -7,17 +7,23 @@ Widgets (`build_trash`, typed parts in `TrashTab`) and their listeners; the logi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import gradio as gr
 
 from . import curate
 from .handlers import friendly
-from .ui_gallery import GALLERY, ONE_AT_A_TIME, PRIVATE, Pager, gallery_update, mark_selection, pager, selection_marks_html
-
-if TYPE_CHECKING:
-    from .ui_curate import CurateViews
-    from .ui_images import ImagesTab
+from .ui_gallery import (
+    GALLERY,
+    ONE_AT_A_TIME,
+    PRIVATE,
+    CurateRefresh,
+    Pager,
+    gallery_update,
+    mark_selection,
+    pager,
+    selection_marks_html,
+)
+from .ui_images import ImagesTab
 
 
 @dataclass
@@ -80,7 +86,7 @@ def trash_view(root, tab: TrashTab, p: int = 1, whole: bool = True) -> dict:
     return view
 
 
-def wire_trash(root, tab: TrashTab, views: CurateViews, images: ImagesTab) -> None:
+def wire_trash(root, tab: TrashTab, views: CurateRefresh, images: ImagesTab) -> None:
     for button, step in ((tab.pager.prev, -1), (tab.pager.next, 1)):
         # Another page keeps the selection (like the class gallery's): only the page's own outputs change.
         button.click(
