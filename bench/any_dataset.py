@@ -126,6 +126,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the training process")
     ap.add_argument("--configs", default="{}", help='further recipes: {"name": {TrainConfig fields}}')
     ap.add_argument("--skip-default", action="store_true")
+    ap.add_argument("--skip-baselines", action="store_true", help="no logistic regression rows (already measured)")
     a = ap.parse_args()
     from public_sets import digits
 
@@ -138,6 +139,7 @@ def main() -> None:
         runs = [] if a.skip_default else [("default", None)]
         runs += list(json.loads(a.configs).items())
         rows = [lambda: lr_pixels_row(d["pixels"]), lambda: lr_features_row({k: d[k] for k in ("train", "test")})]
+        rows = [] if a.skip_baselines else rows
         rows += [lambda n=n, c=c: train_row(n, work / "data", work, env, c) for n, c in runs]
         for make in rows:
             row = common | make() | {"date": time.strftime("%Y-%m-%d %H:%M")}

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 warnings.filterwarnings("ignore")
 
+from bench import common  # noqa: E402
 from otter.data import dataset  # noqa: E402
 from otter.model.train import train  # noqa: E402
 from otter.review.audit import audit, quick_config  # noqa: E402
@@ -127,11 +128,7 @@ def main() -> None:
 
 
 def record(out: dict) -> None:
-    path = ROOT / "bench" / "results.json"
-    # Read-modify-write: other benchmarks keep their own keys in the same file.
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data["audit"] = out
-    path.write_text(json.dumps(data, indent=1) + "\n")
+    common.record("audit", out)  # bench/results.json: other benchmarks keep their own keys there
     a, b = out["audit"], out["top_losses"]
     r = a["recipe"]
     section = f"""

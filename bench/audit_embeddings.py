@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 warnings.filterwarnings("ignore")
 
+from bench import common  # noqa: E402
 from bench.audit import cpu_seconds, flip_labels, hits  # noqa: E402
 from otter.data import dataset  # noqa: E402
 from otter.review.audit import audit  # noqa: E402
@@ -82,10 +83,7 @@ def main() -> None:
 
 
 def record(out: dict) -> None:
-    path = ROOT / "bench" / "results.json"
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data["audit_embeddings"] = out
-    path.write_text(json.dumps(data, indent=1) + "\n")
+    common.record("audit_embeddings", out)  # bench/results.json: other benchmarks keep their own keys there
     ps = out["plantings"]
     lines = "\n".join(
         f"| {p['seed']} | {p['top10']} | {p['top20']} | {p['top30']} | {p['flagged']} ({p['flipped_flagged']} flipped) | "

@@ -16,7 +16,10 @@ colour field, smoothed; distinct by construction), half in each class. Per size:
   cache file by the catalog's hashes, with random pHashes), since computing real ones for 20,000 images takes
   ~25 minutes of both cores: the look-alike search once after them, a warm Duplicates open, a warm "More like this",
   and a Duplicates open after a move (the same contents: nothing searched again).
---vectors N: the look-alike search alone on N synthetic vectors (faiss's inverted file above 30,000).
+--vectors N: the look-alike search alone on N synthetic vectors (approximate above similar.EXACT_LIMIT; up to 20,000
+also the exact search, in the same run, as the baseline: same groups, share of its pairs, time).
+--train N: training's data-side peak memory at 224 px over N photos, now and as before (1.5 GB cache, lists);
+--workers N: one fine-tuning epoch on N sample photos with and without DataLoader workers.
 Peak memory is the process's peak resident size during the action less its size before (sampled every 10 ms).
 Timings are on the shared 2-core machine, busy with other work: noisy, compare the ratios of one run.
 """
@@ -105,9 +108,9 @@ def refresh(root: Path) -> None:
 
 
 def settle() -> None:
-    from otter.data import catalog
+    from otter.data import folder_scan
 
-    time.sleep(catalog.RACY_NS / 1e9 + 0.02)
+    time.sleep(folder_scan.RACY_NS / 1e9 + 0.02)
 
 
 def one_size(n: int, work: Path, catalog_only: bool) -> list[dict]:
@@ -201,7 +204,10 @@ def with_embeddings(n: int, root: Path, row) -> list[dict]:
 
     with_embeddings_caches(root)
     _, s, peak = measure(lambda: curate.lookalike_views(root))
-    row("look-alikes after embeddings (search, once)", s, peak, "synthetic vectors, faiss exact")
+    from otter.review import similar
+
+    kind = "exact" if n <= similar.EXACT_LIMIT else f"PCA{similar.REDUCED_DIM} + IVF, re-ranked"
+    row("look-alikes after embeddings (search, once)", s, peak, f"synthetic vectors, faiss {kind}")
     _, s, peak = measure(lambda: curate.lookalike_views(root))
     row("Duplicates open, warm", s, peak)
     curate.more_like_this(root, "river/img000001.jpg")
@@ -214,6 +220,9 @@ def with_embeddings(n: int, root: Path, row) -> list[dict]:
 
 
 def vectors_only(n: int) -> list[dict]:
+    """The look-alike search alone on n synthetic vectors (with random pHashes); above similar.EXACT_LIMIT and up to
+    EXACT_BASELINE also the exact search in the same run, as the baseline: its time, and whether the approximate
+    search finds the same look-alike groups and which share of its candidate pairs."""
     from otter.review import similar
     from otter.review.embeddings import Embeddings
 
@@ -221,22 +230,41 @@ def vectors_only(n: int) -> list[dict]:
     images = [f"{'river' if i % 2 else 'sea'}/img{i:06d}.jpg" for i in range(n)]
     shas = [f"{i:064x}" for i in range(n)]
     codes = np.random.default_rng(2).integers(0, 2**63, n, dtype=np.int64).astype(np.uint64)
-    emb = Embeddings(images, shas, v, hashes=dict(zip(images, shas)), phash={s: int(c) for s, c in zip(shas, codes)})
-    (reps, c), s, peak = measure(lambda: similar.candidates(emb))
+    phash = {s: int(c) for s, c in zip(shas, codes)}
     planted = {(k - 1, k) for k in range(1, n, 100)}
-    found = {(int(a), int(b)) for a, b, sc in zip(c["a"], c["b"], c["score"]) if sc >= similar.NEAR_SCORE}
-    note = (
-        f"{'exact' if n <= similar.EXACT_LIMIT else 'faiss IVF'}; {len(planted & found)} of {len(planted)} planted copies found"
+    rows = []
+
+    def one(kind: str):
+        emb = Embeddings(images, shas, v, hashes=dict(zip(images, shas)), phash=phash)
+        (_, c), s, peak = measure(lambda: similar.candidates(emb))
+        near = similar.groups(emb)["near"]
+        found = {(int(a), int(b)) for a, b, sc in zip(c["a"], c["b"], c["score"]) if sc >= similar.NEAR_SCORE}
+        note = f"{kind}; {len(planted & found)} of {len(planted)} planted copies found; {len(near)} groups"
+        row = {"size": n, "action": f"look-alike search on synthetic vectors ({kind})", "seconds": round(s, 2)}
+        rows.append(row | {"peak_mb": round(peak), "note": note})
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        return c, near, s
+
+    exact = n <= similar.EXACT_LIMIT
+    c, near, s = one(
+        "exact" if exact else f"PCA{similar.REDUCED_DIM} + IVF, probe {similar.PROBE_SHARE:.0%}, re-ranked x{similar.REFINE}"
     )
-    return [
-        {
-            "size": n,
-            "action": "look-alike search on synthetic vectors",
-            "seconds": round(s, 2),
-            "peak_mb": round(peak),
-            "note": note,
-        }
-    ]
+    if not exact and n <= EXACT_BASELINE:
+        limit, similar.EXACT_LIMIT = similar.EXACT_LIMIT, n
+        similar._kept.clear()  # else the approximate search's pairs are reused (`candidates` derives from a search)
+        try:
+            ce, near_e, s_e = one("exact, the baseline")
+        finally:
+            similar.EXACT_LIMIT = limit
+        pairs, pairs_e = set(zip(c["a"].tolist(), c["b"].tolist())), set(zip(ce["a"].tolist(), ce["b"].tolist()))
+        rows[0]["note"] += (
+            f"; against the exact search: same look-alike groups {near == near_e}, "
+            f"{len(pairs & pairs_e) / max(1, len(pairs_e)):.3f} of its candidate pairs, {s_e / s:.2f}x faster"
+        )
+    return rows
+
+
+EXACT_BASELINE = 20_000  # sizes up to which `vectors_only` also runs the exact search (about 1.3e13 flops at 100,000)
 
 
 def embed_speed(n: int) -> list[dict]:
@@ -287,6 +315,88 @@ def embed_speed(n: int) -> list[dict]:
     ]
 
 
+def train_data_memory(n: int, work: Path, before: bool) -> list[dict]:
+    """Peak memory of training's data side at 224 px (the default recipe's size) over n photos: one epoch of the
+    training DataLoader and one of the validation one (decode, resize, the cache, collate, normalise; augmentation
+    off, no network: its memory does not depend on n), then the honesty fit's pass over every image
+    (`ResizedImages`, read 32 at a time). `before`: as before this change, the cache bounded at 1.5 GB and the
+    honesty fit's images all held in lists."""
+    from otter.model import loading
+    from otter.model.recipes import TrainConfig
+
+    made = work / f"made-{n}"
+    make_set(made, n)
+    items, labels, classes = loading.collect_items(made)
+    valid_idx = loading.split_valid(len(items), 0.2, 42)
+    cfg = TrainConfig(aug=0.0)
+    if before:
+        loading.CACHE_BYTES = 1_500_000_000
+
+    def run():
+        dls = loading.make_dataloaders(items, labels, classes, valid_idx, 224, cfg)
+        for _ in dls.train:
+            pass
+        for _ in dls.valid:
+            pass
+        held = set(valid_idx)
+        for idx in ([i for i in range(len(items)) if i not in held], valid_idx):
+            images = loading.ResizedImages([items[i] for i in idx], 224)
+            if before:
+                images = images[:]  # every image in a list, as the honesty fit took them
+            for lo in range(0, len(images), 32):
+                images[lo : lo + 32]
+        return loading._resized_bytes
+
+    cached, s, peak = measure(run)
+    kind = "before: cache 1.5 GB, lists" if before else f"now: cache {loading.CACHE_BYTES / 1e6:.0f} MB, read lazily"
+    note = f"{kind}; {cached / 1e6:.0f} MB of resized images cached; workers {loading.LOADER_WORKERS}"
+    return [
+        {"size": n, "action": f"training data side, peak ({'before' if before else 'now'})", "seconds": round(s, 1)}
+        | {"peak_mb": round(peak), "note": note}
+    ]
+
+
+def loader_workers(n: int) -> list[dict]:
+    """Seconds of one epoch of fine-tuning (the default recipe: EfficientNet-Lite0 at 224 px, bs 16, in bf16 where
+    the CPU has it) over n sample photos with a cold cache, decoding in the training process (workers 0) against
+    DataLoader workers (2), alternating, twice each: whether workers pay on this machine."""
+    import tempfile
+
+    from otter.model import loading
+    from otter.model.device import autocast
+    from otter.model.recipes import TrainConfig
+    from otter.model.train import make_learner, training_device, training_precision
+
+    otters = Path(__file__).resolve().parents[2] / "shared" / "otters"
+    items, labels, classes = loading.collect_items(otters)
+    items, labels = items[:n], labels[:n]
+    valid_idx = loading.split_valid(len(items), 0.2, 42)
+    cfg = TrainConfig()
+    times: dict[int, list[float]] = {0: [], 2: []}
+    with tempfile.TemporaryDirectory() as workdir, autocast(training_device(), training_precision(cfg)):
+        for workers in (0, 2, 0, 2):
+            loading.LOADER_WORKERS = workers
+            loading.clear_cache()
+            dls = loading.make_dataloaders(items, labels, classes, valid_idx, 224, cfg, device=training_device())
+            learn = make_learner(dls, classes, cfg, workdir)
+            learn.remove_cbs(learn.cbs.filter(lambda cb: type(cb).__name__ == "Recorder"))
+            learn.unfreeze()
+            t = time.perf_counter()
+            learn.fit(1, 1e-4)
+            times[workers].append(time.perf_counter() - t)
+            print(workers, times[workers][-1], file=sys.stderr, flush=True)
+    best = {w: min(ts) for w, ts in times.items()}
+    note = (
+        f"one epoch, cold cache, {len(items) - len(valid_idx)} training + {len(valid_idx)} validation photos; "
+        f"workers 0: {', '.join(f'{t:.1f}' for t in times[0])} s, workers 2: {', '.join(f'{t:.1f}' for t in times[2])} s; "
+        f"workers 2 / workers 0 (best of 2): {best[2] / best[0]:.2f}x"
+    )
+    return [
+        {"size": n, "action": "training epoch, decode in 2 DataLoader workers", "seconds": round(best[2], 1)}
+        | {"peak_mb": 0, "note": note}
+    ]
+
+
 def summary(rows: list[dict]) -> str:
     by = {(r["size"], r["action"]): r for r in rows}
     sizes = sorted({r["size"] for r in rows})
@@ -310,6 +420,8 @@ def main() -> int:
     ap.add_argument("--catalog-only", type=int, nargs="*", default=[100000])
     ap.add_argument("--vectors", type=int, nargs="*", default=[100000])
     ap.add_argument("--embed", type=int, nargs="*", default=[256])
+    ap.add_argument("--workers", type=int, nargs="*", default=[], help="one epoch with and without loader workers")
+    ap.add_argument("--train", type=int, nargs="*", default=[], help="training's data-side memory at these sizes, now and before")
     ap.add_argument("--work", type=Path, default=Path("/tmp/otter-scale"))
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--one-kind", default="full", help=argparse.SUPPRESS)
@@ -319,6 +431,10 @@ def main() -> int:
             rows = embed_speed(args.one)
         elif args.one_kind == "vectors":
             rows = vectors_only(args.one)
+        elif args.one_kind == "workers":
+            rows = loader_workers(args.one)
+        elif args.one_kind in ("train", "train-before"):
+            rows = train_data_memory(args.one, args.work, args.one_kind == "train-before")
         else:
             rows = one_size(args.one, args.work, args.one_kind == "catalog")
         print(json.dumps(rows))
@@ -328,6 +444,8 @@ def main() -> int:
     rows = []
     jobs = [(n, "full") for n in args.sizes] + [(n, "catalog") for n in args.catalog_only]
     jobs += [(n, "vectors") for n in args.vectors] + [(n, "embed") for n in args.embed]
+    jobs += [(n, kind) for n in args.train for kind in ("train-before", "train")]
+    jobs += [(n, "workers") for n in args.workers]
     for n, kind in jobs:
         cmd = [sys.executable, __file__, "--out", str(args.out), "--work", str(args.work), "--one", str(n), "--one-kind", kind]
         done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)

@@ -45,9 +45,18 @@ class JobCancelled(OtterError, RuntimeError):
     """The job was cancelled; nothing was written."""
 
 
+# fastai re-raises what a callback raised with its message replaced by "Exception occured in `Cb` when calling event
+# `after_batch`:\n\t<the message>" (once per callback it passes through): a line that names fastai's plumbing and
+# hides the cause, so the faces drop it.
+_FASTAI_CALLBACK_PREFIX = re.compile(r"\AException occur+ed in `[^`]*` when calling event `[^`]*`:\s*")
+
+
 def one_line(ex: BaseException) -> str:
-    """The first line of the message, or the exception's type name when it has none."""
+    """The first line of the message (without the prefix fastai puts on what a callback raised), or the
+    exception's type name when it has none."""
     text = str(ex).strip()
+    while (shorter := _FASTAI_CALLBACK_PREFIX.sub("", text, count=1)) != text:
+        text = shorter
     return text.splitlines()[0] if text else type(ex).__name__
 
 

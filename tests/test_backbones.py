@@ -129,16 +129,18 @@ def _three_shapes(dest, per_class: int = 10):
     return dest
 
 
-@pytest.mark.parametrize("n_classes", [2, 3])
-def test_the_linear_head_is_fitted_exactly_on_the_frozen_imagenet_features(tmp_path, no_network, n_classes):
+@pytest.mark.parametrize("n_classes, mirror", [(2, None), (3, None), (2, "none")])
+def test_the_linear_head_is_fitted_exactly_on_the_frozen_imagenet_features(tmp_path, no_network, n_classes, mirror):
     """With no epochs at all, the default (linear) head alone classifies, the body is ImageNet's untouched, and the
-    head gives the logistic regression's probabilities, class by class (both the two-class and the multinomial case)."""
+    head gives the logistic regression's probabilities, class by class (both the two-class and the multinomial case),
+    on the features the recipe's `head_mirror` names (the default's, or the images alone)."""
     from otter.model.heads import fit_logistic
     from otter.model.predict import Predictor
     from otter.model.train import collect_items, pooled_features
 
     data = make_shapes(tmp_path / "shapes", per_class=10) if n_classes == 2 else _three_shapes(tmp_path / "shapes")
     cfg = TrainConfig(sizes=(48,), epochs=0, frozen_epochs=0, bs=8, valid_pct=0.25)
+    cfg.head_mirror = mirror or cfg.head_mirror
     assert cfg.head == "linear"
     result = train(data, cfg, tmp_path / "models" / "m")
     assert no_network == []
@@ -161,8 +163,10 @@ def test_the_linear_head_is_fitted_exactly_on_the_frozen_imagenet_features(tmp_p
     valid = {(p.parent.name, p.name) for p in learn.dls.valid.items}
     train_items = [p for p in items if (p.parent.name, p.name) not in valid]
     assert len(train_items) == len(items) - len(valid)
-    x = pooled_features(learn, train_items, mirror=False)
+    x = pooled_features(learn, train_items, mirror=cfg.head_mirror)
     y = np.array([list(learn.dls.vocab).index(p.parent.name) for p in train_items])
+    if cfg.head_mirror == "both":  # n x 2 x d: image and mirror image, each a row with the image's label
+        x, y = np.concatenate([x[:, 0], x[:, 1]]), np.concatenate([y, y])
     # the logistic regression on the fine-tuning loss (label smoothing 0.1) with the C the fit chose (model.json)
     w, b = fit_logistic(x, y, n_classes, meta["head_fit"]["C"], smoothing=0.1)
     expected = torch.softmax(torch.as_tensor(x @ w.T + b), 1).numpy()
@@ -191,3 +195,18 @@ def test_the_torch_logistic_regression_is_scikit_learns(n_classes):
         assert np.allclose(ours, ref.predict_proba(x), atol=1e-3), c
     c, losses = choose_c(x, y, n_classes)
     assert c == float(min(losses, key=losses.get)) and len(losses) >= 3
+
+
+def test_choosing_c_keeps_an_image_and_its_copy_in_one_fold():
+    """With each image twice among the rows (as with mirror images), C is chosen on folds that hold both copies out
+    together: on labels that features cannot predict, the weakest penalty wins only if a copy leaks into training."""
+    from otter.model.heads import HEAD_CS, choose_c
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(0, 1, (60, 32)), rng.integers(0, 3, 60)
+    x2, y2 = np.concatenate([x, x + rng.normal(0, 0.01, x.shape)]), np.concatenate([y, y])
+    leaky_c, leaky = choose_c(x2, y2, 3)  # the copies split across folds: memorising pays
+    c, losses = choose_c(x2, y2, 3, copies=2)
+    assert c == min(HEAD_CS) < leaky_c
+    weakest = f"{max(HEAD_CS):g}"
+    assert leaky[weakest] < losses[weakest] / 2

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from otter.app import curate
-from otter.data import catalog, dataset, intake, manifest
+from otter.data import catalog, dataset, fingerprint, folder_scan, intake, manifest
 from otter.review import audit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,8 +156,8 @@ def test_hand_edits_are_reconciled_reading_only_new_or_changed_files(tmp_path, m
     with Image.open(data / "sea" / "sea001.png") as im:
         im.rotate(90).save(data / "sea" / "sea001.png")  # edited in place (its folder's time does not change)
     read = []
-    real = catalog.fingerprint_file
-    monkeypatch.setattr(catalog, "fingerprint_file", lambda p: read.append(Path(p).name) or real(p))
+    real = fingerprint.fingerprint_file
+    monkeypatch.setattr(fingerprint, "fingerprint_file", lambda p: read.append(Path(p).name) or real(p))
     catalog.forget_full_sync(data)
     counts = catalog.sync(data, full=True)
     assert sorted(read) == ["l.png", "new.png", "sea001.png"]  # the moved file keeps its hash: not read again
@@ -171,7 +171,7 @@ def test_hand_edits_are_reconciled_reading_only_new_or_changed_files(tmp_path, m
 def test_a_quick_sync_stats_folders_not_files(tmp_path, monkeypatch):
     data = make_set(tmp_path / "data", per_class=20)
     dataset.class_counts(data)
-    time.sleep(catalog.RACY_NS / 1e9 + 0.05)
+    time.sleep(folder_scan.RACY_NS / 1e9 + 0.05)
     catalog.sync(data)  # folder times now settled
     listed = []
     real = os.scandir
@@ -289,13 +289,13 @@ def test_header_sizes_match_pillow(tmp_path):
 
     for p in real_photos("sea", 6):
         with Image.open(p) as im:
-            assert catalog.header_size(p.read_bytes()) == im.size
+            assert fingerprint.header_size(p.read_bytes()) == im.size
             im.convert("RGB").resize((33, 21)).save(tmp_path / "x.png")
             im.convert("RGB").resize((33, 21)).save(tmp_path / "x.jpg", progressive=True)
         for f in ("x.png", "x.jpg"):
-            assert catalog.header_size((tmp_path / f).read_bytes()) == (33, 21)
-    assert catalog.header_size(b"GIF89a....") is None and catalog.header_size(b"\xff\xd8\xff") is None
-    assert catalog.fingerprint_file(p)[3:] == Image.open(p).size
+            assert fingerprint.header_size((tmp_path / f).read_bytes()) == (33, 21)
+    assert fingerprint.header_size(b"GIF89a....") is None and fingerprint.header_size(b"\xff\xd8\xff") is None
+    assert fingerprint.fingerprint_file(p)[3:] == Image.open(p).size
 
 
 def test_curating_during_training_neither_fails_it_nor_is_lost(tmp_path):

@@ -49,7 +49,7 @@ def test_every_public_exception_of_the_package_is_an_otter_error_of_the_right_ki
         "otter.data.dataset.DatasetError": BadInput,
         "otter.model.evaluate.EvaluateError": BadInput,
         "otter.model.explain.ExplainError": BadInput,
-        "otter.cli.CliError": BadInput,
+        "otter.cli_common.CliError": BadInput,
         "otter.model.backbones.BackboneError": ModelError,
         "otter.app.service.NoModel": ModelError,
         "otter.model.jobs.TrainingBusy": JobBusy,
@@ -245,3 +245,54 @@ def test_a_bug_while_downloading_stops_the_run_instead_of_passing_for_one_urls_e
     monkeypatch.setattr(download, "_fetch", bug)
     with pytest.raises(TypeError, match="a bug"):
         download.download_images(["http://127.0.0.1:9/a.jpg"], tmp_path / "data" / "sea")
+
+
+# ------------------------------------------------------------------------- what a fastai callback raised
+
+FIT_WITH_A_FAILING_CALLBACK = """
+from fastai.callback.core import Callback
+from fastai.test_utils import synth_learner
+from otter.errors import BadInput
+
+
+class Failing(Callback):
+    def after_batch(self):
+        raise BadInput("the data folder changed during training; train again\\n(second line)")
+
+
+def fit_with_a_failing_callback(*args, **kwargs):
+    synth_learner(cbs=Failing()).fit(1)
+"""
+
+
+def test_an_otter_error_raised_in_a_fastai_callback_is_shown_as_its_cause_without_fastais_prefix(tmp_path):
+    """fastai rewrites what a callback raised to "Exception occured in `Failing` when calling event `after_batch`:
+    <message>"; the CLI, a job (the app's Train tab) and the worker show the cause alone."""
+    from otter.model.jobs import BackgroundJob, TrainingCancelled
+
+    namespace: dict = {}
+    exec(FIT_WITH_A_FAILING_CALLBACK, namespace)
+    cause = "the data folder changed during training; train again"
+    with pytest.raises(BadInput) as caught:
+        namespace["fit_with_a_failing_callback"]()
+    assert "when calling event `after_batch`" in str(caught.value)  # what fastai made of it
+    assert errors.describe(caught.value) == cause
+
+    class Training(BackgroundJob):
+        kind, noun = "training", "a training"
+
+        def work(self):
+            namespace["fit_with_a_failing_callback"]()
+
+    job = Training().start().wait(60)
+    assert (job.state, job.error) == ("failed", cause)
+
+    namespace["BadInput"] = lambda message: TrainingCancelled("training cancelled; the previous model is unchanged")
+    job = Training().start().wait(60)
+    assert (job.state, job.error) == ("cancelled", "training cancelled; the previous model is unchanged")
+
+    (tmp_path / "data" / "a").mkdir(parents=True)
+    patch = FIT_WITH_A_FAILING_CALLBACK + "import otter.model.train\notter.model.train.train = fit_with_a_failing_callback\n"
+    out = run_cli("train", "--data", str(tmp_path / "data"), "--models", str(tmp_path / "models"), patch=patch)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1] == f"error: {cause}", out.stderr

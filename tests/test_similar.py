@@ -219,6 +219,32 @@ def test_twenty_thousand_images_in_bounded_memory():
     assert peak < 200e6  # the full 20,000 x 20,000 matrix alone would be 1.6 GB (6.4 GB at peak without blocks)
 
 
+def test_the_approximate_search_finds_the_exact_searchs_groups(monkeypatch):
+    """Above EXACT_LIMIT the search is PCA + an inverted file, re-ranked: every similarity it returns is exact, and
+    it finds the same look-alike groups as the exact search (here on clustered vectors with planted near copies)."""
+    from otter.review.embeddings import Embeddings
+
+    rng = np.random.default_rng(3)
+    n, d = 3000, 96
+    centres = rng.normal(size=(n // 50, d)).astype(np.float32)
+    v = np.abs(centres[rng.integers(0, len(centres), n)] + 0.8 * rng.normal(size=(n, d)).astype(np.float32))
+    v[1::100] = v[0::100] + 0.05 * rng.normal(size=(n // 100, d)).astype(np.float32)
+    images, shas = [f"river/{i}.jpg" for i in range(n)], [f"{i:064x}" for i in range(n)]
+
+    def search(limit: int):
+        monkeypatch.setattr(similar, "EXACT_LIMIT", limit)
+        emb = Embeddings(images, shas, v, hashes=dict(zip(images, shas)), phash={})
+        return similar.groups(emb, max_hash_bits=-1)["near"]
+
+    monkeypatch.setattr(similar, "REDUCED_DIM", 32)
+    exact = search(n)
+    approx = search(100)
+    assert approx == exact and len(exact) >= n // 100  # every planted copy, nothing else lost or added
+    unit = similar._unit_centred(v)
+    idx, sims = similar.nearest(unit)
+    assert np.allclose(sims, np.einsum("ij,ikj->ik", unit, unit[idx]), atol=1e-5)  # re-ranked on the full vectors
+
+
 def test_not_a_duplicate_is_remembered_by_content(copies_copy):
     data, copies = copies_copy
     copy, original = next(iter(copies.items()))

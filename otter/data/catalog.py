@@ -16,6 +16,9 @@ Changes are made by `dataset`'s actions inside `transaction`: the data lock (a f
 then one SQLite transaction, however many images the action moves. A process killed mid-action leaves the
 catalog as it was; the files it already moved are found by the next sync, as hand edits are.
 
+What a file is (`fingerprint`) and what changed in the folders (`folder_scan`) are read from the file system by
+their own modules; this one records what they find.
+
 `index.csv` (the former manifest) is imported once, when the catalog is created; `export_index` writes one on
 demand, in the old columns.
 """
@@ -23,13 +26,10 @@ demand, in the old columns.
 from __future__ import annotations
 
 import csv
-import hashlib
-import io
 import json
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from datetime import datetime, timezone
@@ -37,7 +37,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from ..config import IMAGE_EXTENSIONS
+from .fingerprint import fingerprint_file, fingerprint_many, is_image_name
+from .folder_scan import ROOT_KEY, changed_folders, class_dirs, clean_time, diff_folder, mtime_ns
 
 DB_NAME = "catalog.sqlite"
 STATE_DIR = ".otter"
@@ -45,9 +46,6 @@ TRASH = ".trash"
 INDEX_CSV = "index.csv"
 INDEX_COLUMNS = ["file", "class", "source_url", "query", "sha256", "width", "height", "added", "status"]
 SCHEMA_VERSION = 1
-# A folder changed less than this long ago may change again within the same tick of the file system's clock
-# without its time moving (racy, as git calls it): it is not marked clean, so the next sync lists it again.
-RACY_NS = 50_000_000
 FIRST_CATALOG_LOG = 1_000  # files from which a first catalog is one line in the history, not one per file
 
 SCHEMA = """
@@ -68,7 +66,6 @@ CREATE TABLE IF NOT EXISTS history(
   seq INTEGER PRIMARY KEY AUTOINCREMENT, action INTEGER, time TEXT, event TEXT, file TEXT, detail TEXT);
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 """
-ROOT_KEY = ""  # folders row of the data root itself (its time changes when a class folder is added or removed)
 
 _full_synced: set[str] = set()  # data roots fully synced by this process
 _full_lock = threading.Lock()
@@ -78,21 +75,12 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def sha256_file(path: os.PathLike | str) -> str:
-    """A file's SHA-256 (hex): the one content hash of the data set, its catalog, look-alikes and model.json's "seen"."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def db_path(root: os.PathLike | str) -> Path:
     return Path(root) / STATE_DIR / DB_NAME
 
 
 def exists(root: os.PathLike | str) -> bool:
     return db_path(root).is_file()
-
-
-def is_image_name(name: str) -> bool:
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
 _held = threading.local()  # the data locks this thread holds (a held lock is taken again without waiting)
@@ -190,58 +178,6 @@ def forget_full_sync(root: os.PathLike | str) -> None:
         _full_synced.discard(str(Path(root).resolve()))
 
 
-def _mtime(path: Path) -> int | None:
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return None
-
-
-MISSING = -1  # the recorded time of a folder that is not there (the trash before anything was trashed)
-
-
-def folder_time(path: Path) -> int:
-    t = _mtime(path)
-    return MISSING if t is None else t
-
-
-def _clean_time(mtime: int | None) -> int | None:
-    """The folder time to record, or None while it is racy (changed within RACY_NS): listed again next sync."""
-    if mtime is None or mtime == MISSING:
-        return MISSING
-    return mtime if time.time_ns() - mtime > RACY_NS else None
-
-
-def _real_inside(path: str, real_root: str) -> bool:
-    real = os.path.realpath(path)
-    return real.startswith(real_root.rstrip(os.sep) + os.sep)
-
-
-def _class_dirs(root: Path) -> list[str]:
-    real_root = os.path.realpath(root)
-    out = []
-    with os.scandir(root) as it:
-        for e in it:
-            if e.name.startswith(".") or not e.is_dir():
-                continue
-            if e.is_symlink() and not _real_inside(e.path, real_root):
-                continue
-            out.append(e.name)
-    return sorted(out)
-
-
-def _changed(root: Path, con: sqlite3.Connection) -> list[str] | None:
-    """Folders ("" for the root, class names, TRASH) whose time differs from the catalog's: a stat per folder."""
-    recorded = dict(con.execute("SELECT name, mtime_ns FROM folders").fetchall())
-    changed = []
-    if ROOT_KEY not in recorded or recorded[ROOT_KEY] is None or recorded[ROOT_KEY] != folder_time(root):
-        changed.append(ROOT_KEY)
-    for name, t in recorded.items():
-        if name != ROOT_KEY and (t is None or t != folder_time(root / name)):
-            changed.append(name)
-    return changed
-
-
 def sync(root: os.PathLike | str, con: sqlite3.Connection | None = None, full: bool = False) -> dict:
     """Bring the catalog in step with the folders (see the module's note); returns {"added", "removed",
     "changed", "moved"} counts. Takes the data lock only when something changed."""
@@ -250,19 +186,19 @@ def sync(root: os.PathLike | str, con: sqlite3.Connection | None = None, full: b
         with closing(_connect(root)) as c:
             return sync(root, c, full)
     full = full or _needs_full(root)
-    if not full and not _changed(root, con):
+    if not full and not changed_folders(root, con):
         return {"added": 0, "removed": 0, "changed": 0, "moved": 0}
     with locked(root):
         return _sync_locked(root, con, full)
 
 
 def _sync_locked(root: Path, con: sqlite3.Connection, full: bool) -> dict:
-    changed = set(_changed(root, con)) if not full else None
+    changed = set(changed_folders(root, con)) if not full else None
     counts = {"added": 0, "removed": 0, "changed": 0, "moved": 0}
     if changed is not None and not changed:
         return counts
-    root_time = _mtime(root)
-    classes = _class_dirs(root)
+    root_time = mtime_ns(root)
+    classes = class_dirs(root)
     con.execute("BEGIN IMMEDIATE")
     try:
         known = dict(con.execute("SELECT name, mtime_ns FROM folders").fetchall())
@@ -276,8 +212,8 @@ def _sync_locked(root: Path, con: sqlite3.Connection, full: bool) -> dict:
                 continue
             if changed is not None and cls in known and cls not in changed:
                 continue
-            folder_time = _mtime(root / cls)
-            v, n, edited = _diff_folder(root, cls, con, full)
+            folder_time = mtime_ns(root / cls)
+            v, n, edited = diff_folder(root, cls, con, full)
             vanished += v
             new += n
             for row, st in edited:
@@ -285,14 +221,14 @@ def _sync_locked(root: Path, con: sqlite3.Connection, full: bool) -> dict:
                 vanished.append(row)
             con.execute(
                 "INSERT OR REPLACE INTO folders(name, mtime_ns) VALUES (?, ?)",
-                (cls, _clean_time(folder_time)),
+                (cls, clean_time(folder_time)),
             )
         counts = _apply_diff(root, con, vanished, new)
         if full or changed is None or TRASH in changed or TRASH not in known:
-            trash_time = _mtime(root / TRASH)
+            trash_time = mtime_ns(root / TRASH)
             _sync_trash(root, con)
-            con.execute("INSERT OR REPLACE INTO folders(name, mtime_ns) VALUES (?, ?)", (TRASH, _clean_time(trash_time)))
-        con.execute("INSERT OR REPLACE INTO folders(name, mtime_ns) VALUES (?, ?)", (ROOT_KEY, _clean_time(root_time)))
+            con.execute("INSERT OR REPLACE INTO folders(name, mtime_ns) VALUES (?, ?)", (TRASH, clean_time(trash_time)))
+        con.execute("INSERT OR REPLACE INTO folders(name, mtime_ns) VALUES (?, ?)", (ROOT_KEY, clean_time(root_time)))
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -300,95 +236,6 @@ def _sync_locked(root: Path, con: sqlite3.Connection, full: bool) -> dict:
     if full:
         _mark_full(root)
     return counts
-
-
-def _diff_folder(root: Path, cls: str, con: sqlite3.Connection, full: bool):
-    """(rows whose file is gone, [(cls, name, stat or DirEntry)] of files not listed, [(row, stat)] of listed files
-    whose size or time changed: only looked for in a full sync). A quick one reads the names alone (a folder of
-    10,000 in about 30 ms), and whole rows only for the files that are gone."""
-    if full:
-        known = {r[0]: (r[1], r[2]) for r in con.execute("SELECT name, size, mtime_ns FROM files WHERE class=?", (cls,))}
-    else:
-        known = dict.fromkeys(r[0] for r in con.execute("SELECT name FROM files WHERE class=?", (cls,)))
-    real_root = os.path.realpath(root)
-    present: dict[str, os.DirEntry] = {}
-    with os.scandir(root / cls) as it:
-        for e in it:
-            if is_image_name(e.name) and e.is_file() and (not e.is_symlink() or _real_inside(e.path, real_root)):
-                present[e.name] = e
-    q = "SELECT * FROM files WHERE path=?"
-    vanished = [con.execute(q, (f"{cls}/{name}",)).fetchone() for name in known.keys() - present.keys()]
-    new, edited = [], []
-    for name, e in present.items():
-        if name not in known:
-            new.append((cls, name, e))  # statted only if something vanished (to match a move): hashing fstats it
-        elif full:
-            st = e.stat()
-            if (st.st_size, st.st_mtime_ns) != known[name]:
-                edited.append((con.execute(q, (f"{cls}/{name}",)).fetchone(), st))
-    return vanished, new, edited
-
-
-def fingerprint_file(path: os.PathLike | str) -> tuple[int, int, str, int | None, int | None]:
-    """(size, mtime_ns, sha256, width, height) of a file, reading it once (width and height None if no image)."""
-    from PIL import Image
-
-    with open(path, "rb", buffering=0) as fh:
-        st = os.fstat(fh.fileno())
-        data = fh.read()
-    sha = hashlib.sha256(data).hexdigest()
-    size = header_size(data)
-    if size is None:
-        try:
-            with Image.open(io.BytesIO(data)) as im:  # the header only: no pixel is decoded
-                size = im.size
-        except Exception:  # anything Pillow cannot parse is still listed; `verify` judges it
-            size = (None, None)
-    return st.st_size, st.st_mtime_ns, sha, size[0], size[1]
-
-
-_PNG = b"\x89PNG\r\n\x1a\n"
-_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}  # JPEG frame headers
-
-
-def header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) read from a PNG's or a JPEG's header (as Pillow's `size`: before any EXIF rotation), or None
-    for anything else (Pillow reads it then). By hand, because Pillow's open costs twice the SHA-256 of a small
-    photo (40 us against 20) and a first catalog of 100,000 files is meant to keep pace with `sha256sum`."""
-    if data[:8] == _PNG and data[12:16] == b"IHDR":
-        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    if data[:2] != b"\xff\xd8":
-        return None
-    i, n = 2, len(data)
-    while i + 9 <= n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        i += 2
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
-            continue
-        if marker in (0xD9, 0xDA):  # end of image, or scan data before any frame header
-            return None
-        if marker in _SOF:  # length (2), precision (1), height (2), width (2)
-            return int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(data[i + 3 : i + 5], "big")
-        i += int.from_bytes(data[i : i + 2], "big")
-    return None
-
-
-def _fingerprint_or_none(path: Path) -> tuple | None:
-    try:
-        return fingerprint_file(path)
-    except OSError:
-        return None  # vanished meanwhile
-
-
-def fingerprint_many(paths: list[str]) -> list[tuple | None]:
-    """`fingerprint_file` of each path (None for one that vanished meanwhile), one after the other: worker
-    processes measured slower on this shared 2-core machine (bench/scale.py), and threads too (the GIL)."""
-    return [_fingerprint_or_none(p) for p in paths]
 
 
 def _apply_diff(root: Path, con: sqlite3.Connection, vanished: list, new: list) -> dict:

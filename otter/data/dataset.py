@@ -19,6 +19,8 @@ from pathlib import Path
 from ..config import IMAGE_EXTENSIONS
 from ..errors import BadInput, OtterError
 from . import catalog
+from .fingerprint import fingerprint_file
+from .folder_scan import folder_time
 from .images import InvalidImage, load_image
 from .safepath import UnsafePath, check_class_name, check_name, inside, is_inside
 
@@ -141,7 +143,7 @@ def _row_of(con, root: Path, src: Path):
     r = rel(root, src)
     row = catalog.row(con, r)
     if row is None:
-        size, mtime, sha, w, h = catalog.fingerprint_file(src)
+        size, mtime, sha, w, h = fingerprint_file(src)
         catalog.insert_row(con, r, src.parent.name, src.name, size, mtime, sha, w, h, "local", "", _now(), "kept")
         row = catalog.row(con, r)
     return row
@@ -153,37 +155,46 @@ def _touched(con, root: Path, folders: set[str]) -> None:
     by hand within the same tick of the clock as the action's last rename (a few ms) goes unseen until the next
     full sync (each process's first, `data scan`, training, computing embeddings): the price of not listing."""
     for name in folders:
-        con.execute("INSERT OR REPLACE INTO folders(name, mtime_ns) VALUES (?, ?)", (name, catalog.folder_time(root / name)))
+        con.execute("INSERT OR REPLACE INTO folders(name, mtime_ns) VALUES (?, ?)", (name, folder_time(root / name)))
+
+
+def _each_in_one_transaction(root: Path, kind: str, origin: str, items: list, folders: set[str], act) -> list[Result]:
+    """[(item, act(con, action, item, folders) or the error)] for each item, in one catalog transaction of `kind`:
+    a bad item (an OtterError, or an OSError said in a line) fails alone. `act` adds the folders it changed to
+    `folders`; their times are recorded at the end (`_touched`)."""
+    out: list[Result] = []
+    with catalog.transaction(root, kind, origin) as (con, action):
+        for item in items:
+            try:
+                out.append((item, act(con, action, item, folders)))
+            except (OtterError, OSError) as ex:
+                out.append((item, ex if isinstance(ex, OtterError) else DatasetError(f"{item}: {ex.strerror or ex}")))
+        _touched(con, root, folders)
+    return out
 
 
 def relabel_many(root: os.PathLike | str, images: list, new_class: str, origin: str = "app") -> list[Result]:
     """Move images to another class folder (created if needed), in one transaction: [(image, new path or error)]."""
     root = data_root(root)
     dest_dir = add_class(root, new_class)
-    out: list[Result] = []
-    with catalog.transaction(root, "move", origin) as (con, action):
-        folders = {dest_dir.name}
-        for image in images:
-            try:
-                src = resolve_image(root, image)
-                if src.parent == dest_dir:
-                    out.append((image, src))
-                    continue
-                old = rel(root, src)
-                _row_of(con, root, src)
-                dest = free_name(dest_dir, src.name)
-                os.rename(src, dest)
-                con.execute(
-                    "UPDATE files SET path=?, class=?, name=?, status='relabelled' WHERE path=?",
-                    (rel(root, dest), dest_dir.name, dest.name, old),
-                )
-                catalog.log(con, action, "moved", rel(root, dest), was=old)
-                folders.add(src.parent.name)
-                out.append((image, dest))
-            except (OtterError, OSError) as ex:
-                out.append((image, ex if isinstance(ex, OtterError) else DatasetError(f"{image}: {ex.strerror or ex}")))
-        _touched(con, root, folders)
-    return out
+
+    def move(con, action: int, image, folders: set[str]) -> Path:
+        src = resolve_image(root, image)
+        if src.parent == dest_dir:
+            return src
+        old = rel(root, src)
+        _row_of(con, root, src)
+        dest = free_name(dest_dir, src.name)
+        os.rename(src, dest)
+        con.execute(
+            "UPDATE files SET path=?, class=?, name=?, status='relabelled' WHERE path=?",
+            (rel(root, dest), dest_dir.name, dest.name, old),
+        )
+        catalog.log(con, action, "moved", rel(root, dest), was=old)
+        folders.add(src.parent.name)
+        return dest
+
+    return _each_in_one_transaction(root, "move", origin, images, {dest_dir.name}, move)
 
 
 def _first(results: list[Result]):
@@ -206,33 +217,28 @@ def trash_many(root: os.PathLike | str, images: list, reason: str = "deleted", o
     """Move images into `<root>/.trash/<id>/` (with a note of their class and the reason), in one transaction:
     [(image, trash id or error)]."""
     root = data_root(root)
-    out: list[Result] = []
-    with catalog.transaction(root, "trash", origin) as (con, action):
-        folders = {TRASH}
-        for image in images:
-            try:
-                src = resolve_image(root, image)
-                row = _row_of(con, root, src)
-                trash_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-                item_dir = root / TRASH / trash_id
-                item_dir.mkdir(parents=True)
-                meta = {"id": trash_id, "class": src.parent.name, "name": src.name, "reason": reason, "time": _now()}
-                (item_dir / "meta.json").write_text(json.dumps(meta))
-                os.rename(src, item_dir / src.name)
-                con.execute("DELETE FROM files WHERE path=?", (row["path"],))
-                con.execute(
-                    "INSERT INTO trash(id, class, name, sha256, reason, time, size, width, height, source, query, added, gone)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
-                    (trash_id, meta["class"], meta["name"], row["sha256"], reason, meta["time"], row["size"], row["width"],
-                     row["height"], row["source"], row["query"], row["added"]),
-                )  # fmt: skip
-                catalog.log(con, action, "trashed", row["path"], id=trash_id, reason=reason)
-                folders.add(src.parent.name)
-                out.append((image, trash_id))
-            except (OtterError, OSError) as ex:
-                out.append((image, ex if isinstance(ex, OtterError) else DatasetError(f"{image}: {ex.strerror or ex}")))
-        _touched(con, root, folders)
-    return out
+
+    def trash(con, action: int, image, folders: set[str]) -> str:
+        src = resolve_image(root, image)
+        row = _row_of(con, root, src)
+        trash_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        item_dir = root / TRASH / trash_id
+        item_dir.mkdir(parents=True)
+        meta = {"id": trash_id, "class": src.parent.name, "name": src.name, "reason": reason, "time": _now()}
+        (item_dir / "meta.json").write_text(json.dumps(meta))
+        os.rename(src, item_dir / src.name)
+        con.execute("DELETE FROM files WHERE path=?", (row["path"],))
+        con.execute(
+            "INSERT INTO trash(id, class, name, sha256, reason, time, size, width, height, source, query, added, gone)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+            (trash_id, meta["class"], meta["name"], row["sha256"], reason, meta["time"], row["size"], row["width"],
+             row["height"], row["source"], row["query"], row["added"]),
+        )  # fmt: skip
+        catalog.log(con, action, "trashed", row["path"], id=trash_id, reason=reason)
+        folders.add(src.parent.name)
+        return trash_id
+
+    return _each_in_one_transaction(root, "trash", origin, images, {TRASH}, trash)
 
 
 def move_to_trash(root: os.PathLike | str, image: os.PathLike | str, reason: str = "deleted") -> str:
@@ -266,37 +272,30 @@ def restore_many(root: os.PathLike | str, ids: list[str], origin: str = "app") -
     """Put trashed images back into their class folders (under a free name), in one transaction:
     [(id, restored path or error)]."""
     root = data_root(root)
-    out: list[Result] = []
-    with catalog.transaction(root, "restore", origin) as (con, action):
-        folders = {TRASH}
-        for trash_id in ids:
-            try:
-                item_dir = inside(root / TRASH, trash_id, what="trash id")
-                try:
-                    meta = json.loads((item_dir / "meta.json").read_text())
-                except (OSError, ValueError) as ex:
-                    raise DatasetError(f"nothing in the trash with id {trash_id!r} (already restored?)") from ex
-                src = inside(item_dir, check_name(meta["name"], "file name"))
-                dest_dir = add_class(root, meta["class"])
-                dest = free_name(dest_dir, meta["name"])
-                item = con.execute("SELECT * FROM trash WHERE id=?", (trash_id,)).fetchone()
-                size, mtime, sha, w, h = (
-                    catalog.fingerprint_file(src) if item is None else (0, 0, item["sha256"], item["width"], item["height"])
-                )
-                os.rename(src, dest)
-                shutil.rmtree(item_dir, ignore_errors=True)
-                st = dest.stat()
-                catalog.insert_row(con, rel(root, dest), dest_dir.name, dest.name, st.st_size, st.st_mtime_ns, sha, w, h,
-                                item["source"] if item else "local", item["query"] if item else "",
-                                item["added"] if item else _now(), "kept")  # fmt: skip
-                con.execute("DELETE FROM trash WHERE id=?", (trash_id,))
-                catalog.log(con, action, "restored", rel(root, dest), id=trash_id)
-                folders.add(dest_dir.name)
-                out.append((trash_id, dest))
-            except (OtterError, OSError) as ex:
-                out.append((trash_id, ex if isinstance(ex, OtterError) else DatasetError(f"{trash_id}: {ex.strerror or ex}")))
-        _touched(con, root, folders)
-    return out
+
+    def restore_one(con, action: int, trash_id: str, folders: set[str]) -> Path:
+        item_dir = inside(root / TRASH, trash_id, what="trash id")
+        try:
+            meta = json.loads((item_dir / "meta.json").read_text())
+        except (OSError, ValueError) as ex:
+            raise DatasetError(f"nothing in the trash with id {trash_id!r} (already restored?)") from ex
+        src = inside(item_dir, check_name(meta["name"], "file name"))
+        dest_dir = add_class(root, meta["class"])
+        dest = free_name(dest_dir, meta["name"])
+        item = con.execute("SELECT * FROM trash WHERE id=?", (trash_id,)).fetchone()
+        size, mtime, sha, w, h = fingerprint_file(src) if item is None else (0, 0, item["sha256"], item["width"], item["height"])
+        os.rename(src, dest)
+        shutil.rmtree(item_dir, ignore_errors=True)
+        st = dest.stat()
+        catalog.insert_row(con, rel(root, dest), dest_dir.name, dest.name, st.st_size, st.st_mtime_ns, sha, w, h,
+                           item["source"] if item else "local", item["query"] if item else "",
+                           item["added"] if item else _now(), "kept")  # fmt: skip
+        con.execute("DELETE FROM trash WHERE id=?", (trash_id,))
+        catalog.log(con, action, "restored", rel(root, dest), id=trash_id)
+        folders.add(dest_dir.name)
+        return dest
+
+    return _each_in_one_transaction(root, "restore", origin, ids, {TRASH}, restore_one)
 
 
 def restore(root: os.PathLike | str, trash_id: str) -> Path:

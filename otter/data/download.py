@@ -214,6 +214,48 @@ def _prepare(data: bytes, tmp: Path, max_side: int, min_side: int) -> tuple[byte
 ProgressFn = Callable[[Event], None]  # a "download" Event (otter.progress) after each URL
 
 
+def _url_and_query(urls: Iterable[str | Mapping], query: str | None) -> list[tuple[str, str]]:
+    """(url, query) of each plain URL (with `query`) or search hit (a mapping with "url" and optionally "query")."""
+    items = []
+    for u in urls:
+        if isinstance(u, Mapping):
+            items.append((str(u.get("url") or "").strip(), str(u.get("query") or query or "")))
+        else:
+            items.append((str(u).strip(), query or ""))
+    return items
+
+
+@dataclass
+class _Keeper:
+    """Writes a downloaded image into its class folder, unless the data set holds it already or trashed it before
+    (the intake `Ledger`: same SHA-256 before or after resizing)."""
+
+    root: Path
+    cls: str
+    class_dir: Path
+    tmp_dir: Path
+    ledger: Ledger
+
+    def keep(self, url: str, q: str, data: bytes, final: bytes, w: int, h: int) -> Outcome:
+        sha = hashlib.sha256(final).hexdigest()
+        # The raw hash also catches a byte-identical copy that was added by hand or uploaded.
+        hashes = (sha, hashlib.sha256(data).hexdigest())
+        with self.ledger.lock:
+            seen = self.ledger.claim(hashes)
+            if seen is not None and seen[0] == DUPLICATE:
+                return Outcome(url, "duplicate", "duplicate", file=seen[1])
+            if seen is not None:
+                return Outcome(url, "failed", TRASHED_BEFORE, "this image was moved to the trash before")
+            dest = self.class_dir / f"{sha[:16]}.jpg"
+            tmp = self.tmp_dir / f"{uuid.uuid4().hex}.jpg"
+            tmp.write_bytes(final)
+            os.replace(tmp, dest)
+            file = rel(self.root, dest)
+            row = {"file": file, "class": self.cls, "source_url": url, "query": q, "sha256": sha, "width": w, "height": h}
+            self.ledger.add(sha, row | {"added": catalog.now(), "status": "kept"})
+            return Outcome(url, "kept", file=file)
+
+
 def download_images(
     urls: Iterable[str | Mapping],
     class_dir: os.PathLike | str,
@@ -239,45 +281,21 @@ def download_images(
     root = class_dir.parent
     cls = check_name(class_dir.name, "class name")
     add_class(root, cls)
-    items: list[tuple[str, str]] = []
-    for u in urls:
-        if isinstance(u, Mapping):
-            items.append((str(u.get("url") or "").strip(), str(u.get("query") or query or "")))
-        else:
-            items.append((str(u).strip(), query or ""))
+    items = _url_and_query(urls, query)
     result = DownloadResult()
     if not items:
         return result
 
     tmp_dir = root / TMP_DIR
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    ledger = Ledger(root)
-
-    def keep(url: str, q: str, data: bytes, final: bytes, w: int, h: int) -> Outcome:
-        sha = hashlib.sha256(final).hexdigest()
-        # The raw hash also catches a byte-identical copy that was added by hand or uploaded.
-        hashes = (sha, hashlib.sha256(data).hexdigest())
-        with ledger.lock:
-            seen = ledger.claim(hashes)
-            if seen is not None and seen[0] == DUPLICATE:
-                return Outcome(url, "duplicate", "duplicate", file=seen[1])
-            if seen is not None:
-                return Outcome(url, "failed", TRASHED_BEFORE, "this image was moved to the trash before")
-            dest = class_dir / f"{sha[:16]}.jpg"
-            tmp = tmp_dir / f"{uuid.uuid4().hex}.jpg"
-            tmp.write_bytes(final)
-            os.replace(tmp, dest)
-            file = rel(root, dest)
-            row = {"file": file, "class": cls, "source_url": url, "query": q, "sha256": sha, "width": w, "height": h}
-            ledger.add(sha, row | {"added": catalog.now(), "status": "kept"})
-            return Outcome(url, "kept", file=file)
+    keeper = _Keeper(root, cls, class_dir, tmp_dir, Ledger(root))
 
     def one(url: str, q: str) -> Outcome:
         tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
         try:
             data = _fetch(http, url, timeout, max_bytes)
             final, w, h = _prepare(data, tmp, max_side, min_side)
-            return keep(url, q, data, final, w, h)
+            return keeper.keep(url, q, data, final, w, h)
         except _Failed as ex:
             return Outcome(url, "failed", ex.reason, ex.detail)
         except OSError as ex:  # disk full, permissions: report it, keep going with the rest
@@ -297,8 +315,8 @@ def download_images(
                 if progress is not None:
                     progress(items_event("download", done, len(items), start, outcome=outcome))
     finally:
-        with ledger.lock:
-            ledger.flush()
+        with keeper.ledger.lock:
+            keeper.ledger.flush()
         if client is None:
             http.close()
     return result

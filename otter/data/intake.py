@@ -17,6 +17,8 @@ from pathlib import Path
 from ..config import IMAGE_EXTENSIONS
 from . import catalog
 from .dataset import add_class, free_name, rel
+from .fingerprint import sha256_file
+from .folder_scan import folder_time
 from .images import InvalidImage, load_image
 from .safepath import UnsafePath, check_name
 
@@ -93,7 +95,7 @@ def add_images(root: os.PathLike | str, cls: str, files: list[os.PathLike | str]
             name = check_name(f.name, "file name")
             if Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
                 name = f"{Path(name).stem}.jpg" if Path(name).suffix else f"{name}.jpg"
-            sha = catalog.sha256_file(f)
+            sha = sha256_file(f)
         except (InvalidImage, UnsafePath) as ex:
             rejected.append({"file": f.name, "reason": str(ex)})
             continue
@@ -121,7 +123,7 @@ def add_images(root: os.PathLike | str, cls: str, files: list[os.PathLike | str]
             catalog.log(con, action, "added", rel(root, dest), source="upload")
             mine[sha] = rel(root, dest)
             added.append(rel(root, dest))
-        con.execute("INSERT OR REPLACE INTO folders(name, mtime_ns) VALUES (?, ?)", (folder.name, catalog.folder_time(folder)))
+        con.execute("INSERT OR REPLACE INTO folders(name, mtime_ns) VALUES (?, ?)", (folder.name, folder_time(folder)))
     return {"added": added, "duplicates": duplicates, "rejected": rejected}
 
 

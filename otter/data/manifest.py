@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import catalog
+from . import catalog, fingerprint
 
 COLUMNS = catalog.INDEX_COLUMNS
 MANIFEST_NAME = catalog.INDEX_CSV
 now = catalog.now
 locked = catalog.locked
-sha256_file = catalog.sha256_file
+sha256_file = fingerprint.sha256_file
 
 
 def read(root: os.PathLike | str) -> pd.DataFrame:

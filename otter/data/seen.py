@@ -1,7 +1,7 @@
 """Which images a model has seen: the content hashes of its training and validation images, kept in
 model.json["seen"] by training, and how much of an evaluation set overlaps them.
 
-The hash is the data set's own (`catalog.sha256_file`, as in index.csv and the intake `Ledger`), cut to its
+The hash is the data set's own (`fingerprint.sha256_file`, as in index.csv and the intake `Ledger`), cut to its
 first `HASH_CHARS` hex digits: model.json is read on every model list and load, and 16 digits (64 bits) take a
 quarter of the room of all 64 while a chance collision stays out of reach (about n² / 2⁶⁵: one in 10¹¹ for
 20,000 images). Bytes, not names: a renamed or copied photo is still recognised; a re-encoded one is not.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 
-from .catalog import sha256_file
+from .fingerprint import sha256_file
 
 HASH_CHARS = 16
 KEY = "seen"  # model.json key

@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from filelock import FileLock, Timeout
 
-from ..errors import JobBusy, JobCancelled, OtterError, describe, log
+from ..errors import JobBusy, JobCancelled, OtterError, describe, log, one_line
 from .events import JobEnded, event_type
 
 
@@ -137,9 +137,9 @@ class BackgroundJob:
             self.result = self.work()
             state = "done"
         except TrainingCancelled as ex:
-            state, error = "cancelled", self.cancelled_message or str(ex)
+            state, error = "cancelled", self.cancelled_message or one_line(ex)
         except OtterError as ex:
-            error = str(ex)
+            error = one_line(ex)
         except Exception as ex:  # a bug: the traceback goes to the server log, the UI says where to look
             error = f"{self.kind} failed: {describe(ex)}"
         finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image
@@ -20,11 +21,20 @@ from .run import fastai_vision
 _cache_lock = threading.Lock()
 _resized: dict[tuple[str, float, int], object] = {}
 _resized_bytes = 0
-CACHE_BYTES = 1_500_000_000  # resized training images kept in memory between epochs
+# Resized training images kept in memory between epochs, at most this many bytes ($OTTER_TRAIN_CACHE_MB, default 800
+# MB: 5,300 images at 224 px, all of a set that size). Beyond it images are decoded from disk again every epoch, so a
+# training's memory does not grow with the data set (bench/runs/48-scale-lookalikes).
+CACHE_BYTES = int(float(os.environ.get("OTTER_TRAIN_CACHE_MB", 800)) * 1e6)
+# DataLoader worker processes decoding training images ($OTTER_TRAIN_WORKERS). Default 0: in the training process,
+# where the cache lives (a worker's cache dies with it at the end of each epoch, so later epochs decode again). One
+# cold epoch took 0.73x as long with 2 workers on the busy 2-core machine, too noisy to change the default on
+# (bench/runs/48-scale-lookalikes).
+LOADER_WORKERS = int(os.environ.get("OTTER_TRAIN_WORKERS", 0))
 
 
 def load_training_image(path: os.PathLike | str, size: int):
-    """Decode and squish-resize once per size and run (cached): on 2 cores, decoding and resizing every
+    """Decode and squish-resize once per size and run (cached, up to CACHE_BYTES; the first images seen stay, which
+    for epochs that each read every image once is as good as any eviction): on 2 cores, decoding and resizing every
     epoch would cost as much as the model itself. Same operations as `otter.model.preprocess.preprocess`."""
     global _resized_bytes
     key = (str(path), os.path.getmtime(path), int(size))
@@ -33,10 +43,26 @@ def load_training_image(path: os.PathLike | str, size: int):
     if im is None:
         im = load_image(path).resize((int(size), int(size)), Image.BILINEAR)
         with _cache_lock:
-            if _resized_bytes + size * size * 3 <= CACHE_BYTES:
+            if key not in _resized and _resized_bytes + size * size * 3 <= CACHE_BYTES:
                 _resized[key] = im
                 _resized_bytes += size * size * 3
     return im
+
+
+class ResizedImages(Sequence):
+    """`paths` as resized training images (`load_training_image`), decoded when read: a list of images that does
+    not hold them all (at 20,000 photos of 224 px that would be 3 GB)."""
+
+    def __init__(self, paths: Sequence[os.PathLike | str], size: int):
+        self.paths, self.size = list(paths), int(size)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [load_training_image(p, self.size) for p in self.paths[i]]
+        return load_training_image(self.paths[i], self.size)
 
 
 def clear_cache() -> None:
@@ -115,7 +141,7 @@ def make_dataloaders(
     if cfg.min_scale < 1:
         batch_tfms.append(fv.RandomResizedCropGPU(size, min_scale=cfg.min_scale, ratio=(3 / 4, 4 / 3)))
     if cfg.aug > 0:
-        batch_tfms += fv.aug_transforms(mult=cfg.aug, max_zoom=1.0)
+        batch_tfms += fv.aug_transforms(mult=cfg.aug, max_zoom=1.0, do_flip=cfg.flip)
     bb = backbones.get(cfg.arch)
     batch_tfms.append(fv.Normalize.from_stats(bb.mean, bb.std))
     dblock = fv.DataBlock(
@@ -125,10 +151,9 @@ def make_dataloaders(
         splitter=fv.IndexSplitter(valid_idx),
         batch_tfms=batch_tfms,
     )
-    # Resized images are cached in this process, so loader workers would only add start-up cost.
     # Over N processes (otter.model.distributed) each takes bs/N of every batch: the recipe's steps stay the same.
     bs = distributed.ranks().local_batch(bs or cfg.bs)
-    return dblock.dataloaders(Path("."), bs=bs, num_workers=0, device=device)
+    return dblock.dataloaders(Path("."), bs=bs, num_workers=LOADER_WORKERS, device=device)
 
 
 NONE_CLASS = "__none_of_these__"
@@ -144,7 +169,7 @@ def with_negatives(items: list[Path], labels: list[str], classes: list[str], val
     held_out = set(valid_idx)
     train_idx = [i for i in range(len(items)) if i not in held_out]
     size = int(max(cfg.sizes))
-    photos = [load_training_image(items[i], size) for i in train_idx]
+    photos = ResizedImages([items[i] for i in train_idx], size)
     n = max(1, round(cfg.negatives * len(train_idx)))
     negs = write_negatives(Path(workdir) / NONE_CLASS, n, size, seed=cfg.seed, photos=photos)
     return items + negs, labels + [NONE_CLASS] * n, classes + [NONE_CLASS]

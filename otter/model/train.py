@@ -16,28 +16,22 @@ import math
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.error import URLError
 
-import numpy as np
-
-from .. import __version__
 from ..config import models_dir as default_models_dir
 from ..data.images import InvalidImage, load_image
-from ..data.seen import training_record
 from ..data.snapshot import frozen
 from . import backbones, distributed
 from .events import EventSink
 from .heads import fit_linear_head, none_last, pooled_features
-from .io import save_model
 from .jobs import BackgroundJob, TrainError, TrainingBusy, TrainingCancelled, training_lock
 from .loading import (
     CACHE_BYTES,
     NONE_CLASS,
+    ResizedImages,
     clear_cache,
     collect_items,
     load_training_image,
@@ -45,7 +39,6 @@ from .loading import (
     split_valid,
     with_negatives,
 )
-from .metrics import classification_report
 from .recipes import (
     DEFAULT_LR,
     HEADS,
@@ -64,6 +57,7 @@ from .run import (
     training_device,
     training_precision,
 )
+from .train_report import evaluate_and_save, predict_items
 
 # The names other modules, the tests and bench/ import from here (the module was split by concern: recipes,
 # loading, heads, run).
@@ -76,6 +70,7 @@ __all__ = [
     "PRETRAINED_RECIPE",
     "RECIPE",
     "SCRATCH_RECIPE",
+    "ResizedImages",
     "TrainConfig",
     "TrainError",
     "TrainJob",
@@ -178,7 +173,7 @@ def _fit_schedule(items, labels, classes, valid_idx, cfg: TrainConfig, run: Trai
     frozen = cfg.frozen_epochs if cfg.pretrained else 0
     steps = [math.ceil(n_train / bs) * (e + frozen) * (s / 64) ** 2 for s, e in zip(cfg.sizes, epochs)]
     if cfg.head == "linear":  # one forward pass, about a third of a training step
-        steps.append(math.ceil(n_train / bs) / 3 * (cfg.sizes[0] / 64) ** 2)
+        steps.append(math.ceil(n_train / bs) * (1 if cfg.head_mirror == "none" else 2) / 3 * (cfg.sizes[0] / 64) ** 2)
     run.total_work = sum(steps) or 1.0
     learn, lr_data, lr = None, None, cfg.lr
     progress_cb = progress_callback_cls()(run)
@@ -193,7 +188,7 @@ def _fit_schedule(items, labels, classes, valid_idx, cfg: TrainConfig, run: Trai
                 held_out = set(valid_idx)
                 train_idx = [i for i in range(len(items)) if i not in held_out]
                 x_items, x_labels = [items[i] for i in train_idx], [labels[i] for i in train_idx]
-                run.head_fit = fit_linear_head(learn, x_items, x_labels, run, progress_cb)
+                run.head_fit = fit_linear_head(learn, x_items, x_labels, run, progress_cb, cfg.head_mirror)
             if lr is None:
                 run.stage, run.epoch, run.epochs = "finding learning rate", 0, 0
                 run.emit("stage")
@@ -265,63 +260,11 @@ def _keep_best(learn, items, labels, classes, valid_idx, cfg: TrainConfig, run: 
 # ------------------------------------------------------------------------------------------- results
 
 
-def predict_items(learn, items: list[Path], labels: list[str]):
-    """Probabilities and losses of `items` with validation transforms (no augmentation)."""
-    import torch
-
-    if not items:
-        return np.zeros((0, len(learn.dls.vocab))), np.zeros(0)
-    grad = torch.is_grad_enabled()  # fastai's get_preds can leave it off: restore the caller's setting, whatever it was
-    try:
-        dl = learn.dls.test_dl([Path(p) for p in items], bs=64)
-        probs, _ = learn.get_preds(dl=dl)
-    finally:
-        torch.set_grad_enabled(grad)
-    probs = probs.float().numpy()
-    vocab = list(learn.dls.vocab)
-    y = np.array([vocab.index(lbl) for lbl in labels])
-    losses = -np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0))
-    return probs, losses
-
-
-def _fit_honesty(model, items: list[Path], y: np.ndarray, is_valid: np.ndarray, n_classes: int, cfg: TrainConfig, size: int):
-    """Temperature scaling and the "not sure" threshold from the validation split (otter.model.honest)."""
-    from .honest import fit_honesty
-
-    train_idx, valid_idx = np.flatnonzero(~is_valid), np.flatnonzero(is_valid)
-    return fit_honesty(
-        model,
-        n_classes,
-        size,
-        [load_training_image(items[i], size) for i in train_idx],
-        y[train_idx],
-        [load_training_image(items[i], size) for i in valid_idx],
-        y[valid_idx],
-        method=cfg.ood_method,
-        normalize=backbones.get(cfg.arch).normalize,
-    )
-
-
 @dataclass
 class TrainResult:
     model_dir: Path | None
     meta: dict
     learn: object = field(repr=False, default=None)
-
-
-def _versions() -> dict:
-    import fastai
-    import timm
-    import torch
-    import torchvision
-
-    return {
-        "otter": __version__,
-        "fastai": fastai.__version__,
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "timm": timm.__version__,
-    }
 
 
 def _checked_data(data_dir: os.PathLike | str, cfg: TrainConfig) -> tuple[list[Path], list[str], list[str], list[int]]:
@@ -371,7 +314,7 @@ def train(
         ranks.detach(learn)  # rank 0 evaluates alone from here
         learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, progress_callback_cls())])
         args = (learn, items, labels, valid_idx, fit_classes, cfg, run, lr_data, precision, split)
-        written, meta, accuracy = ranks.on_main(lambda: _evaluate_and_save(*args, data_dir, model_dir, half))
+        written, meta, accuracy = ranks.on_main(lambda: evaluate_and_save(*args, data_dir, model_dir, half))
         run.emit(
             "done",
             accuracy=accuracy,
@@ -381,97 +324,6 @@ def train(
         )
     clear_cache()
     return TrainResult(written, meta, learn)
-
-
-def _evaluate_and_save(
-    learn,
-    items,
-    labels,
-    valid_idx,
-    fit_classes,
-    cfg: TrainConfig,
-    run: TrainRun,
-    lr_data,
-    precision,
-    split,
-    data_dir,
-    model_dir,
-    half,
-):
-    """Evaluate, calibrate and write the model folder: (folder or None, model.json's dict, validation accuracy)."""
-    size = int(run.size)  # the kept state's size: where its validation accuracy was measured
-    run.stage = "evaluating"
-    run.emit("stage")
-    vocab = [c for c in learn.dls.vocab if c != NONE_CLASS]
-    none_last(learn)
-    probs, _ = predict_items(learn, items, labels)
-    probs = probs[:, : len(vocab)] / probs[:, : len(vocab)].sum(1, keepdims=True)  # without "none of these"
-    y = np.array([vocab.index(lbl) for lbl in labels])
-    losses = -np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0))
-    is_valid = np.zeros(len(items), dtype=bool)
-    is_valid[valid_idx] = True
-    report = (
-        classification_report(y[is_valid], probs[is_valid].argmax(1), vocab)
-        if is_valid.any()
-        else {"accuracy": None, "n": 0, "classes": vocab, "confusion": None, "per_class": None}
-    )
-    # Every validation image (so the validation confusion matrix can be opened cell by cell) and the
-    # 200 hardest training images, highest loss first.
-    ranked = np.argsort(-losses, kind="stable")
-    keep = set(ranked[is_valid[ranked]]) | set(ranked[~is_valid[ranked]][:200])
-    order = [i for i in ranked if i in keep]
-    review = [
-        {
-            "image": f"{items[i].parent.name}/{items[i].name}",
-            "label": labels[i],
-            "predicted": vocab[int(probs[i].argmax())],
-            "loss": float(losses[i]),
-            "prob": float(probs[i].max()),
-            "split": "valid" if is_valid[i] else "train",
-        }
-        for i in order
-    ]
-    meta = {
-        "classes": vocab,
-        "extra_outputs": len(fit_classes) - len(vocab),  # 1: a trained "none of these" output after the classes
-        "arch": cfg.arch,
-        "head": cfg.head,
-        "input_size": size,
-        "resize_method": "squish",
-        "normalize": backbones.get(cfg.arch).normalize,
-        "metrics": {k: report[k] for k in ("accuracy", "n", "per_class")},
-        "confusion": report["confusion"],
-        "train_config": asdict(cfg),
-        "train_precision": precision,
-        "processes": distributed.ranks().world,  # how many processes trained it (otter.model.distributed)
-        **({"distributed": split} if split else {}),  # how the processes divided the images
-        "history": run.history,
-        "kept": run.kept,  # which stage's state was saved (the best on the validation split)
-        "head_fit": run.head_fit,
-        "batch_size": run.batch_size,
-        "lr_find": lr_data,
-        "dataset": {
-            "path": str(Path(data_dir).resolve()),
-            "counts": {c: labels.count(c) for c in vocab},
-            "n_train": int(len(items) - len(valid_idx)),
-            "n_valid": int(len(valid_idx)),
-        },
-        "review": review,
-        "seen": training_record([items[i] for i in np.flatnonzero(~is_valid)], [items[i] for i in valid_idx]),
-        "versions": _versions(),
-        "train_seconds": round(time.monotonic() - run.start, 1),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    run.stage = "calibrating"
-    run.emit("stage")
-    meta["calibration"], meta["ood"], extra = _fit_honesty(learn.model, items, y, is_valid, len(vocab), cfg, size)
-    check_cancel(run)
-    written = None
-    if model_dir is not None:
-        run.stage = "saving"
-        run.emit("stage")
-        written = save_model(learn.model, meta, model_dir, half=half, extra_tensors=extra)
-    return written, meta, report["accuracy"]
 
 
 # ----------------------------------------------------------------------------------------------- job

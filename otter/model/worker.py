@@ -208,7 +208,7 @@ class _EventWriter:
 def main(argv: list[str] | None = None) -> int:
     """One training process: train as `otter.model.train.train` does, events and the end to the events file."""
     from ..config import quiet_dependency_warnings
-    from ..errors import describe
+    from ..errors import describe, one_line
     from . import distributed
     from .train import TrainConfig, train
 
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = TrainConfig(**json.loads(Path(args.config).read_text()))
         train(args.data, cfg, args.model, on_event=lambda e: out.write({"event": asdict(e)}), cancel=cancel)
     except TrainingCancelled as ex:
-        out.write({"end": {"state": "cancelled", "error": str(ex)}})
+        out.write({"end": {"state": "cancelled", "error": one_line(ex)}})
         return 1
     except Exception as ex:
         if distributed.peer_failure(ex):  # another process failed and says why

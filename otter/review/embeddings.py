@@ -326,7 +326,7 @@ def _save_or_warn(path: Path, s: dict, vectors: dict[str, np.ndarray]) -> None:
 def compute_sharded(
     paths: list[Path],
     flip: bool = FLIP,
-    progress: Callable[[dict], None] | None = None,
+    progress: Callable[[Event], None] | None = None,
     cancel: threading.Event | None = None,
     batch_size: int = BATCH_SIZE,
     done_batch: Callable[[list[int], np.ndarray], None] | None = None,
@@ -368,6 +368,39 @@ def _stamp(path: Path) -> tuple:
         return st.st_ino, st.st_size, st.st_mtime_ns
     except OSError:
         return ()
+
+
+def _assemble(
+    data_dir: Path, rels: list[str], shas: list[str], index: dict[str, int], table: np.ndarray,
+    fresh: dict[str, np.ndarray], failed_sha: dict[str, str], compute_missing: bool, cancel: threading.Event | None,
+) -> Embeddings:  # fmt: skip
+    """The `Embeddings` of the images `rels` (with their hashes `shas`): each one's vector from the cache table
+    (`index` row) or `fresh`, the failures from `failed_sha`, and their perceptual hashes."""
+    images, digests, rows, failed_images, extra = [], [], [], {}, []
+    first: dict[str, str] = {}  # sha -> the first image with those bytes
+    for image, sha in zip(rels, shas):
+        if sha in index or sha in fresh:
+            images.append(image)
+            digests.append(sha)
+            rows.append(index.get(sha, -1))
+            first.setdefault(sha, image)
+            if sha not in index:
+                extra.append((len(rows) - 1, fresh[sha]))
+        else:
+            failed_images[image] = failed_sha.get(sha, "not embedded")
+    dim = table.shape[1] if len(index) else (len(next(iter(fresh.values()))) if fresh else 0)
+    if rows and len(index):
+        arr = table[np.array(rows, dtype=np.int64)]  # a copy: fresh rows (index -1) are overwritten below
+    else:
+        arr = np.zeros((len(rows), dim), np.float32)
+    for k, v in extra:
+        arr[k] = v
+    by_sha = {sha: data_dir / image for sha, image in first.items()} if compute_missing else dict.fromkeys(first)
+    phash = perceptual.phash_folder(data_dir, by_sha, compute_missing=compute_missing, cancel=cancel)
+    return Embeddings(
+        images, digests, arr.astype(np.float32, copy=False), failed_images, computed=len(fresh),
+        hashes=dict(zip(rels, shas)), phash=phash,
+    )  # fmt: skip
 
 
 def embed_folder(
@@ -431,31 +464,7 @@ def embed_folder(
     if compute_missing and (fresh or any(k not in current for k in index) or not path.is_file()):
         kept = {k: table[i] for k, i in index.items() if k in current} | fresh
         _save_or_warn(path, s, kept)
-    images, digests, rows, failed_images, extra = [], [], [], {}, []
-    first: dict[str, str] = {}  # sha -> the first image with those bytes
-    for image, sha in zip(rels, shas):
-        if sha in index or sha in fresh:
-            images.append(image)
-            digests.append(sha)
-            rows.append(index.get(sha, -1))
-            first.setdefault(sha, image)
-            if sha not in index:
-                extra.append((len(rows) - 1, fresh[sha]))
-        else:
-            failed_images[image] = failed_sha.get(sha, "not embedded")
-    dim = table.shape[1] if len(index) else (len(next(iter(fresh.values()))) if fresh else 0)
-    if rows and len(index):
-        arr = table[np.array(rows, dtype=np.int64)]  # a copy: fresh rows (index -1) are overwritten below
-    else:
-        arr = np.zeros((len(rows), dim), np.float32)
-    for k, v in extra:
-        arr[k] = v
-    by_sha = {sha: data_dir / image for sha, image in first.items()} if compute_missing else dict.fromkeys(first)
-    phash = perceptual.phash_folder(data_dir, by_sha, compute_missing=compute_missing, cancel=cancel)
-    result = Embeddings(
-        images, digests, arr.astype(np.float32, copy=False), failed_images, computed=len(fresh),
-        hashes=dict(zip(rels, shas)), phash=phash,
-    )  # fmt: skip
+    result = _assemble(data_dir, rels, shas, index, table, fresh, failed_sha, compute_missing, cancel)
     if not compute_missing:
         _views[str(data_dir.resolve())] = (made_from, result)
     return result

@@ -13,9 +13,10 @@ so a pair whose perceptual hashes (`otter.review.perceptual`) differ in at most 
 whatever its score. Groups are the connected sets of look-alike pairs. Measured on the sample photos with planted
 edited copies: bench/lookalikes.py, bench/RESULTS.md.
 
-The nearest-neighbour search is faiss's (exact up to EXACT_LIMIT distinct images, an inverted file above), a
-block of query rows at a time, so memory grows with n, not n squared; only each image's nearest CANDIDATES
-neighbours are kept, which holds every pair that can reach the threshold (see `scored_pairs`). The pHash pairs
+The nearest-neighbour search is faiss's (exact up to EXACT_LIMIT distinct images; above, an inverted file of
+PCA-reduced vectors whose finds are re-ranked exactly, `_index`), a block of query rows at a time, so memory grows
+with n, not n squared; only each image's nearest CANDIDATES neighbours are kept, which holds every pair that can
+reach the threshold (see `scored_pairs`; above EXACT_LIMIT, those the approximate search finds). The pHash pairs
 come from faiss's binary range search, the groups from SciPy's connected components. The candidate pairs are
 computed once per content of the data set and kept (`candidates`): moving or renaming images keeps them.
 Pairs the user marked "not a duplicate" are remembered by content hash in `<data>/.otter/not_duplicates.json`
@@ -50,9 +51,14 @@ COPY_SIMILARITY = 0.85  # centred cosine from which a neighbour counts as an ima
 MAX_COPIES = 7  # at most this many look-alikes of one image are skipped when measuring its usual similarity
 CANDIDATES = 12  # neighbours kept per image (>= MAX_COPIES + 1 + NEIGHBOURS); pairs are looked for among them
 SEARCH_ROWS = 2048  # query rows per faiss search (results 2,048 x 13), and a look at the cancel flag between them
-EXACT_LIMIT = 30_000  # distinct images up to which the neighbour search is exact (bench/scale.py)
-NPROBE = 32  # clusters each query looks in above EXACT_LIMIT
-FORMAT = 1  # of the kept candidates (`candidates`): bump when how they are found changes
+EXACT_LIMIT = 10_000  # distinct images up to which the neighbour search is exact; above, approximate (`_index`)
+REDUCED_DIM = 128  # dimensions the approximate search clusters and scans in (PCA); the found ones are re-ranked exactly
+PCA_ROWS = 10_000  # vectors the principal components are computed from
+LISTS = 4  # clusters of the approximate search: LISTS x sqrt(n)
+PROBE_SHARE = 0.1  # share of the clusters each query looks in (at 100,000: 127 of 1,264; 32 of them, and REFINE 3,
+# added 46 groups of different photos to the 1,000 planted copies, 1.5x faster: bench/runs/48-scale-lookalikes)
+REFINE = 8  # the approximate search finds REFINE x as many neighbours as asked, re-ranked by their exact similarity
+FORMAT = 2  # of the kept candidates (`candidates`): bump when how they are found changes
 NOT_DUPLICATES_JSON = "not_duplicates.json"
 MORE_LIKE_THIS = 8  # neighbours `neighbours` returns by default: one row of Curate's gallery
 
@@ -67,8 +73,8 @@ def nearest(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each row's `m` most cosine-similar other rows: (indices, similarities), n x m each, most similar first.
     `vectors` must be unit length. faiss (inner product) does the search, `block` query rows at a time (memory
-    grows with n, not n squared; cancel is looked at between blocks): exact up to EXACT_LIMIT rows, an inverted
-    file above (`_index`). faiss rather than the hand-written blockwise numpy search it replaced: faster at every
+    grows with n, not n squared; cancel is looked at between blocks): exact up to EXACT_LIMIT rows, approximate
+    above (`_index`). faiss rather than the hand-written blockwise numpy search it replaced: faster at every
     size measured (bench/scale.py), its top-k is a heap instead of a partition of every full row."""
     import faiss
 
@@ -96,19 +102,52 @@ def nearest(
 
 
 def _index(faiss, x: np.ndarray):
-    """An exact inner-product index up to EXACT_LIMIT vectors; above, an inverted file (the vectors clustered,
-    each query looking in the NPROBE clusters nearest to it): approximate, but copies of one photo sit close
-    together, in one cluster."""
+    """An exact inner-product index up to EXACT_LIMIT vectors. Above, approximate: the vectors projected on their
+    REDUCED_DIM principal components (`_pca`) and clustered (faiss's inverted file of LISTS x sqrt(n) lists, each
+    query looking in the PROBE_SHARE nearest), the REFINE x m best found there re-ranked by their exact inner product on
+    the full vectors (faiss's IndexRefineFlat), so every similarity returned is exact and only which neighbours are
+    found is approximate; copies of one photo sit close together, in one cluster, whatever the projection keeps.
+    Measured against the exact search at 20,000 (bench/runs/48-scale-lookalikes): the same look-alike groups, 1.8x
+    faster; 92 s at 100,000, every planted copy and no other group (probing 32 lists, re-ranking 3x: 46 more). At
+    100,000 the exact search (1.3e13 flops) takes minutes on 2 cores, and an inverted file of the full vectors about
+    4 minutes (memory-bound: each query reads its clusters' 1280-d rows)."""
     n, d = x.shape
     if n <= EXACT_LIMIT:
         index = faiss.IndexFlatIP(d)
-    else:
-        lists = int(4 * np.sqrt(n))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, lists, faiss.METRIC_INNER_PRODUCT)
-        index.train(x[np.random.default_rng(0).choice(n, min(n, lists * 40), replace=False)])
-        index.nprobe = NPROBE
+        index.add(x)
+        return index
+    lists = max(1, min(int(LISTS * np.sqrt(n)), n // 39))  # faiss's k-means wants 39 training points per cluster
+    sample = x[np.random.default_rng(0).choice(n, min(n, lists * 39), replace=False)]
+    dim = min(d, REDUCED_DIM)
+    # faiss's Python wrappers keep the parts (quantizer, inverted file, transform) alive with the index
+    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+    ivf.nprobe = max(1, int(np.ceil(PROBE_SHARE * lists)))
+    base = faiss.IndexPreTransform(_pca(faiss, sample, dim), ivf) if dim < d else ivf
+    index = faiss.IndexRefineFlat(base)
+    index.k_factor = REFINE
+    index.train(sample)
     index.add(x)
     return index
+
+
+def _pca(faiss, sample: np.ndarray, dim: int):
+    """A faiss transform projecting on the `dim` principal components of (at most PCA_ROWS rows of) `sample`, found
+    with numpy's eigensolver on one BLAS thread. Not faiss's PCAMatrix: its LAPACK call took 17-36 s for 1280
+    dimensions on this busy 2-core machine; numpy's eigh 1.9 s on one thread, 7-26 s on two threads (oversubscribed
+    cores stall a threaded eigensolver at every step)."""
+    from threadpoolctl import threadpool_limits
+
+    rows = sample[:PCA_ROWS]
+    mean = rows.mean(axis=0, dtype=np.float64)
+    centred = (rows - mean).astype(np.float32)
+    with threadpool_limits(limits=1, user_api="blas"):
+        _, vecs = np.linalg.eigh((centred.T @ centred).astype(np.float64))
+    top = np.ascontiguousarray(vecs[:, ::-1][:, :dim].T, dtype=np.float32)  # dim x d, largest first
+    transform = faiss.LinearTransform(sample.shape[1], dim, True)
+    faiss.copy_array_to_vector(top.ravel(), transform.A)
+    faiss.copy_array_to_vector((-top @ mean).astype(np.float32), transform.b)
+    transform.is_trained = True
+    return transform
 
 
 def usual_similarity(sims: np.ndarray) -> np.ndarray:
@@ -269,7 +308,21 @@ def _content_key(shas: list[str], hashed: list[bool], max_hash_bits: int) -> str
     """What the candidate pairs depend on: the distinct contents (in order), which have a perceptual hash, and
     the settings. Moving or renaming images keeps it; adding, trashing or editing one changes it."""
     h = hashlib.sha256(
-        json.dumps([FORMAT, CANDIDATES, NEIGHBOURS, COPY_SIMILARITY, MAX_COPIES, EXACT_LIMIT, max_hash_bits]).encode()
+        json.dumps(
+            [
+                FORMAT,
+                CANDIDATES,
+                NEIGHBOURS,
+                COPY_SIMILARITY,
+                MAX_COPIES,
+                EXACT_LIMIT,
+                REDUCED_DIM,
+                LISTS,
+                PROBE_SHARE,
+                REFINE,
+                max_hash_bits,
+            ]
+        ).encode()
     )
     h.update("".join(sha + "01"[has] for sha, has in zip(shas, hashed)).encode())
     return h.hexdigest()[:24]
