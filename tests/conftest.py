@@ -241,6 +241,36 @@ def browser_page(url: str, height: int = 1000):
             browser.close()
 
 
+def captions_cut(page, gallery: str) -> list[str]:
+    """The captions of the gallery `gallery` (a CSS selector) that a user cannot read whole: cut off with "…", or
+    (in the first row of thumbnails) below the gallery's visible box."""
+    return page.evaluate(
+        """(sel) => {
+          const box = document.querySelector(sel + ' .grid-wrap').getBoundingClientRect();
+          const thumbs = [...document.querySelectorAll(sel + ' button.thumbnail-item')];
+          const top = thumbs.length ? thumbs[0].getBoundingClientRect().top : 0;
+          return thumbs.map(b => b.querySelector('.caption-label')).filter(c => c).filter(c => {
+            const firstRow = Math.abs(c.closest('button').getBoundingClientRect().top - top) < 2;
+            return c.scrollWidth > c.clientWidth + 1 || (firstRow && c.getBoundingClientRect().bottom > box.bottom + 1);
+          }).map(c => c.textContent);
+        }""",
+        gallery,
+    )
+
+
+def outlined(page, gallery: str) -> list[int]:
+    """The thumbnails of `gallery` (a CSS selector) a user sees outlined, by index: our outline of a selected image,
+    or Gradio's ring (the image clicked last)."""
+    return page.evaluate(
+        """(sel) => [...document.querySelectorAll(sel + ' button.thumbnail-item')].map((b, i) => {
+            const s = getComputedStyle(b);
+            const ring = s.getPropertyValue('--ring-color').trim();
+            return (s.outlineStyle !== 'none' && s.outlineWidth !== '0px') || (ring !== '' && ring !== 'transparent') ? i : -1;
+          }).filter(i => i >= 0)""",
+        gallery,
+    )
+
+
 @pytest.fixture(autouse=True)
 def no_job_outlives_its_test(request):
     """Every background job (training, audit, embeddings) a test starts ends with that test: one left running

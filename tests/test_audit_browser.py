@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from conftest import browser_page, make_shapes, serving
+from conftest import browser_page, captions_cut, make_shapes, serving
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
@@ -53,7 +53,11 @@ def test_run_audit_relabel_a_suspect_and_open_a_matrix_cell(page, app):
     result = audit.load_audit(data)
     shown = [r for r in audit_view.suspects(result) if (data / r["image"]).is_file()]
     i, row = next((i, r) for i, r in enumerate(shown) if r["suggested"] != r["label"])
-    page.locator("#audit-gallery button.thumbnail-item").nth(i).click()
+    thumbs = page.locator("#audit-gallery button.thumbnail-item")
+    expect(thumbs).to_have_count(len(shown))
+    assert captions_cut(page, "#audit-gallery") == []  # a few suspects were huge, cropped, captions out of view
+    assert thumbs.first.bounding_box()["width"] < 250
+    thumbs.nth(i).click()
     page.locator("#audit-picked").filter(has_text=row["image"]).wait_for()
     page.locator("#audit-relabel").click()
     page.locator("#audit-picked").filter(has_text="Relabelled").wait_for()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from conftest import made_photos, running_app, weights_bytes
+from conftest import captions_cut, made_photos, running_app, weights_bytes
 from otter.app.service import ModelService
 
 CHROMIUM = "/usr/bin/chromium"
@@ -188,6 +188,7 @@ def test_review_confusion_matrix_cell_shows_exactly_its_images(page, app):
     expect(captions).to_have_count(confusion[row][col])
     for text in captions.all_inner_texts():
         assert f": {classes[row]} → {classes[col]} (loss" in text
+    assert captions_cut(page, "#review-gallery") == []  # it showed "00000034.jpg: se…"
     expect(page.locator("#review-split input[value=valid]")).to_be_checked()
 
 

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from servers import free_port
 from test_collect import site  # noqa: F401 - the local image server fixture
 
-from conftest import browser_page, made_photos, running_app, shape_image
+from conftest import browser_page, made_photos, outlined, running_app, shape_image
 from otter.app import ui_collect
 
 CHROMIUM = "/usr/bin/chromium"
@@ -69,7 +69,15 @@ def test_a_large_class_is_paged_selected_in_the_gallery_and_the_page_stays_short
     first = thumbs.nth(0).locator("img").get_attribute("alt")
     thumbs.nth(0).click()
     thumbs.nth(1).click()
+    thumbs.nth(3).click()
+    expect(page.locator("#curate-selected")).to_contain_text("3 selected")
+    page.wait_for_function("() => document.querySelector('#curate-marks').innerHTML.includes('Thumbnail 4 of')")
+    assert outlined(page, "#curate-gallery") == [0, 1, 3]  # every selected image, not only the last click
     thumbs.nth(1).click()  # a second click unselects
+    thumbs.nth(3).click()
+    expect(page.locator("#curate-selected")).to_contain_text("1 selected")
+    page.wait_for_function("() => !document.querySelector('#curate-marks').innerHTML.includes('Thumbnail 4 of')")
+    assert outlined(page, "#curate-gallery") == [0]
     page.locator("#curate-next").click()
     expect(page.locator("#curate-page")).to_contain_text("page 2 of 3")
     second = thumbs.nth(5).locator("img").get_attribute("alt")
@@ -88,6 +96,9 @@ def test_a_large_class_is_paged_selected_in_the_gallery_and_the_page_stays_short
     expect(page.locator("#curate-status")).to_contain_text("Moved to the trash 2 images")
     assert not (app["data"] / "many" / first).exists() and not (app["data"] / "many" / second).exists()
     expect(page.locator("#curate-page")).to_contain_text(f"page 3 of 3 · {MANY - 2} images")  # stays on its page
+    expect(page.locator("#curate-selected")).to_contain_text("Nothing selected")
+    expect(page.locator("#curate-marks style")).to_have_count(0)
+    assert outlined(page, "#curate-gallery") == []
 
     # Restore one of them by clicking it in the trash.
     page.get_by_role("tab", name="Trash").click()
@@ -96,9 +107,14 @@ def test_a_large_class_is_paged_selected_in_the_gallery_and_the_page_stays_short
     index = [trash.nth(i).locator("img").get_attribute("alt") for i in range(2)].index(f"many/{first}")
     trash.nth(index).click()
     expect(page.locator("#trash-selected")).to_contain_text(f"1 selected**: many/{first}".replace("**", ""))
+    expect(page.locator("#trash-marks style")).to_have_count(1)
+    assert outlined(page, "#trash-gallery") == [index]
     page.locator("#trash-restore").click()
     expect(page.locator("#curate-status")).to_contain_text("Restored 1 image")
     assert (app["data"] / "many" / first).is_file()
+    expect(page.locator("#trash-selected")).to_contain_text("Nothing selected")
+    expect(page.locator("#trash-marks style")).to_have_count(0)
+    assert outlined(page, "#trash-gallery") == []  # no outline left beside "Nothing selected"
 
 
 def test_emptying_the_trash_asks_first_and_deletes_only_the_trash(page, app):

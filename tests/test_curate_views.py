@@ -195,3 +195,15 @@ def test_review_keys_number_the_classes_and_map_each_key():
     assert curate.review_key("ArrowRight", []) == ("move", "+1")
     assert curate.review_key("x", classes) is None and curate.review_key(None, classes) is None
     assert "pick a model first" in curate.review_keys_legend([])
+
+
+def test_selection_marks_outline_every_selected_image_of_each_gallery():
+    css = curate.selection_marks({"grid": ["a", "b", "c"], "similar": ["c", "x"]}, ["c", "a"])
+    rules = css.removeprefix("<style>").split(" {")[0].split(", ")
+    assert rules == [
+        '#grid button[aria-label^="Thumbnail 1 of "]',
+        '#grid button[aria-label^="Thumbnail 3 of "]',
+        '#similar button[aria-label^="Thumbnail 1 of "]',
+    ]
+    assert curate.selection_marks({"grid": ["a"]}, []) == ""  # nothing selected: no outline anywhere
+    assert curate.selection_marks({"grid": ["a"]}, ["gone"]) == ""

@@ -105,3 +105,24 @@ def test_toggle_shows_the_overlay_in_predict_and_review(tiny_trained, tmp_path, 
             browser.close()
     finally:
         demo.close()
+
+
+@pytest.mark.browser
+def test_clicking_a_class_in_the_answer_explains_that_class(tiny_trained, tmp_path):
+    """The README says so; the click did nothing (only the radio below the overlay worked)."""
+    from playwright.sync_api import expect
+
+    from conftest import browser_page, serving
+
+    shutil.copytree(tiny_trained[0], tmp_path / "models" / "tiny")
+    with serving(tmp_path / "data", tmp_path / "models") as url, browser_page(url) as page:
+        page.locator("#predict-image input[type=file]").set_input_files(str(made_photos("river", 3)[2]))
+        page.locator("#predict-info").filter(has_text="Model").wait_for(timeout=TIMEOUT_MS)
+        note, toggle = page.locator("#explain-note"), page.locator("#explain-toggle input")
+        expect(toggle).not_to_be_checked()
+        for cls in ("sea", "river"):
+            page.locator(f'#predict-label [data-testid="{cls}-confidence-set"]').click()
+            expect(note).to_contain_text(f"Where the model looked for {cls}", timeout=TIMEOUT_MS)
+            expect(toggle).to_be_checked()
+            expect(page.locator("#explain-class input[type=radio]:checked")).to_have_value(cls)
+        expect(page.locator("#explain-image img")).to_be_visible()

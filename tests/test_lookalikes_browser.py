@@ -9,7 +9,7 @@ import re
 import pytest
 from PIL import Image, ImageOps
 
-from conftest import browser_page, made_photos, serving
+from conftest import browser_page, captions_cut, made_photos, serving
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
@@ -61,6 +61,7 @@ def test_clicking_an_image_lists_its_planted_copy_first_and_a_click_selects_it(a
         expect(first.locator("img")).to_have_attribute(
             "alt", re.compile(r"^sea/mirrored\.jpg · 0\.9\d$")
         )  # class/file · similarity
+        assert captions_cut(page, "#curate-similar") == []  # the similarity was cut off ("sea/00000031.jp…")
         first.click()
         expect(page.locator("#curate-selected")).to_contain_text("sea/mirrored.jpg")
 

@@ -103,6 +103,7 @@ VISITORS_MAY = {
     ("on_files", "change"),  # many photos at once
     ("update", "change"),  # "show where the model looked": photo, picker, checkbox
     ("update", "input"),
+    ("explain_clicked", "select"),  # a class clicked in Predict's answer: where the model looked for it
     ("picker_view", "load"),  # the model picker (owners only)
     ("role_view", "load"),  # the owner's tools, or the line that says how to get them
 }

@@ -1,30 +1,33 @@
 """Curation actions as the app offers them: on many images at once, each returning a sentence that says what
-changed. Views of a data set (gallery items, counts, trash, review, duplicates) as plain lists and tables.
+changed. Views of a data set (gallery items, counts, trash, look-alikes; the review in `review_view`, the export in
+`export_view`) as plain lists and tables.
 Built on `dataset`; no Gradio here.
 """
 
 from __future__ import annotations
 
-import csv
-import html
-import io
 import os
-import tempfile
-import uuid
-import zipfile
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
 from .. import config
 from ..data import catalog, dataset, intake
-from ..data.dataset import DatasetError
-from ..data.safepath import check_name, is_inside
+from ..data.safepath import check_name
 from ..errors import OtterError, escape_md
 from ..review import similar
-from ..review.confusion import cell_at, confusion_frame
+
+# The export and the review views live in their own modules; the app and scripts find them here too.
+from .export_view import EXPORT_DIR as EXPORT_DIR
+from .export_view import export_view as export_view
+from .export_view import export_zip as export_zip
+from .review_view import REVIEW_CORNER as REVIEW_CORNER
+from .review_view import review_cell as review_cell
+from .review_view import review_confusion as review_confusion
+from .review_view import review_key as review_key
+from .review_view import review_keys_legend as review_keys_legend
+from .review_view import review_table as review_table
 
 PAGE_SIZE = 60  # images per gallery page: a page of thumbnails stays quick to load and to scan
 SELECTION_SHOWN = 12  # selected images named in the selection line; the rest are counted
@@ -97,6 +100,22 @@ def selection_line(selection: list[str], noun: str = "image") -> str:
     shown = ", ".join(escape_md(s) for s in selection[:SELECTION_SHOWN])
     more = f" and {len(selection) - SELECTION_SHOWN} more" if len(selection) > SELECTION_SHOWN else ""
     return f"**{len(selection)} selected**: {shown}{more}"
+
+
+def selection_marks(galleries: dict[str, list[str]], selection: list[str]) -> str:
+    """A `<style>` that outlines every selected image in the given galleries ({elem_id: the items shown, in
+    order}): Gradio's gallery outlines only the image clicked last, whatever is selected."""
+    chosen = set(selection)
+    rules = [
+        f'#{gallery_id} button[aria-label^="Thumbnail {i} of "]'
+        for gallery_id, shown in galleries.items()
+        for i, item in enumerate(shown, start=1)
+        if item in chosen
+    ]
+    return f"<style>{', '.join(rules)} {{{SELECTED_STYLE}}}</style>" if rules else ""
+
+
+SELECTED_STYLE = "outline: 4px solid var(--color-accent); outline-offset: -4px"
 
 
 def gallery(root: os.PathLike | str, rels: list[str]) -> list[tuple[str, str]]:
@@ -271,132 +290,6 @@ def add_urls(
     if len(problems) > 20:
         msg += f"\n- and {len(problems) - 20} more"
     return msg
-
-
-# -------------------------------------------------------------------------------------------- export
-
-EXPORT_INDEX = "index.csv"
-EXPORT_DIR = "otter-exports"  # in the system's temporary folder
-EXPORT_KEEP_SECONDS = 3600  # older zips there are removed at the next export, so exports never fill the disk
-
-
-def _remove_old_exports(folder: Path) -> None:
-    cutoff = datetime.now(timezone.utc).timestamp() - EXPORT_KEEP_SECONDS
-    for old in folder.glob("*.zip"):
-        try:
-            if old.stat().st_mtime < cutoff:
-                old.unlink()
-        except OSError:
-            pass  # another export removed it, or it is not ours to remove
-
-
-def export_zip(root: os.PathLike | str, dest_dir: os.PathLike | str | None = None) -> tuple[Path, int]:
-    """Zip the data set: every class's images under `images/<class>/<name>` and `index.csv` (path,label, paths
-    relative to the zip). Written into `dest_dir` (by default EXPORT_DIR in the temporary folder, where zips over
-    an hour old are removed), never inside the data folder. Returns (the zip, how many images it holds)."""
-    root = Path(root)
-    dest = Path(dest_dir) if dest_dir is not None else Path(tempfile.gettempdir()) / EXPORT_DIR
-    if is_inside(dest, root):
-        raise DatasetError("the export is written outside the data folder, never into it")
-    dest.mkdir(parents=True, exist_ok=True)
-    _remove_old_exports(dest)
-    with catalog.locked(root):  # nothing moves while the zip is written: its index matches its files
-        return _write_zip(root, dest)
-
-
-def _write_zip(root: Path, dest: Path) -> tuple[Path, int]:
-    images = dataset.list_images(root)
-    if not images:
-        raise DatasetError("nothing to export: the data set has no images yet")
-    # Two exports at the same second (two visitors) get two files.
-    zip_path = dest / f"{root.name or 'data'}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}.zip"
-    tmp = zip_path.with_suffix(".part")
-    rows = []
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:  # JPEGs do not shrink further
-        for p in images:
-            arc = f"images/{p.parent.name}/{p.name}"
-            zf.write(p, arc)
-            rows.append((arc, p.parent.name))
-        index = io.StringIO()
-        csv.writer(index, lineterminator="\n").writerows([("path", "label"), *rows])
-        zf.writestr(EXPORT_INDEX, index.getvalue())
-    os.replace(tmp, zip_path)
-    return zip_path, len(rows)
-
-
-def export_view(root: os.PathLike | str, dest_dir: os.PathLike | str | None = None) -> tuple[str | None, str]:
-    """(the zip to download or None, a line saying what it holds or why there is none)."""
-    try:
-        path, n = export_zip(root, dest_dir)
-    except OtterError as ex:
-        return None, f"⚠️ Cannot export: {escape_md(ex)}"
-    classes = dataset.list_classes(root)
-    return str(
-        path
-    ), f"Exported {n} images in {len(classes)} classes ({', '.join(classes)}): images/<class>/… and index.csv (path,label)."
-
-
-# -------------------------------------------------------------------------------------------- review
-
-REVIEW_COLUMNS = ["image", "label", "predicted", "loss", "prob", "split"]
-
-
-def review_table(
-    root: os.PathLike | str,
-    meta: dict | None,
-    cls: str | None = None,
-    split: str | None = None,
-    predicted: str | None = None,
-) -> pd.DataFrame:
-    """The model's reviewed images (model.json "review": every validation image and the hardest training
-    images), highest loss first, that are still in the data set under the same class; filtered by true class,
-    by split ("train"/"valid") and by predicted class (None or "all": no filter)."""
-    rows = [r for r in (meta or {}).get("review") or [] if (Path(root) / r["image"]).is_file()]
-    for key, want in (("label", cls), ("split", split), ("predicted", predicted)):
-        if want and want != "all":
-            rows = [r for r in rows if r[key] == want]
-    df = pd.DataFrame(rows, columns=REVIEW_COLUMNS)
-    if not df.empty:
-        df = df.sort_values("loss", ascending=False, kind="stable").reset_index(drop=True)
-        df["loss"] = df["loss"].round(3)
-        df["prob"] = df["prob"].round(3)
-    return df
-
-
-REVIEW_CORNER = "true \\ predicted"
-DELETE_KEYS = ("Delete", "Backspace")
-
-
-def review_keys_legend(classes: list[str]) -> str:
-    """What each key does in the review, for the page: '1 river · 2 sea · Delete: to the trash · ← →: previous, next'."""
-    numbered = " · ".join(f"<kbd>{i}</kbd> {html.escape(c)}" for i, c in enumerate(classes[:9], start=1))
-    relabel = f"relabel as {numbered}" if numbered else "relabel: pick a model first"
-    return (
-        f"<b>Keys</b> (on the current image, outlined): {relabel} · <kbd>Delete</kbd> to the trash · "
-        "<kbd>←</kbd> <kbd>→</kbd> previous, next"
-    )
-
-
-def review_key(key: str | None, classes: list[str]) -> tuple[str, str | None] | None:
-    """What a key press in the review asks for: ("relabel", class) for 1-9, ("trash", None), ("move", "-1"/"+1")
-    for the arrows; None for any other key."""
-    if key and key.isdigit() and 1 <= int(key) <= min(9, len(classes)):
-        return "relabel", classes[int(key) - 1]
-    if key in DELETE_KEYS:
-        return "trash", None
-    return {"ArrowLeft": ("move", "-1"), "ArrowRight": ("move", "+1")}.get(key or "")
-
-
-def review_confusion(meta: dict | None) -> pd.DataFrame:
-    """The model's validation confusion matrix (model.json "confusion") as a clickable table; empty for a
-    model trained without a validation split."""
-    meta = meta or {}
-    return confusion_frame(meta.get("classes") or [], meta.get("confusion"), REVIEW_CORNER)
-
-
-def review_cell(meta: dict | None, index) -> tuple[str, str] | None:
-    """(true, predicted) for a click on `review_confusion`'s table at [row, col]."""
-    return cell_at((meta or {}).get("classes") or [], index) if (meta or {}).get("confusion") else None
 
 
 # ---------------------------------------------------------------------------------------- duplicates

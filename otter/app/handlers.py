@@ -1,6 +1,7 @@
 """What every panel of the app shares: the app's context, the wrapper that turns a failure into one line, and the
-path of an uploaded file. The panels (`ui`, `ui_curate`, `ui_collect`, ...) import these from here, never from each
-other's builders, so the app's files import one way: ui -> ui_curate -> the panels -> handlers."""
+path of an uploaded file, Predict's model picker. The panels (`ui_predict`, `ui_curate`, `ui_collect`, ...) import
+these from here (and the Curate sub-tabs what their galleries share from `ui_gallery`), never from each other's
+builders, so the app's files import one way: ui -> ui_curate -> the panels -> handlers."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from .service import ModelService, TrainService
 
 POLL_SECONDS = 1.0
+IDLE_POLL_SECONDS = 5.0  # an owner's Train tab looks for a training started elsewhere
 
 
 @dataclass
@@ -61,6 +63,15 @@ def payload_path(payload) -> str | None:
     if isinstance(payload, dict):
         return payload.get("path")
     return str(payload)
+
+
+def model_picker_update(ctx: AppContext, value: str | None = None) -> gr.Dropdown:
+    """Predict's model picker: every model, `value` selected, else the default model (shown when there are several)."""
+    choices = ctx.models.choices()
+    names = [n for _, n in choices]
+    if value not in names:
+        value = ctx.models.default()
+    return gr.Dropdown(choices=choices, value=value, visible=len(choices) > 1)
 
 
 def download_progress(progress: gr.Progress) -> Callable[[Event], None]:

@@ -11,7 +11,6 @@ import pandas as pd
 
 from ..errors import escape_md
 from ..model.events import TrainEvent, calibration_line, kept_line
-from ..model.io import trashed_models
 from ..model.train import PRETRAINED_RECIPE, RECIPE, SCRATCH_RECIPE, TrainConfig, TrainError
 from ..progress import clock, parse_ints
 
@@ -283,19 +282,3 @@ def confusion_figure(meta: dict | None):
     fig.tight_layout()
     plt.close(fig)
     return fig
-
-
-def models_trash_markdown(models_dir: Path) -> str:
-    """The models trash as the Train tab lists it: what is there and the command that brings one back."""
-    rows = trashed_models(models_dir)
-    if not rows:
-        return "The models trash is empty. A model trained over an existing name, or deleted, goes there."
-    lines = [
-        f"- {escape_md(r['name'])} (trashed {r['id'][:4]}-{r['id'][4:6]}-{r['id'][6:8]} {r['id'][9:11]}:{r['id'][11:13]} UTC)"
-        for r in rows[:20]
-    ]
-    more = f"\n\n…and {len(rows) - 20} more" if len(rows) > 20 else ""
-    return (
-        "Replaced and deleted models, newest first; bring one back with `python -m otter models restore NAME` "
-        "(`--as NEW_NAME` when the name is taken):\n\n" + "\n".join(lines) + more
-    )

@@ -90,8 +90,11 @@ def _hidden() -> tuple:
 EVENTS = {"api_visibility": "private", "concurrency_id": "explain", "concurrency_limit": 2}
 
 
-def build_explain_panel(models: ModelService, image: gr.Image, picker: gr.Dropdown, wrap: Callable = lambda f: f) -> dict:
-    """A column with the toggle, the overlay and a class choice; `image` and `picker` are the Predict tab's own."""
+def build_explain_panel(
+    models: ModelService, image: gr.Image, picker: gr.Dropdown, label: gr.Label, wrap: Callable = lambda f: f
+) -> dict:
+    """A column with the toggle, the overlay and a class choice; `image`, `picker` and `label` (the answer) are the
+    Predict tab's own. `wrap` takes handlers `fn(photo, model_name, ...)`."""
     with gr.Column():
         show, overlay, which, note = _panel("explain")
 
@@ -105,9 +108,19 @@ def build_explain_panel(models: ModelService, image: gr.Image, picker: gr.Dropdo
     outputs = [overlay, which, note]
     # A new photo, another model or the toggle: explain the top class. Choosing a class (`input` fires only on a
     # user's click, not when `update` sets the choice): explain that one.
-    for event in (image.change, picker.change, show.change):
+    # The toggle by the user only (`input`): a click on the label ticks it itself, explaining the class clicked.
+    for event in (image.change, picker.change, show.input):
         event(wrap(update), [image, picker, show], outputs, preprocess=False, **EVENTS)
     which.input(wrap(update), [image, picker, show, which], outputs, preprocess=False, **EVENTS)
+
+    @label.select(inputs=[image, picker], outputs=[*outputs, show], preprocess=False, **EVENTS)
+    @wrap
+    def explain_clicked(payload, model_name, evt: gr.SelectData):
+        """A class clicked in the answer (gr.Label): where the model looked for that class, the toggle ticked."""
+        if not isinstance(evt.value, str):
+            return gr.skip()
+        return (*update(payload, model_name, True, evt.value), True)
+
     return {"explain_toggle": show, "explain_image": overlay, "explain_class": which}
 
 

@@ -8,6 +8,7 @@ and its background job), both tested without Gradio.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import gradio as gr
 
@@ -16,6 +17,8 @@ from ..review.similar import MAX_HASH_BITS, NEAR_SCORE, LookalikeJob
 from . import curate
 from .handlers import POLL_SECONDS
 from .jobview import fmt_time as _fmt_time
+
+PRIVATE = {"api_visibility": "private"}
 
 
 def job_line(job: LookalikeJob | None) -> str:
@@ -43,8 +46,30 @@ def build_duplicates_tab(ctx, wrap: Callable[[Callable], Callable] = lambda f: f
         return _build(ctx, wrap, tab)
 
 
-def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> dict:
-    root = ctx.data_dir
+@dataclass
+class DuplicatesTab:
+    status: gr.Markdown
+    pairs: gr.Dataframe
+    left: gr.Image
+    right: gr.Image
+    groups: gr.Dataframe
+    grid: gr.Gallery
+    pair: gr.State  # (left, right) of the clicked pair
+    find_btn: gr.Button
+    cancel_btn: gr.Button
+    trash_left: gr.Button
+    trash_right: gr.Button
+    different: gr.Button
+    clean_btn: gr.Button
+    timer: gr.Timer
+
+    @property
+    def outputs(self) -> list:
+        """What `view` fills."""
+        return [self.status, self.pairs, self.left, self.right, self.groups, self.grid, self.pair]
+
+
+def _declare() -> DuplicatesTab:
     gr.Markdown(
         "**Look-alikes**: the same photo twice, cropped, mirrored, recoloured, re-encoded or blurred, found from what "
         "the pretrained network sees in each image. Pairs filed under different classes come first: one of the two "
@@ -71,45 +96,70 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> dict:
         "data set, different photos of one scene can score as look-alikes)."
     )
     groups = gr.Dataframe(interactive=False, label="Groups", elem_id="dup-groups")
-    grid = gr.Gallery(columns=6, height=320, allow_preview=True, label="The groups' images (kept one first)")
+    grid = gr.Gallery(columns=6, fit_columns=False, height=320, allow_preview=True, label="The groups' images (kept one first)")
     clean_btn = gr.Button("Trash the extra copies", variant="stop", elem_id="dup-clean")
-    pair = gr.State(None)  # (left, right) of the clicked pair
-    timer = gr.Timer(POLL_SECONDS, active=False)
+    shown = (status, pairs, left, right, groups, grid, gr.State(None))
+    buttons = (find_btn, cancel_btn, trash_left, trash_right, different, clean_btn)
+    return DuplicatesTab(*shown, *buttons, gr.Timer(POLL_SECONDS, active=False))
 
-    def view(msg="", chosen=None):
-        pairs_df, groups_df, note = curate.lookalike_views(root)
-        (lp, lc), (rp, rc) = curate.pair_images(root, chosen)
-        shown = chosen if chosen and lp and rp else None
-        if not shown:
-            (lp, lc), (rp, rc) = curate.pair_images(root, None)
-        line = " ".join(x for x in (msg, note) if x) or curate.lookalike_summary(pairs_df, groups_df)
-        return {
-            status: line,
-            pairs: pairs_df,
-            left: gr.Image(value=lp, label=lc),
-            right: gr.Image(value=rp, label=rc),
-            groups: groups_df,
-            grid: curate.gallery(root, curate.duplicate_images(groups_df)),
-            pair: shown,
-        }
 
-    outputs = [status, pairs, left, right, groups, grid, pair]
+def view(root, t: DuplicatesTab, msg: str = "", chosen=None) -> dict:
+    """The pairs, the clicked pair side by side (if both images are still there), the groups and their images."""
+    pairs_df, groups_df, note = curate.lookalike_views(root)
+    (lp, lc), (rp, rc) = curate.pair_images(root, chosen)
+    shown = chosen if chosen and lp and rp else None
+    if not shown:
+        (lp, lc), (rp, rc) = curate.pair_images(root, None)
+    line = " ".join(x for x in (msg, note) if x) or curate.lookalike_summary(pairs_df, groups_df)
+    return {
+        t.status: line,
+        t.pairs: pairs_df,
+        t.left: gr.Image(value=lp, label=lc),
+        t.right: gr.Image(value=rp, label=rc),
+        t.groups: groups_df,
+        t.grid: curate.gallery(root, curate.duplicate_images(groups_df)),
+        t.pair: shown,
+    }
 
+
+def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> dict:
+    root = ctx.data_dir
+    t = _declare()
+    _wire_search(root, wrap, tab, t)
+
+    @t.pairs.select(inputs=[t.pairs], outputs=t.outputs, **PRIVATE)
+    @wrap
+    def pick(evt: gr.SelectData, table):
+        return view(root, t, "", curate.pair_at(table, evt.index))
+
+    def act(action):
+        return wrap(lambda chosen: view(root, t, action(chosen), None))
+
+    changed = [
+        t.trash_left.click(act(lambda p: curate.trash_lookalike(root, p, 0)), [t.pair], t.outputs, **PRIVATE),
+        t.trash_right.click(act(lambda p: curate.trash_lookalike(root, p, 1)), [t.pair], t.outputs, **PRIVATE),
+        t.clean_btn.click(
+            wrap(lambda table: view(root, t, curate.trash_duplicates(root, table))), [t.groups], t.outputs, **PRIVATE
+        ),
+    ]
+    t.different.click(act(lambda p: curate.not_duplicate(root, p)), [t.pair], t.outputs, **PRIVATE)
+    return {"changed": changed}
+
+
+def _wire_search(root, wrap: Callable[[Callable], Callable], tab: gr.Tab, t: DuplicatesTab) -> None:
+    """Find look-alikes (a background job, polled by the timer), Cancel, and what opening the tab shows."""
+
+    @t.find_btn.click(outputs=[*t.outputs, t.timer], **PRIVATE)
+    @wrap
     def find():
         try:
             LookalikeJob(root).start()
         except TrainError as ex:
-            return view(f"⚠️ {ex}")  # only a tick stops the timer
-        return {status: job_line(LookalikeJob.current()) or "Looking at the images…", timer: gr.Timer(active=True)}
+            return view(root, t, f"⚠️ {ex}")  # only a tick stops the timer
+        return {t.status: job_line(LookalikeJob.current()) or "Looking at the images…", t.timer: gr.Timer(active=True)}
 
-    def tick(chosen):
-        job = LookalikeJob.current()
-        if job is not None and job.running:
-            return {status: job_line(job), timer: gr.Timer(active=True)}
-        # Stop polling after showing the end, unless a search was started meanwhile (its Find re-armed the timer).
-        again = LookalikeJob.current()
-        return view(job_line(job), chosen) | {timer: gr.Timer(active=again is not None and again.running)}
-
+    @t.cancel_btn.click(outputs=[t.status], **PRIVATE)
+    @wrap
     def cancel():
         job = LookalikeJob.current()
         if job is None or not job.running:
@@ -117,35 +167,20 @@ def _build(ctx, wrap: Callable[[Callable], Callable], tab: gr.Tab) -> dict:
         job.cancel()
         return "Cancelling: the embeddings computed so far are kept."
 
-    def pick(evt: gr.SelectData, table):
-        return view("", curate.pair_at(table, evt.index))
+    @t.timer.tick(inputs=[t.pair], outputs=[*t.outputs, t.timer], **PRIVATE)
+    @wrap
+    def tick(chosen):
+        job = LookalikeJob.current()
+        if job is not None and job.running:
+            return {t.status: job_line(job), t.timer: gr.Timer(active=True)}
+        # Stop polling after showing the end, unless a search was started meanwhile (its Find re-armed the timer).
+        again = LookalikeJob.current()
+        return view(root, t, job_line(job), chosen) | {t.timer: gr.Timer(active=again is not None and again.running)}
 
-    def act(action):
-        def run(chosen):
-            return view(action(chosen), None)
-
-        return wrap(run)
-
-    def clean(table):
-        return view(curate.trash_duplicates(root, table))
-
-    private = {"api_visibility": "private"}
-    find_btn.click(wrap(find), None, [*outputs, timer], **private)
-    cancel_btn.click(wrap(cancel), None, [status], **private)
-    timer.tick(wrap(tick), [pair], [*outputs, timer], **private)
-    pairs.select(wrap(pick), [pairs], outputs, **private)
-    changed = [
-        trash_left.click(act(lambda p: curate.trash_lookalike(root, p, 0)), [pair], outputs, **private),
-        trash_right.click(act(lambda p: curate.trash_lookalike(root, p, 1)), [pair], outputs, **private),
-        clean_btn.click(wrap(clean), [groups], outputs, **private),
-    ]
-    different.click(act(lambda p: curate.not_duplicate(root, p)), [pair], outputs, **private)
-
+    @tab.select(inputs=[t.pair], outputs=[*t.outputs, t.timer], **PRIVATE)
+    @wrap
     def on_open(chosen):
         job = LookalikeJob.current()
         if job is not None and job.running:
-            return {status: job_line(job), timer: gr.Timer(active=True)}
-        return view("", chosen)  # a search started meanwhile keeps its timer
-
-    tab.select(wrap(on_open), [pair], [*outputs, timer], **private)
-    return {"changed": changed}
+            return {t.status: job_line(job), t.timer: gr.Timer(active=True)}
+        return view(root, t, "", chosen)  # a search started meanwhile keeps its timer
