@@ -62,6 +62,14 @@ def models_dir(override: str | os.PathLike | None = None) -> Path:
     return Path(override or os.environ.get(MODELS_DIR_ENV) or (storage / "models" if storage else "models"))
 
 
+ZERO_GPU_ENV = "SPACES_ZERO_GPU"  # set by Hugging Face on ZeroGPU Spaces (read the same way by the `spaces` package)
+
+
+def on_zero_gpu() -> bool:
+    """True on a ZeroGPU Space, where a GPU is attached only inside `@spaces.GPU` calls of about a minute."""
+    return os.environ.get(ZERO_GPU_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
 def storage_line(data: Path, models: Path) -> str:
     """Where the data set and the models live, said at start; on a Space, whether a restart keeps them."""
     where = f"otter: data set in {data}, models in {models}"

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from conftest import ROOT, real_photos
 from otter import config
 from otter.app import curate
@@ -86,3 +88,17 @@ def test_too_many_files_in_one_request_are_refused_naming_the_limit(tmp_path, mo
     ctx = build_app(data, model_copy.parent).otter_context
     view = predict_many_view(ctx, photos, None)
     assert view.table is None and "at most 2 at once" in view.note
+
+
+@pytest.mark.parametrize("zero_gpu", [False, True])
+def test_the_train_tab_says_training_runs_on_the_cpu_of_a_zerogpu_space(tmp_path, monkeypatch, model_copy, zero_gpu):
+    from otter.app.ui import build_app
+
+    if zero_gpu:
+        monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    else:
+        monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    demo = build_app(tmp_path / "data", model_copy.parent)
+    notes = [c["props"].get("value") for c in demo.config["components"] if c["props"].get("elem_id") == "train-zero-gpu"]
+    assert notes == ([notes[0]] if zero_gpu else [])
+    assert not zero_gpu or ("ZeroGPU" in notes[0] and "run on its CPU" in notes[0])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from .. import config
 from ..errors import OtterError, escape_md, one_line
 from ..model.backbones import NAMES as ARCHS
 from ..model.default_model import comparison, set_default
@@ -99,7 +100,16 @@ def declare_form(ctx: AppContext) -> dict:
     return form | {"valid": valid, "model_name": model_name}
 
 
+ZERO_GPU_NOTE = (
+    "This Space runs on **ZeroGPU**: predictions get a GPU, but training and the audit run on its CPU (a GPU slot "
+    "lasts about a minute), so they are slow here. For more than a small model, train on your machine "
+    "(`python -m otter train`) or on a Space with a dedicated GPU, and copy the model folder into this Space's models."
+)
+
+
 def declare_train_tab(ctx: AppContext) -> TrainTab:
+    if config.on_zero_gpu():
+        gr.Markdown(ZERO_GPU_NOTE, elem_id="train-zero-gpu")
     form = declare_form(ctx)
     with gr.Row():
         start = gr.Button("Start training", variant="primary", elem_id="train-start")
