@@ -46,6 +46,7 @@ def have_sample_photos() -> bool:
 
 def real_photos(cls: str, n: int) -> list[Path]:
     """The first `n` real sample photos of a class: only for tests that ask for the `otters_dir` fixture."""
+    assert have_sample_photos(), f"real_photos without the photos at {OTTERS}: the test must ask for `otters_dir`"
     return sorted((OTTERS / cls).glob("*.jpg"))[:n]
 
 

@@ -285,9 +285,9 @@ def test_pages_of_a_class_and_of_the_trash(tmp_path):
 
 
 def test_header_sizes_match_pillow(tmp_path):
-    from tests.conftest import real_photos
+    from tests.conftest import made_photos
 
-    for p in real_photos("sea", 6):
+    for p in made_photos("sea", 6):
         with Image.open(p) as im:
             assert fingerprint.header_size(p.read_bytes()) == im.size
             im.convert("RGB").resize((33, 21)).save(tmp_path / "x.png")

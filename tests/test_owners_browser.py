@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from conftest import make_small_set, real_photos, serving
+from conftest import made_photos, make_small_set, serving
 from otter.app.owners import SIGN_IN_LINE, Access, access_from_env
 
 pytestmark = [pytest.mark.browser]
@@ -35,7 +35,7 @@ def two_contexts():
 def predicts(page) -> None:
     """A visitor and an owner both predict: a photo in, a label out."""
     page.get_by_role("tab", name="Predict").click()
-    page.locator("#predict-image input[type=file]").set_input_files(str(real_photos("sea", 1)[0]))
+    page.locator("#predict-image input[type=file]").set_input_files(str(made_photos("sea", 1)[0]))
     expect(page.locator("#predict-info")).to_contain_text("Model")
 
 

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from conftest import ROOT, real_photos
+from conftest import ROOT, made_photos
 from otter import config
 from otter.app import curate
 
@@ -40,7 +40,7 @@ def GPU(fn=None, **settings):
 def test_zerogpu_runs_predict_many_photos_and_explain_in_gpu_functions_with_picklable_arguments(model_copy, tmp_path):
     (tmp_path / "standin").mkdir()
     (tmp_path / "standin" / "spaces.py").write_text(STAND_IN_SPACES)
-    photo = str(real_photos("sea", 1)[0])
+    photo = str(made_photos("sea", 1)[0])
     script = textwrap.dedent(f"""
         import json, spaces
         from otter.app.ui import build_app, predict_view, predict_many_view
@@ -82,7 +82,7 @@ def test_too_many_files_in_one_request_are_refused_naming_the_limit(tmp_path, mo
     monkeypatch.setattr(config, "MAX_FILES_PER_REQUEST", 2)
     data = tmp_path / "data"
     (data / "sea").mkdir(parents=True)
-    photos = [str(p) for p in real_photos("sea", 3)]
+    photos = [str(p) for p in made_photos("sea", 3)]
     msg = curate.upload(data, "sea", photos)
     assert "at most 2 per upload" in msg and "OTTER_MAX_FILES" in msg and not list((data / "sea").iterdir())
     ctx = build_app(data, model_copy.parent).otter_context

@@ -11,7 +11,7 @@ import psutil
 import pytest
 from gradio_client import Client, handle_file
 
-from conftest import ROOT, real_photos, running_app, weights_bytes
+from conftest import ROOT, made_photos, running_app, weights_bytes
 from otter.app.jobview import parse_settings
 from otter.app.service import TrainService
 from otter.model import worker
@@ -26,7 +26,7 @@ def app(tiny_trained, tmp_path):
 
 
 def answers(app) -> bool:
-    out = app["client"].predict(handle_file(str(real_photos("sea", 1)[0])), api_name="/predict")
+    out = app["client"].predict(handle_file(str(made_photos("sea", 1)[0])), api_name="/predict")
     return out["label"] in ("river", "sea")
 
 
