@@ -270,3 +270,23 @@ def test_suspects_view_filters_by_class_and_matrix_clicks_name_cells(audited):
     assert "square/disc003.png" in [r["image"] for r in audit_view.cell_rows(result, ("square", "disc"))]
     status = audit_view.status_markdown(data, au.load_audit(data))
     assert f"{len(result.flagged)} suspects" in status and "changed" not in status
+
+
+def test_a_diverged_fold_is_one_line_and_keeps_the_previous_audit(data_copy, tmp_path, monkeypatch):
+    """Fold models whose predictions are not numbers (a from-scratch fold that diverged) stop the audit with one
+    line; the saved audit is not replaced by one that could not be read back."""
+    import numpy as np
+
+    from otter.model import crossval
+
+    def diverged(items, labels, classes, cfg, **kwargs):
+        probs = np.full((len(items), len(classes)), 1.0 / len(classes))
+        probs[:3] = np.nan
+        return probs
+
+    monkeypatch.setattr(crossval, "out_of_fold", diverged)
+    before = {f: (data_copy / ".otter" / f).read_bytes() for f in ("audit.csv", "audit.json")}
+    with pytest.raises(au.AuditError, match="no usable prediction for 3 images"):
+        au.audit(data_copy, folds=2, config=au.quick_config(**ROUGH), models_dir=tmp_path / "models", method="finetune")
+    assert {f: (data_copy / ".otter" / f).read_bytes() for f in before} == before
+    assert len(au.load_audit(data_copy).rows) == N_IMAGES

@@ -243,6 +243,12 @@ def audit(
             emit(Event("stage", stage=f"training {folds} models", progress=0.0))
             items = [data_dir / image for image in emb.images]
             probs = out_of_fold(items, labels, classes, cfg, folds=folds, seed=seed, on_event=emit, cancel=cancel)
+    if not np.isfinite(probs).all():  # never save an audit that cannot be read back; the last one stays
+        bad = int((~np.isfinite(probs).all(axis=1)).sum())
+        raise AuditError(
+            f"the fold models gave no usable prediction for {bad} images (training diverged): run the audit again, "
+            "or with the embeddings method"
+        )
     result = AuditResult(_rows(data_dir, emb, classes, probs, conflicts), classes)
     # The data may change while the audit runs: the fingerprint is of what was audited, so it then reads as stale.
     result.meta = _meta(result, data_dir, method, folds, seed, cfg, emb, seconds=time.monotonic() - start, audited=before)
