@@ -1,9 +1,10 @@
 """Default training on public data sets that ship inside packages, against simple baselines in the same run.
 
-    python bench/any_dataset.py --out bench/runs/33-any-dataset/rows.jsonl [--set digits] [--size 8]
+    python bench/any_dataset.py --out bench/runs/33-any-dataset/rows.jsonl [--set digits|animals] [--size 8]
         [--threads 1] [--configs '{"name": {...TrainConfig fields...}}']
 
-For each set (bench/public_sets.py writes it: 60 training and 40 test pictures a class):
+For each set (bench/public_sets.py writes it: 60 training and 40 test pictures a class; scikit-learn's digits, 8 px,
+or Animal-MNIST's silhouettes, 28 px):
 - "default": `python -m otter train --data <set>/train` with the defaults (80/20 validation split inside the 600),
   in its own process under /usr/bin/time (wall time, peak memory), then `python -m otter evaluate <set>/test`;
   further rows for each of --configs (TrainConfig fields through bench/any_dataset.py's own entry point);
@@ -89,7 +90,8 @@ def lr_features_row(sets: dict) -> dict:
     norm = backbones.get("efficientnet_lite0").normalize
     with torch.no_grad():
         x = {k: features_logits(model, [p for p, _ in v], 224, normalize=norm)[0].astype(np.float64) for k, v in sets.items()}
-    y = {k: np.array([int(lbl) for _, lbl in v]) for k, v in sets.items()}
+    names = sorted({lbl for v in sets.values() for _, lbl in v})
+    y = {k: np.array([names.index(lbl) for _, lbl in v]) for k, v in sets.items()}
     c, _ = choose_c(x["train"], y["train"], 10)
     w, b = fit_logistic(x["train"], y["train"], 10, c)
     acc = float(((x["test"] @ w.T + b).argmax(1) == y["test"]).mean())
@@ -101,8 +103,9 @@ def lr_pixels_row(pixels: dict) -> dict:
 
     t = time.monotonic()
     (x, y), (xt, yt) = pixels["train"], pixels["test"]
-    clf = LogisticRegression(max_iter=5000).fit(x / 16, y)
-    return {"method": "lr-pixels", "test_accuracy": float(clf.score(xt / 16, yt)), "seconds": round(time.monotonic() - t, 1)}
+    top = max(float(x.max()), 1.0)  # the pixels scaled to 0..1 (digits have 16 grey levels, the others 256)
+    clf = LogisticRegression(max_iter=5000).fit(x / top, y)
+    return {"method": "lr-pixels", "test_accuracy": float(clf.score(xt / top, yt)), "seconds": round(time.monotonic() - t, 1)}
 
 
 def train_one(cfg_json: str, data: str, model: str) -> None:
@@ -119,22 +122,24 @@ def train_one(cfg_json: str, data: str, model: str) -> None:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--train-one":
         return train_one(*sys.argv[2:5])
+    from public_sets import SETS, animals, digits
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--set", default="digits", choices=["digits"])
-    ap.add_argument("--size", type=int, default=8, help="picture size written (digits are 8x8)")
+    ap.add_argument("--set", default="digits", choices=list(SETS))
+    ap.add_argument("--size", type=int, help="picture size written (default the set's own: digits 8, animals 28)")
     ap.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the training process")
     ap.add_argument("--configs", default="{}", help='further recipes: {"name": {TrainConfig fields}}')
     ap.add_argument("--skip-default", action="store_true")
     ap.add_argument("--skip-baselines", action="store_true", help="no logistic regression rows (already measured)")
     a = ap.parse_args()
-    from public_sets import digits
 
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="otter-bench-") as tmp:
         work = Path(tmp)
-        d = digits(work / "data", size=a.size)
+        a.size = a.size or SETS[a.set]
+        d = (digits if a.set == "digits" else animals)(work / "data", size=a.size)
         common = {"set": a.set, "size": a.size, "n_train": len(d["train"]), "n_test": len(d["test"]), "threads": a.threads}
         runs = [] if a.skip_default else [("default", None)]
         runs += list(json.loads(a.configs).items())

@@ -233,7 +233,7 @@ The audit holds the training lock of the models folder (--models), so it never r
         help="with --method finetune: EfficientNet-Lite0 networks fine-tuned from ImageNet weights (the default; shipped, "
         "works offline); --no-pretrained: xresnet18 from scratch",
     )
-    quick = {"pretrained": QUICK_PRETRAINED_RECIPE, "scratch": QUICK_RECIPE}
+    quick = {"pretrained": QUICK_PRETRAINED_RECIPE, "scratch": QUICK_RECIPE, "small": None}
     au.add_argument(
         "--sizes", type=ints, default=None, help=f"with --method finetune: image sizes (default {both('sizes', **quick)})"
     )

@@ -13,7 +13,8 @@ from .progress import Printer
 
 
 def cmd_train(args) -> int:
-    from .model.events import calibration_line, kept_line
+    from .model.events import calibration_line, kept_line, mirror_line
+    from .model.recipes import recipe_line
     from .model.train import RECIPE, TrainConfig, train
 
     epochs = args.epochs if args.epochs is None or len(args.epochs) > 1 else args.epochs[0]
@@ -60,6 +61,8 @@ def cmd_train(args) -> int:
                     "train_seconds": m["train_seconds"],
                     "kept": m.get("kept"),
                     "calibration": m.get("calibration"),
+                    "recipe": m.get("recipe"),
+                    "head_fit": m.get("head_fit"),
                 }
             )
         )
@@ -67,7 +70,8 @@ def cmd_train(args) -> int:
         print(f"model written to {result.model_dir}")
         if replacing:
             print(f"the model it replaced is in the models trash: python -m otter models restore {model_dir.name} --as OLD_NAME")
-        for line in (kept_line(m.get("kept")), calibration_line(m.get("calibration"))):
+        said = (recipe_line(m.get("recipe")), mirror_line(m.get("head_fit")), kept_line(m.get("kept")))
+        for line in (*said, calibration_line(m.get("calibration"))):
             if line:
                 print(line)
         if acc is not None:

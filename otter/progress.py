@@ -20,14 +20,15 @@ class Event:
     """One report of a long job, read by attribute. `type` says what happened and which optional fields it fills:
 
     Training (`otter.train`; also inside a fine-tuning audit, with fold, folds and fold_progress):
-    - "start": n_train, n_valid, classes
+    - "start": n_train, n_valid, classes, and note (how the recipe changed with the pictures' size, else None)
     - "stage": a stage begins ("finding learning rate", "head only, 192px", "all layers, 192px", "evaluating",
       "calibrating", "saving"; the audit's own: "reading the images", "fitting 5-fold heads", ...); `stage` names it
     - "lr_find": lr (the rate found, or the fallback) and note (why the fallback, else None)
     - "batch": batch, batches (of this epoch), loss (the batch's training loss)
     - "epoch": train_loss, valid_loss, accuracy of the epoch just finished (None when not measured)
     - "done": accuracy (validation; None without a validation split), model_dir (None when not saved), kept (which
-      stage's state was saved: model.json's "kept") and calibration (model.json's "calibration")
+      stage's state was saved: model.json's "kept"), calibration (model.json's "calibration") and note (when the
+      fitted head's test left mirror images out, the line that says so; else None)
     - "fold" (cross-validation only): fold `fold` of `folds` starts
     Items (`done` of `total`):
     - "embed": images whose embeddings were computed (`otter.embed_folder`; the audit's first stage)
@@ -159,6 +160,8 @@ class Printer:
 
     def _start(self, e: Event) -> None:
         self._say(f"training on {e.n_train} images, validating on {e.n_valid}; classes: {', '.join(e.classes)}")
+        if e.note:
+            self._say(e.note)
 
     def _stage(self, e: Event) -> None:
         if e.fold is None:

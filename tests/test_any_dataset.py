@@ -109,3 +109,68 @@ def test_no_temperature_without_evidence():
     logits[:6] = logits[:6, ::-1]
     rec = calibrate.calibration_record(logits, y)
     assert rec["fitted"] and rec["temperature"] > 1 and rec["errors"] == 6
+
+
+def test_small_pictures_take_the_small_pictures_recipe(tmp_path):
+    # 24 px pictures with the sizes and learning rate left to the recipe: trained at 64 px and lr 1e-2, the epochs
+    # given here kept, and the change said before training starts and recorded in model.json
+    data = make_set(tmp_path / "data", [8, 8, 8], 24)
+    events = []
+    result = train(data, TrainConfig(epochs=2), tmp_path / "models" / "m", on_event=events.append)
+    meta = result.meta
+    assert meta["input_size"] == 64 and tuple(meta["train_config"]["sizes"]) == (64,)
+    assert meta["train_config"]["lr"] == 0.01 and meta["train_config"]["epochs"] == 2
+    assert meta["recipe"] == {"name": "small pictures", "median_side": 24.0, "limit": 64, "sizes": [64], "lr": 0.01}
+    assert [h["stage"] for h in meta["history"]][1:] == ["all layers, 64px"] * 2
+    start = next(e for e in events if e.type == "start")
+    assert start.note == "small pictures (median 24 px a side, at most 64): trained at 64 px, lr 0.01"
+
+
+def test_the_recipe_changes_only_what_was_left_to_it():
+    small = TrainConfig()
+    tuned, note = small.for_pictures(8)
+    assert (tuned.sizes, tuned.epochs, tuned.lr) == ((64,), (15,), 0.01) and note["median_side"] == 8
+    assert small.sizes == (224,)  # the caller's config is not changed
+    # through JSON, as training in its own process receives it
+    from dataclasses import asdict
+
+    again = TrainConfig(**asdict(small))
+    assert again.for_pictures(8)[0].sizes == (64,)
+    assert TrainConfig().for_pictures(65) == (TrainConfig(), None)  # larger pictures keep the recipe
+    given = TrainConfig(sizes=(32,))
+    assert given.for_pictures(8) == (given, None)  # sizes given: nothing changes
+    assert TrainConfig(pretrained=False).for_pictures(8)[1] is None  # from scratch has its own sizes
+    lr_given = TrainConfig(lr=3e-3).for_pictures(8)[0]
+    assert (lr_given.sizes, lr_given.epochs, lr_given.lr) == ((64,), (15,), 3e-3)
+
+
+def arrow_image(direction: str, seed: int, size: int = 48) -> Image.Image:
+    """A triangle pointing left or right (its class), in a random colour and place: its mirror image is the other
+    class."""
+    rng = np.random.default_rng(seed)
+    im = Image.fromarray((rng.random((64, 64, 3)) * 60 + 100).astype(np.uint8))
+    colour = tuple(int(v) for v in rng.integers(0, 90, 3))
+    r, cx, cy = 14 + int(rng.integers(-3, 4)), 32 + int(rng.integers(-6, 7)), 32 + int(rng.integers(-6, 7))
+    tip, back = (cx - r, cx + r) if direction == "left" else (cx + r, cx - r)
+    ImageDraw.Draw(im).polygon([(tip, cy), (back, cy - r), (back, cy + r)], fill=colour)
+    return im.resize((size, size), Image.BILINEAR)
+
+
+def test_mirror_images_of_other_classes_are_left_out(tmp_path):
+    # left and right arrows: a mirrored left arrow is a right arrow, so the head's test leaves mirror images out and
+    # fine-tuning runs without flips; discs and squares keep them (the matrix above)
+    for direction in ("left", "right"):
+        (tmp_path / "data" / direction).mkdir(parents=True)
+        for i in range(12):
+            arrow_image(direction, 100 * len(direction) + i).save(tmp_path / "data" / direction / f"{direction}{i}.png")
+    events = []
+    result = train(tmp_path / "data", TrainConfig(sizes=(64,), epochs=1), tmp_path / "models" / "m", on_event=events.append)
+    fit = result.meta["head_fit"]
+    assert fit["mirror"] == "none" and fit["mirror_loss_ratio"] > fit["mirror_limit"]
+    tfms = [type(t).__name__ for t in result.learn.dls.train.after_batch.fs]
+    assert "Flip" not in tfms and "Warp" in tfms  # flips off, the other augmentations still on
+    done = next(e for e in events if e.type == "done")
+    assert done.note.startswith("mirror images left out (no flips)")
+    shapes = make_set(tmp_path / "shapes", [8, 8])
+    kept = train(shapes, TrainConfig(sizes=(64,), epochs=1), tmp_path / "models" / "s").meta["head_fit"]
+    assert kept["mirror"] == "both" and kept["mirror_loss_ratio"] <= kept["mirror_limit"]

@@ -109,12 +109,16 @@ def status_markdown(state: str | None, events: list, error: str | None = None, m
         where = (done and done.model_dir) or model_dir
         saved = f" Saved as model **{escape_md(Path(where).name)}**." if where else ""
         lines = [f"**Done** in {fmt_time(done.elapsed if done else None)}{acc_text}.{saved}"]
+        start = last_event(events, "start")
+        lines += [escape_md(note) for note in (start and start.note, done and done.note) if note]
         lines += [line for line in (kept_line(done and done.kept), calibration_line(done and done.calibration)) if line]
         return "  \n".join(lines)
     start = last_event(events, "start")
     lines = ["**Training…**"]
     if start:
         lines.append(f"{start.n_train} training and {start.n_valid} validation images; classes: {', '.join(start.classes)}")
+        if start.note:
+            lines.append(escape_md(start.note))
     stage = (last and last.stage) or "preparing"
     epoch = f" · epoch {min(last.epoch + 1, last.epochs)}/{last.epochs}" if last and last.epochs else ""
     batch = last_event(events, "batch")

@@ -10,7 +10,7 @@ from ..progress import Event, EventSink, JobEnded, event_type
 
 TrainEvent = Event
 
-__all__ = ["Event", "EventSink", "JobEnded", "TrainEvent", "calibration_line", "event_type", "kept_line"]
+__all__ = ["Event", "EventSink", "JobEnded", "TrainEvent", "calibration_line", "event_type", "kept_line", "mirror_line"]
 
 
 def kept_line(kept: dict | None) -> str | None:
@@ -34,3 +34,13 @@ def calibration_line(cal: dict | None) -> str | None:
         return f"calibration: none ({cal['skipped']})"
     where = cal.get("fitted_on") or f"{cal.get('n', '?')} validation images, {cal.get('errors', '?')} wrong"
     return f"calibration: temperature {cal['temperature']:.2f} fitted on {where}"
+
+
+def mirror_line(head_fit: dict | None) -> str | None:
+    """One line when the fitted head's test left mirror images out (model.json's "head_fit"), else None."""
+    if not head_fit or head_fit.get("mirror") != "none" or head_fit.get("mirror_loss_ratio") is None:
+        return None
+    return (
+        f"mirror images left out (no flips): they look like other classes here (held-out loss "
+        f"{head_fit['mirror_loss_ratio']:.2f}x the images', limit {head_fit['mirror_limit']:.2f})"
+    )

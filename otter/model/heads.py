@@ -151,11 +151,12 @@ def fit_logistic(
 
 
 def choose_c(
-    x: np.ndarray, y: np.ndarray, n_classes: int, smoothing: float = 0.0, seed: int = 0, copies: int = 1
+    x: np.ndarray, y: np.ndarray, n_classes: int, smoothing: float = 0.0, seed: int = 0, copies: int = 1, first: bool = False
 ) -> tuple[float, dict]:
     """The C of `HEAD_CS` with the lowest held-out log-loss in a stratified k-fold split of the training images
     (each fold's fits warm-started along the path), and the mean log-loss of each. With `copies` > 1 the rows are
-    that many blocks of the same images (e.g. the images, then their mirror images): an image's copies share a fold."""
+    that many blocks of the same images (e.g. the images, then their mirror images): an image's copies share a fold.
+    With `first`, the held-out loss is measured on the first block alone (the images as validation sees them)."""
     from scipy.special import log_softmax
 
     n = len(y) // copies
@@ -167,24 +168,58 @@ def choose_c(
     for held in fold_indices(list(y[:n]), folds, seed):
         valid = np.concatenate([np.asarray(held) + k * n for k in range(copies)])
         train = np.setdiff1d(np.arange(len(y)), valid)
+        scored = np.asarray(held) if first else valid
         init = None
         for j, c in enumerate(HEAD_CS):
             init = fit_logistic(x[train], y[train], n_classes, c, smoothing, init, max_iter=50)
-            logp = log_softmax(x[valid] @ init[0].T + init[1], axis=1)
-            loss[j] += -logp[np.arange(len(valid)), y[valid]].sum() / len(y)
+            logp = log_softmax(x[scored] @ init[0].T + init[1], axis=1)
+            loss[j] += -logp[np.arange(len(scored)), y[scored]].sum() / (n if first else len(y))
     best = int(np.argmin(loss))
     return float(HEAD_CS[best]), {f"{c:g}": round(float(v), 4) for c, v in zip(HEAD_CS, loss)}
 
 
-def fit_linear_head(learn, items: list[Path], labels: list[str], run: TrainRun, progress_cb=None, mirror: str = "none") -> dict:
+# Mirror images are used (fine-tuning's flips, the head's mirror rows) unless, to heads fitted on the images alone, the
+# held-out mirror images' log-loss exceeds the held-out images' by more than this factor: then they look like other
+# classes (mirrored digits, letters). Measured (bench/RESULTS.md, run 50): otters 0.96-1.01 in each of the 5 folds,
+# Animal-MNIST's silhouettes 1.01, 8 px digits 1.20 (1.36 at 224 px), where flips cost 0.98 -> 0.95 on test.
+MIRROR_LIMIT = 1.10
+
+
+def mirror_loss_ratio(
+    x2: np.ndarray, y: np.ndarray, n_classes: int, c: float, smoothing: float = 0.0, seed: int = 0
+) -> float | None:
+    """The held-out log-loss of the mirror images over that of the images themselves (x2: n x 2 x d, the images'
+    features and their mirror images'), with heads fitted on the other folds' images alone at penalty `c`; None
+    when a class has too few images for two folds."""
+    from scipy.special import log_softmax
+
+    counts = np.bincount(y, minlength=n_classes)
+    folds = int(min(HEAD_FOLDS, counts[counts > 0].min()))
+    if folds < 2:
+        return None
+    loss = np.zeros(2)
+    for held in fold_indices(list(y), folds, seed):
+        train = np.setdiff1d(np.arange(len(y)), held)
+        w, b = fit_logistic(x2[train, 0], y[train], n_classes, c, smoothing, max_iter=50)
+        for k in (0, 1):
+            logp = log_softmax(x2[held, k] @ w.T + b, axis=1)
+            loss[k] -= logp[np.arange(len(held)), y[held]].sum()
+    return float(loss[1] / max(loss[0], 1e-12))
+
+
+def fit_linear_head(
+    learn, items: list[Path], labels: list[str], run: TrainRun, progress_cb=None, mirror: str = "none", test_mirror: bool = False
+) -> dict:
     """Set the learner's linear head to the logistic regression of `labels` on the frozen body's pooled features of
     `items` (the training images): the "frozen head first" stage done exactly (5-fold CV on the otters 0.951, against
     0.92 for fastai's head trained by SGD for 3 epochs: bench/RESULTS.md, run 18). Fitted on the loss fine-tuning then
     minimises (label smoothing included), so fine-tuning starts at its optimum for the frozen body, with its penalty
     chosen by held-out log-loss among bounded values (`HEAD_CS`), on the features `mirror` names (HEAD_MIRRORS; the
     default recipe's "both": each image and its mirror image as two rows, the flips fine-tuning also shows; 0.955 in
-    the otters' CV against 0.939 on the images alone, run 46). Emits a row with the validation figures; returns what
-    was fitted."""
+    the otters' CV against 0.939 on the images alone, run 46). With `test_mirror` (and mirror "both"), the mirror
+    images are first tested (`mirror_loss_ratio`); if they look like other classes the head is fitted on the images
+    alone, and the returned "mirror" says so (training then turns fine-tuning's flips off). Emits a row with the
+    validation figures; returns what was fitted."""
     import torch
 
     started = time.monotonic()
@@ -196,18 +231,25 @@ def fit_linear_head(learn, items: list[Path], labels: list[str], run: TrainRun, 
     x = ranks.map_sharded(lambda part: pooled_features(learn, part, run, mirror=mirror), items)
     vocab = list(learn.dls.vocab)
     y = np.array([vocab.index(lbl) for lbl in labels])
-    if mirror == "both":  # n x 2 x d: the images' rows, then their mirror images' with the same labels
-        x, y = np.concatenate([x[:, 0], x[:, 1]]), np.concatenate([y, y])
     if len(np.unique(y)) < 2:
         raise TrainError("the training images need at least two classes")
     smoothing = float(getattr(learn.loss_func, "eps", 0.0) or 0.0)
 
     def fit():
-        c, cv_loss = choose_c(x, y, len(vocab), smoothing, copies=2 if mirror == "both" else 1)
+        xs, ys, used, ratio = x, y, mirror, None
+        if mirror == "both":
+            if test_mirror:
+                c_alone, _ = choose_c(x[:, 0], y, len(vocab), smoothing)
+                ratio = mirror_loss_ratio(x, y, len(vocab), c_alone, smoothing)
+                used = "none" if ratio is not None and ratio > MIRROR_LIMIT else "both"
+                check_cancel(run)
+            # n x 2 x d: the images' rows, then their mirror images' with the same labels; or the images alone
+            xs, ys = (np.concatenate([x[:, 0], x[:, 1]]), np.concatenate([y, y])) if used == "both" else (x[:, 0], y)
+        c, cv_loss = choose_c(xs, ys, len(vocab), smoothing, copies=2 if used == "both" else 1)
         check_cancel(run)
-        return (c, cv_loss, *fit_logistic(x, y, len(vocab), c, smoothing))
+        return (c, cv_loss, used, ratio, *fit_logistic(xs, ys, len(vocab), c, smoothing))
 
-    c, cv_loss, coef, bias = ranks.on_main(fit)
+    c, cv_loss, used, ratio, coef, bias = ranks.on_main(fit)
     bias[np.bincount(y, minlength=len(vocab)) == 0] = -20.0  # an output with no training image is never the answer
     last = backbones.features_and_classifier(learn.model)[1]
     with torch.no_grad():
@@ -225,9 +267,12 @@ def fit_linear_head(learn, items: list[Path], labels: list[str], run: TrainRun, 
         row |= {"valid_loss": float(values[0]), "accuracy": float(values[1])}
     run.epoch_done(row, learn.model)
     check_cancel(run)
+    tested = {"mirror_loss_ratio": round(ratio, 3), "mirror_limit": MIRROR_LIMIT} if ratio is not None else {}
     return {
         "C": c,
         "cv_log_loss": cv_loss,
+        "mirror": used,  # how the head saw mirror images (HEAD_MIRRORS): "none" where the test found them other shapes
+        **tested,
         "weight_norm": round(float(np.linalg.norm(coef)), 3),
         "seconds": round(time.monotonic() - started, 1),
     }

@@ -141,7 +141,9 @@ def make_dataloaders(
     if cfg.min_scale < 1:
         batch_tfms.append(fv.RandomResizedCropGPU(size, min_scale=cfg.min_scale, ratio=(3 / 4, 4 / 3)))
     if cfg.aug > 0:
-        batch_tfms += fv.aug_transforms(mult=cfg.aug, max_zoom=1.0, do_flip=cfg.flip)
+        batch_tfms += fv.aug_transforms(
+            mult=cfg.aug, max_zoom=1.0, do_flip=cfg.flip is not False
+        )  # "auto" before the head's mirror test: yes
     bb = backbones.get(cfg.arch)
     batch_tfms.append(fv.Normalize.from_stats(bb.mean, bb.std))
     dblock = fv.DataBlock(

@@ -4,7 +4,7 @@ these tables (`both`), so they never repeat a number by hand. Importing this loa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..config import PRECISION_CHOICES
 from . import backbones
@@ -39,6 +39,14 @@ PRETRAINED_RECIPE = {
     "bs": 16,  # as accurate as 32 in 5-fold CV (runs 15-16), 0.9 GB less memory (3.1 GB peak) and a little faster
     "head": "linear",
 }
+# Small pictures (the median shorter side of the data set's images at most SMALL_SIDE px: 8 px digits, 28 px
+# silhouettes) take these in place of the pretrained recipe's sizes, epochs and learning rate, where the config left
+# them to the recipe (`TrainConfig.for_pictures`). Enlarged to 224 px, such pictures are far from what the body knows:
+# on 8 px digits the fitted head scored 0.925 on test and three epochs at lr 1e-3 only made it worse; at 64 px, 15
+# epochs at lr 1e-2 (the body's BatchNorm still frozen) reached 0.98, above logistic regression on the pixels (0.95),
+# in 84 s and 1.2 GB (bench/RESULTS.md, run 50). The otters (photos of 200 px and more a side) never take it.
+SMALL_SIDE = 64
+SMALL_PICTURES_RECIPE = {"sizes": (64,), "epochs": (15,), "lr": 1e-2}
 # The audit's fine-tuning (`audit --method finetune`). From scratch: the default architecture on a shorter schedule,
 # so that 5 folds of ~250 images take about 5 minutes on 2 CPU cores (bench/audit.py, bench/RESULTS.md).
 QUICK_RECIPE = {"arch": "xresnet18", "pretrained": False, "sizes": (64, 128), "epochs": (10, 8), "mixup": 0.2}
@@ -67,7 +75,10 @@ class TrainConfig:
     valid_pct: float = 0.2
     seed: int = 42
     aug: float = 1.0  # strength multiplier for rotation, warp and lighting; 0 turns augmentation off
-    flip: bool = True  # mirror images among the augmentations (with aug > 0)
+    # Mirror images among fine-tuning's augmentations (with aug > 0). "auto": yes, unless the fitted head's test finds
+    # that mirror images look like other classes (digits, letters: otter.model.heads.MIRROR_LIMIT); then neither the
+    # head nor fine-tuning sees them. True or False: always or never, untested.
+    flip: bool | str = "auto"
     min_scale: float = 1.0  # random resized crop: smallest share of the image kept (1 = no crop; measured best)
     mixup: float | None = None  # MixUp alpha; 0 = off
     label_smoothing: float = 0.1
@@ -85,15 +96,37 @@ class TrainConfig:
     head_mirror: str = "both"
     # Keep the state (the fitted head, or any epoch) that scored best on the validation split, not the last one.
     keep_best: bool = True
+    # The fields left to the recipe (filled from it here, not given): only those may change with the pictures'
+    # size (`for_pictures`). A field, so that the config keeps it through JSON (training in its own process); not
+    # compared: two configs of the same values are the same settings.
+    recipe_fields: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         recipe = PRETRAINED_RECIPE if self.pretrained else SCRATCH_RECIPE
+        filled = set(self.recipe_fields)
         for key, value in recipe.items():
             if (self.lr == RECIPE) if key == "lr" else getattr(self, key) is None:  # lr None: lr_find
                 setattr(self, key, value)
+                filled.add(key)
+        self.recipe_fields = tuple(sorted(filled))
         self.sizes = tuple(int(s) for s in self.sizes)
         if not isinstance(self.epochs, int):
             self.epochs = tuple(int(e) for e in self.epochs)
+
+    def for_pictures(self, median_side: float) -> tuple[TrainConfig, dict | None]:
+        """This config for pictures whose shorter side is `median_side` px (the data set's median): with ImageNet
+        weights and sizes left to the recipe, pictures of at most SMALL_SIDE px take SMALL_PICTURES_RECIPE's sizes,
+        and its epochs and learning rate where those were left to the recipe too. Returns (config, what changed:
+        model.json's "recipe", or None when nothing did)."""
+        if not self.pretrained or "sizes" not in self.recipe_fields or median_side > SMALL_SIDE:
+            return self, None
+        changes = {k: v for k, v in SMALL_PICTURES_RECIPE.items() if k in self.recipe_fields}
+        if all(getattr(self, k) == v for k, v in changes.items()):
+            return self, None
+        from dataclasses import replace
+
+        note = {"name": "small pictures", "median_side": round(float(median_side), 1), "limit": SMALL_SIDE}
+        return replace(self, **changes), note | {k: list(v) if isinstance(v, tuple) else v for k, v in changes.items()}
 
     def epochs_per_size(self) -> list[int]:
         e = self.epochs
@@ -117,6 +150,8 @@ class TrainConfig:
             raise TrainError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
         if self.head == "linear" and not self.pretrained:
             raise TrainError("the linear head is fitted on pretrained features: train from scratch with head 'fastai'")
+        if self.flip not in (True, False, "auto"):
+            raise TrainError(f"flip must be true, false or 'auto' (got {self.flip!r})")
         if self.head_mirror not in HEAD_MIRRORS:
             raise TrainError(f"unknown head_mirror {self.head_mirror!r}; choose one of {', '.join(HEAD_MIRRORS)}")
         fitted = self.head == "linear"  # the exact fit of the head is a stage of its own
@@ -152,6 +187,24 @@ def shown(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def both(key: str, pretrained: dict = PRETRAINED_RECIPE, scratch: dict = SCRATCH_RECIPE) -> str:
-    """The pretrained recipe's value and the from-scratch one's, for help texts: "224; from scratch 64,128,192"."""
-    return f"{shown(pretrained[key])}; from scratch {shown(scratch[key])}"
+def both(
+    key: str, pretrained: dict = PRETRAINED_RECIPE, scratch: dict = SCRATCH_RECIPE, small: dict | None = SMALL_PICTURES_RECIPE
+) -> str:
+    """The pretrained recipe's value (with the small pictures' one) and the from-scratch one's, for help texts:
+    "224, or 64 for pictures of at most 64 px; from scratch 64,128,192"."""
+    small = f", or {shown(small[key])} for pictures of at most {SMALL_SIDE} px" if small and key in small else ""
+    return f"{shown(pretrained[key])}{small}; from scratch {shown(scratch[key])}"
+
+
+def recipe_line(recipe: dict | None) -> str | None:
+    """One line saying the recipe changed with the pictures' size (model.json's "recipe"), or None."""
+    if not recipe:
+        return None
+    parts = [f"{shown(recipe['sizes'])} px" if "sizes" in recipe else None]
+    parts += [
+        f"{shown(recipe['epochs'])} epochs" if "epochs" in recipe else None,
+        f"lr {shown(recipe['lr'])}" if "lr" in recipe else None,
+    ]
+    return f"small pictures (median {recipe['median_side']:g} px a side, at most {recipe['limit']}): trained at " + ", ".join(
+        p for p in parts if p
+    )

@@ -118,6 +118,7 @@ class TrainRun:
         self.history: list[dict] = []
         self.best = BestState()
         self.kept: dict | None = None  # which state training kept (`BestState`), for model.json
+        self.recipe: dict | None = None  # how the recipe changed with the pictures' size (TrainConfig.for_pictures)
         self.head_fit: dict | None = None  # what the fitted linear head's fit chose (otter.model.heads.fit_linear_head)
         self.batch_size = 0  # the batch size used (the recipe's, or the training split's size if that is smaller)
         self.batches = 0  # training batches run

@@ -17,15 +17,16 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from statistics import median
 from urllib.error import URLError
 
 from ..config import models_dir as default_models_dir
 from ..data.images import InvalidImage, load_image
 from ..data.snapshot import frozen
 from . import backbones, distributed
-from .events import EventSink
+from .events import EventSink, mirror_line
 from .heads import fit_linear_head, none_last, pooled_features
 from .jobs import BackgroundJob, TrainError, TrainingBusy, TrainingCancelled, training_lock
 from .loading import (
@@ -47,6 +48,7 @@ from .recipes import (
     RECIPE,
     SCRATCH_RECIPE,
     TrainConfig,
+    recipe_line,
 )
 from .run import (
     TrainRun,
@@ -188,7 +190,14 @@ def _fit_schedule(items, labels, classes, valid_idx, cfg: TrainConfig, run: Trai
                 held_out = set(valid_idx)
                 train_idx = [i for i in range(len(items)) if i not in held_out]
                 x_items, x_labels = [items[i] for i in train_idx], [labels[i] for i in train_idx]
-                run.head_fit = fit_linear_head(learn, x_items, x_labels, run, progress_cb, cfg.head_mirror)
+                test_mirror = cfg.flip == "auto"
+                run.head_fit = fit_linear_head(learn, x_items, x_labels, run, progress_cb, cfg.head_mirror, test_mirror)
+                if test_mirror and run.head_fit["mirror"] == "none" and cfg.head_mirror != "none":
+                    # mirror images look like other classes here (digits, letters): fine-tuning shows none either
+                    cfg = replace(cfg, flip=False)
+                    dls = learn.dls = make_dataloaders(
+                        items, labels, classes, valid_idx, int(size), cfg, training_device(), bs=bs
+                    )
             if lr is None:
                 run.stage, run.epoch, run.epochs = "finding learning rate", 0, 0
                 run.emit("stage")
@@ -267,19 +276,22 @@ class TrainResult:
     learn: object = field(repr=False, default=None)
 
 
-def _checked_data(data_dir: os.PathLike | str, cfg: TrainConfig) -> tuple[list[Path], list[str], list[str], list[int]]:
-    """(items, labels, classes, validation indices), or the TrainError that says why not."""
+def _checked_data(data_dir: os.PathLike | str, cfg: TrainConfig):
+    """(items, labels, classes, validation indices, the config for these pictures, what it changed or None: see
+    `TrainConfig.for_pictures`), or the TrainError that says why not."""
     cfg.check()
     items, labels, classes = collect_items(data_dir)
+    sides = []
     for p in items:  # fail before training, not in the middle of an epoch
         try:
-            load_image(p)
+            sides.append(min(load_image(p).size))
         except InvalidImage as ex:
             raise TrainError(f"{p}: {ex}; run `python -m otter verify` to move broken files to the trash") from ex
     valid_idx = split_valid(len(items), cfg.valid_pct, cfg.seed)
     if cfg.valid_pct > 0 and not valid_idx:
         raise TrainError("the validation split is empty; add images or lower the validation share")
-    return items, labels, classes, valid_idx
+    cfg, recipe = cfg.for_pictures(float(median(sides)) if sides else 0.0)
+    return items, labels, classes, valid_idx, cfg, recipe
 
 
 def train(
@@ -298,7 +310,7 @@ def train(
     cfg = cfg or TrainConfig()
     ranks = distributed.ranks()
     run = TrainRun(on_event if ranks.is_main else None, cancel)
-    items, labels, classes, valid_idx = ranks.on_main(lambda: _checked_data(data_dir, cfg))
+    items, labels, classes, valid_idx, cfg, run.recipe = ranks.on_main(lambda: _checked_data(data_dir, cfg))
     models_root = Path(model_dir).parent if model_dir else default_models_dir()
     # The files are fixed at start (hard links, otter.data.snapshot): curating meanwhile neither fails the run nor
     # changes what it trains on, and model.json["seen"] records those files' hashes.
@@ -306,7 +318,8 @@ def train(
         ranks.on_main(lambda: stack.enter_context(training_lock(models_root)))
         workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="otter-train-"))
         items = stack.enter_context(frozen(data_dir, items))
-        run.emit("start", n_train=len(items) - len(valid_idx), n_valid=len(valid_idx), classes=tuple(classes))
+        note = recipe_line(run.recipe)  # the recipe changed with the pictures' size: said before it starts
+        run.emit("start", n_train=len(items) - len(valid_idx), n_valid=len(valid_idx), classes=tuple(classes), note=note)
         fit_items, fit_labels, fit_classes = with_negatives(items, labels, classes, valid_idx, cfg, workdir)
         precision = training_precision(cfg)  # once: what runs is what model.json records
         learn, lr_data = fit_recipe(fit_items, fit_labels, fit_classes, valid_idx, cfg, run, workdir, precision)
@@ -321,6 +334,7 @@ def train(
             model_dir=str(written) if written else None,
             kept=meta["kept"],
             calibration=meta["calibration"],
+            note=mirror_line(meta.get("head_fit")),
         )
     clear_cache()
     return TrainResult(written, meta, learn)

@@ -141,6 +141,7 @@ def evaluate_and_save(
         "metrics": {k: report[k] for k in ("accuracy", "n", "per_class")},
         "confusion": report["confusion"],
         "train_config": asdict(cfg),
+        "recipe": run.recipe,  # the small pictures' recipe, when the pictures' size chose it (else None)
         "train_precision": precision,
         "processes": distributed.ranks().world,  # how many processes trained it (otter.model.distributed)
         **({"distributed": split} if split else {}),  # how the processes divided the images
