@@ -111,36 +111,42 @@ def test_no_temperature_without_evidence():
     assert rec["fitted"] and rec["temperature"] > 1 and rec["errors"] == 6
 
 
-def test_small_pictures_take_the_small_pictures_recipe(tmp_path):
-    # 24 px pictures with the sizes and learning rate left to the recipe: trained at 64 px and lr 1e-2, the epochs
-    # given here kept, and the change said before training starts and recorded in model.json
+def test_small_pictures_train_at_the_size_their_frozen_features_fit_best(tmp_path):
+    # 24 px pictures with the sizes and learning rate left to the recipe: the head is fitted on the frozen features
+    # at 64 and at 224 px, and the size with the lower held-out log-loss trains (at 64 px: lr 0.01; the epochs given
+    # here kept); the choice is said as training starts and recorded in model.json
     data = make_set(tmp_path / "data", [8, 8, 8], 24)
     events = []
-    result = train(data, TrainConfig(epochs=2), tmp_path / "models" / "m", on_event=events.append)
-    meta = result.meta
-    assert meta["input_size"] == 64 and tuple(meta["train_config"]["sizes"]) == (64,)
-    assert meta["train_config"]["lr"] == 0.01 and meta["train_config"]["epochs"] == 2
-    assert meta["recipe"] == {"name": "small pictures", "median_side": 24.0, "limit": 64, "sizes": [64], "lr": 0.01}
-    assert [h["stage"] for h in meta["history"]][1:] == ["all layers, 64px"] * 2
+    result = train(data, TrainConfig(epochs=1), tmp_path / "models" / "m", on_event=events.append)
+    meta, recipe = result.meta, result.meta["recipe"]
+    assert recipe["median_side"] == 24.0 and list(recipe["head_log_loss"]) == ["64 px", "224 px"]
+    losses = recipe["head_log_loss"]
+    small = losses["64 px"] < losses["224 px"]
+    assert recipe["chosen"] == ("small pictures" if small else "usual")
+    size = 64 if small else 224
+    assert meta["input_size"] == size and tuple(meta["train_config"]["sizes"]) == (size,)
+    assert meta["train_config"]["lr"] == (0.01 if small else 1e-3) and meta["train_config"]["epochs"] == 1
+    assert [h["stage"] for h in meta["history"]][1:] == [f"all layers, {size}px"]
     start = next(e for e in events if e.type == "start")
-    assert start.note == "small pictures (median 24 px a side, at most 64): trained at 64 px, lr 0.01"
+    assert start.note.startswith("small pictures (median 24 px a side): the frozen network sees them better at ")
+    assert start.note.endswith("trained at 64 px, lr 0.01" if small else "the usual recipe")
+    stages = [e.stage for e in events if e.type == "stage"]
+    assert stages[0] == "choosing the size: 64 or 224 px"
 
 
 def test_the_recipe_changes_only_what_was_left_to_it():
-    small = TrainConfig()
-    tuned, note = small.for_pictures(8)
-    assert (tuned.sizes, tuned.epochs, tuned.lr) == ((64,), (15,), 0.01) and note["median_side"] == 8
-    assert small.sizes == (224,)  # the caller's config is not changed
+    usual = TrainConfig()
+    small = usual.for_pictures(8)
+    assert (small.sizes, small.epochs, small.lr) == ((64,), (15,), 0.01)
+    assert usual.sizes == (224,)  # the caller's config is not changed
     # through JSON, as training in its own process receives it
     from dataclasses import asdict
 
-    again = TrainConfig(**asdict(small))
-    assert again.for_pictures(8)[0].sizes == (64,)
-    assert TrainConfig().for_pictures(65) == (TrainConfig(), None)  # larger pictures keep the recipe
-    given = TrainConfig(sizes=(32,))
-    assert given.for_pictures(8) == (given, None)  # sizes given: nothing changes
-    assert TrainConfig(pretrained=False).for_pictures(8)[1] is None  # from scratch has its own sizes
-    lr_given = TrainConfig(lr=3e-3).for_pictures(8)[0]
+    assert TrainConfig(**asdict(usual)).for_pictures(8).sizes == (64,)
+    assert TrainConfig().for_pictures(65) is None  # larger pictures keep the recipe, and are not probed
+    assert TrainConfig(sizes=(32,)).for_pictures(8) is None  # sizes given: nothing changes
+    assert TrainConfig(pretrained=False).for_pictures(8) is None  # from scratch has its own sizes
+    lr_given = TrainConfig(lr=3e-3).for_pictures(8)
     assert (lr_given.sizes, lr_given.epochs, lr_given.lr) == ((64,), (15,), 3e-3)
 
 

@@ -22,6 +22,8 @@ from pathlib import Path
 from statistics import median
 from urllib.error import URLError
 
+import numpy as np
+
 from ..config import models_dir as default_models_dir
 from ..data.images import InvalidImage, load_image
 from ..data.snapshot import frozen
@@ -47,6 +49,7 @@ from .recipes import (
     PRETRAINED_RECIPE,
     RECIPE,
     SCRATCH_RECIPE,
+    SMALL_SIDE,
     TrainConfig,
     recipe_line,
 )
@@ -277,8 +280,8 @@ class TrainResult:
 
 
 def _checked_data(data_dir: os.PathLike | str, cfg: TrainConfig):
-    """(items, labels, classes, validation indices, the config for these pictures, what it changed or None: see
-    `TrainConfig.for_pictures`), or the TrainError that says why not."""
+    """(items, labels, classes, validation indices, the median shorter side of the images), or the TrainError that
+    says why not."""
     cfg.check()
     items, labels, classes = collect_items(data_dir)
     sides = []
@@ -290,8 +293,40 @@ def _checked_data(data_dir: os.PathLike | str, cfg: TrainConfig):
     valid_idx = split_valid(len(items), cfg.valid_pct, cfg.seed)
     if cfg.valid_pct > 0 and not valid_idx:
         raise TrainError("the validation split is empty; add images or lower the validation share")
-    cfg, recipe = cfg.for_pictures(float(median(sides)) if sides else 0.0)
-    return items, labels, classes, valid_idx, cfg, recipe
+    return items, labels, classes, valid_idx, float(median(sides)) if sides else 0.0
+
+
+def choose_recipe(items, labels, classes, valid_idx, cfg: TrainConfig, side: float, run: TrainRun, workdir: str, precision: str):
+    """The config to train with and model.json's "recipe": for small pictures (`TrainConfig.for_pictures`), the
+    recipe whose size lets a head fitted on the frozen features of the training images reach the lower held-out
+    log-loss (`heads.choose_c`); else `cfg` and None."""
+    from .device import autocast
+    from .heads import choose_c
+
+    small = cfg.for_pictures(side)
+    if small is None:
+        return cfg, None
+    run.stage = f"choosing the size: {small.sizes[0]} or {cfg.sizes[0]} px"
+    run.emit("stage")
+    held = set(valid_idx)
+    train_idx = [i for i in range(len(items)) if i not in held]
+    loss, learn = {}, None
+    with autocast(training_device(), precision):
+        for c in (small, cfg):
+            dls = make_dataloaders(items, labels, classes, valid_idx, c.sizes[0], c, training_device(), bs=c.bs)
+            if learn is None:
+                learn = make_learner(dls, classes, c, workdir)
+            learn.dls = dls
+            x = pooled_features(learn, [items[i] for i in train_idx], mirror="none")
+            check_cancel(run)
+            vocab = list(dls.vocab)
+            y = np.array([vocab.index(labels[i]) for i in train_idx])
+            loss[f"{c.sizes[0]} px"] = min(choose_c(x, y, len(vocab), c.label_smoothing)[1].values(), default=0.0)
+    chosen = small if loss[f"{small.sizes[0]} px"] < loss[f"{cfg.sizes[0]} px"] else cfg
+    recipe = {"median_side": round(side, 1), "limit": SMALL_SIDE, "head_log_loss": loss}
+    recipe["chosen"] = "small pictures" if chosen is small else "usual"
+    changed = {k: getattr(small, k) for k in ("sizes", "epochs", "lr") if getattr(small, k) != getattr(cfg, k)}
+    return chosen, recipe | ({k: list(v) if isinstance(v, tuple) else v for k, v in changed.items()} if chosen is small else {})
 
 
 def train(
@@ -310,7 +345,7 @@ def train(
     cfg = cfg or TrainConfig()
     ranks = distributed.ranks()
     run = TrainRun(on_event if ranks.is_main else None, cancel)
-    items, labels, classes, valid_idx, cfg, run.recipe = ranks.on_main(lambda: _checked_data(data_dir, cfg))
+    items, labels, classes, valid_idx, side = ranks.on_main(lambda: _checked_data(data_dir, cfg))
     models_root = Path(model_dir).parent if model_dir else default_models_dir()
     # The files are fixed at start (hard links, otter.data.snapshot): curating meanwhile neither fails the run nor
     # changes what it trains on, and model.json["seen"] records those files' hashes.
@@ -318,10 +353,12 @@ def train(
         ranks.on_main(lambda: stack.enter_context(training_lock(models_root)))
         workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="otter-train-"))
         items = stack.enter_context(frozen(data_dir, items))
-        note = recipe_line(run.recipe)  # the recipe changed with the pictures' size: said before it starts
+        precision = training_precision(cfg)  # once: what runs is what model.json records
+        probe = (items, labels, classes, valid_idx, cfg, side, run, workdir, precision)
+        cfg, run.recipe = ranks.on_main(lambda: choose_recipe(*probe))  # small pictures: which size sees them better
+        note = recipe_line(run.recipe)  # said as training starts
         run.emit("start", n_train=len(items) - len(valid_idx), n_valid=len(valid_idx), classes=tuple(classes), note=note)
         fit_items, fit_labels, fit_classes = with_negatives(items, labels, classes, valid_idx, cfg, workdir)
-        precision = training_precision(cfg)  # once: what runs is what model.json records
         learn, lr_data = fit_recipe(fit_items, fit_labels, fit_classes, valid_idx, cfg, run, workdir, precision)
         split = ranks.split_report(learn)
         ranks.detach(learn)  # rank 0 evaluates alone from here
