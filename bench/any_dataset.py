@@ -70,6 +70,7 @@ def train_row(name: str, data: Path, work: Path, env: dict, cfg: dict | None) ->
         "seconds": round(wall, 1),
         "peak_gb": round(gb, 2),
         "kept": meta.get("kept"),
+        "recipe": meta.get("recipe"),  # small pictures: the frozen features' held-out log-loss at each size, the choice
         "head_fit": meta.get("head_fit"),
         "calibration": {k: meta["calibration"].get(k) for k in ("temperature", "fitted", "skipped", "n", "errors")},
         "history": [{k: h.get(k) for k in ("stage", "epoch", "train_loss", "valid_loss", "accuracy")} for h in meta["history"]],

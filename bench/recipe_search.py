@@ -43,7 +43,8 @@ def run_fold(job):
     cfg = TrainConfig(**cfg_dict)
     t = time.time()
     with tempfile.TemporaryDirectory() as wd:
-        learn, _ = fit_recipe(items, labels, classes, list(valid_idx), cfg, TrainRun(None, None), wd)
+        run = TrainRun(None, None)
+        learn, _ = fit_recipe(items, labels, classes, list(valid_idx), cfg, run, wd)
     train_s = time.time() - t
     v_items = [items[i] for i in valid_idx]
     v_labels = [labels[i] for i in valid_idx]
@@ -70,6 +71,7 @@ def run_fold(job):
         "nll": float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-9, 1)).mean()),
         "oof": {str(v_items[i]): probs[i].tolist() for i in range(len(v_items))},
         "ood": ood,
+        "head_fit": run.head_fit,  # with the linear head: its C and, with flip "auto", the mirror test's ratio
     }
 
 
