@@ -132,6 +132,12 @@ def test_small_pictures_train_at_the_size_their_frozen_features_fit_best(tmp_pat
     assert start.note.endswith("trained at 64 px, lr 0.01" if small else "the usual recipe")
     stages = [e.stage for e in events if e.type == "stage"]
     assert stages[0] == "choosing the size: 64 or 224 px"
+    # the Train tab's status says it too, while training and when done
+    from otter.app.jobview import status_markdown
+    from otter.model.events import JobEnded
+
+    assert "small pictures (median 24 px a side)" in status_markdown("running", events[: events.index(start) + 1])
+    assert "small pictures (median 24 px a side)" in status_markdown("done", [*events, JobEnded("done")])
 
 
 def test_the_recipe_changes_only_what_was_left_to_it():
@@ -177,6 +183,10 @@ def test_mirror_images_of_other_classes_are_left_out(tmp_path):
     assert "Flip" not in tfms and "Warp" in tfms  # flips off, the other augmentations still on
     done = next(e for e in events if e.type == "done")
     assert done.note.startswith("mirror images left out (no flips)")
+    from otter.app.jobview import status_markdown
+    from otter.model.events import JobEnded
+
+    assert "mirror images left out" in status_markdown("done", [*events, JobEnded("done")])
     shapes = make_set(tmp_path / "shapes", [8, 8])
     kept = train(shapes, TrainConfig(sizes=(64,), epochs=1), tmp_path / "models" / "s").meta["head_fit"]
     assert kept["mirror"] == "both" and kept["mirror_loss_ratio"] <= kept["mirror_limit"]

@@ -151,12 +151,11 @@ def fit_logistic(
 
 
 def choose_c(
-    x: np.ndarray, y: np.ndarray, n_classes: int, smoothing: float = 0.0, seed: int = 0, copies: int = 1, first: bool = False
+    x: np.ndarray, y: np.ndarray, n_classes: int, smoothing: float = 0.0, seed: int = 0, copies: int = 1
 ) -> tuple[float, dict]:
     """The C of `HEAD_CS` with the lowest held-out log-loss in a stratified k-fold split of the training images
     (each fold's fits warm-started along the path), and the mean log-loss of each. With `copies` > 1 the rows are
-    that many blocks of the same images (e.g. the images, then their mirror images): an image's copies share a fold.
-    With `first`, the held-out loss is measured on the first block alone (the images as validation sees them)."""
+    that many blocks of the same images (e.g. the images, then their mirror images): an image's copies share a fold."""
     from scipy.special import log_softmax
 
     n = len(y) // copies
@@ -168,20 +167,19 @@ def choose_c(
     for held in fold_indices(list(y[:n]), folds, seed):
         valid = np.concatenate([np.asarray(held) + k * n for k in range(copies)])
         train = np.setdiff1d(np.arange(len(y)), valid)
-        scored = np.asarray(held) if first else valid
         init = None
         for j, c in enumerate(HEAD_CS):
             init = fit_logistic(x[train], y[train], n_classes, c, smoothing, init, max_iter=50)
-            logp = log_softmax(x[scored] @ init[0].T + init[1], axis=1)
-            loss[j] += -logp[np.arange(len(scored)), y[scored]].sum() / (n if first else len(y))
+            logp = log_softmax(x[valid] @ init[0].T + init[1], axis=1)
+            loss[j] += -logp[np.arange(len(valid)), y[valid]].sum() / len(y)
     best = int(np.argmin(loss))
     return float(HEAD_CS[best]), {f"{c:g}": round(float(v), 4) for c, v in zip(HEAD_CS, loss)}
 
 
 # Mirror images are used (fine-tuning's flips, the head's mirror rows) unless, to heads fitted on the images alone, the
 # held-out mirror images' log-loss exceeds the held-out images' by more than this factor: then they look like other
-# classes (mirrored digits, letters). Measured (bench/RESULTS.md, run 50): otters 0.96-1.01 in each of the 5 folds,
-# Animal-MNIST's silhouettes 1.01, 8 px digits 1.20 (1.36 at 224 px), where flips cost 0.98 -> 0.95 on test.
+# classes (mirrored digits, letters). Measured (bench/RESULTS.md, runs 50 and 51): the otters 0.965-1.005 in each of
+# the 5 folds, Animal-MNIST's silhouettes 1.02, 8 px digits 1.32, where flips cost 0.98 -> 0.95 on test.
 MIRROR_LIMIT = 1.10
 
 
