@@ -95,7 +95,8 @@ def add_parser(sub, opts: dict) -> None:
   python -m otter train --no-pretrained --sizes 64,128,192          # xresnet18 from scratch
   python -m otter train --no-pretrained --sizes 32 --epochs 1 --quiet --json
 
---json prints {"model", "accuracy", "per_class", "confusion", "classes", "train_seconds"}""",
+--json prints {"model", "accuracy", "per_class", "confusion", "classes", "train_seconds", "kept", "calibration",
+"recipe", "head_fit"}""",
         [opts["data"], opts["models"], opts["json"], opts["quiet"]],
         cmd_train,
     )
