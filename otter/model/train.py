@@ -190,17 +190,7 @@ def _fit_schedule(items, labels, classes, valid_idx, cfg: TrainConfig, run: Trai
             learn.add_cb(progress_cb)
             distributed.ranks().attach(learn)  # data-parallel over the job's processes, when there are several
             if cfg.head == "linear":
-                held_out = set(valid_idx)
-                train_idx = [i for i in range(len(items)) if i not in held_out]
-                x_items, x_labels = [items[i] for i in train_idx], [labels[i] for i in train_idx]
-                test_mirror = cfg.flip == "auto"
-                run.head_fit = fit_linear_head(learn, x_items, x_labels, run, progress_cb, cfg.head_mirror, test_mirror)
-                if test_mirror and run.head_fit["mirror"] == "none" and cfg.head_mirror != "none":
-                    # mirror images look like other classes here (digits, letters): fine-tuning shows none either
-                    cfg = replace(cfg, flip=False)
-                    dls = learn.dls = make_dataloaders(
-                        items, labels, classes, valid_idx, int(size), cfg, training_device(), bs=bs
-                    )
+                cfg = _fit_head(learn, items, labels, classes, valid_idx, cfg, run, progress_cb, int(size))
             if lr is None:
                 run.stage, run.epoch, run.epochs = "finding learning rate", 0, 0
                 run.emit("stage")
@@ -251,6 +241,22 @@ def _fit_schedule(items, labels, classes, valid_idx, cfg: TrainConfig, run: Trai
         raise TrainError(f"no training batch ran ({n_train} training images, batch size {bs}); add images")
     _keep_best(learn, items, labels, classes, valid_idx, cfg, run)
     return learn, lr_data
+
+
+def _fit_head(learn, items, labels, classes, valid_idx, cfg: TrainConfig, run: TrainRun, progress_cb, size: int):
+    """Fit the linear head on the training images (`heads.fit_linear_head`, its record in `run.head_fit`); returns
+    the config fine-tuning goes on with: without flips (and with DataLoaders to match) where the head's mirror test
+    found that mirror images look like other classes."""
+    held_out = set(valid_idx)
+    train_idx = [i for i in range(len(items)) if i not in held_out]
+    x_items, x_labels = [items[i] for i in train_idx], [labels[i] for i in train_idx]
+    test_mirror = cfg.flip == "auto"
+    run.head_fit = fit_linear_head(learn, x_items, x_labels, run, progress_cb, cfg.head_mirror, test_mirror)
+    if test_mirror and run.head_fit["mirror"] == "none" and cfg.head_mirror != "none":
+        # mirror images look like other classes here (digits, letters): fine-tuning shows none either
+        cfg = replace(cfg, flip=False)
+        learn.dls = make_dataloaders(items, labels, classes, valid_idx, size, cfg, training_device(), bs=run.batch_size)
+    return cfg
 
 
 def _keep_best(learn, items, labels, classes, valid_idx, cfg: TrainConfig, run: TrainRun) -> None:
