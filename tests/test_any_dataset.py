@@ -190,3 +190,16 @@ def test_mirror_images_of_other_classes_are_left_out(tmp_path):
     shapes = make_set(tmp_path / "shapes", [8, 8])
     kept = train(shapes, TrainConfig(sizes=(64,), epochs=1), tmp_path / "models" / "s").meta["head_fit"]
     assert kept["mirror"] == "both" and kept["mirror_loss_ratio"] <= kept["mirror_limit"]
+
+
+def test_the_size_probe_reads_a_stratified_sample_of_a_large_set():
+    from otter.model.train import probe_sample
+
+    labels = ["a"] * 5000 + ["b"] * 990 + ["rare"] * 10
+    idx = list(range(len(labels)))
+    assert probe_sample(idx[:1500], labels, 2000, 0) == idx[:1500]  # small sets: every training image
+    sample = probe_sample(idx, labels, 2000, 0)
+    counts = {c: sum(labels[i] == c for i in sample) for c in ("a", "b", "rare")}
+    assert counts == {"a": 1667, "b": 330, "rare": 3}  # in proportion, and every class kept
+    assert len(set(sample)) == len(sample) and sample == sorted(sample)
+    assert probe_sample(idx, labels, 2000, 0) == sample and probe_sample(idx, labels, 2000, 1) != sample  # seeded

@@ -302,10 +302,32 @@ def _checked_data(data_dir: os.PathLike | str, cfg: TrainConfig):
     return items, labels, classes, valid_idx, float(median(sides)) if sides else 0.0
 
 
+# The size probe reads at most this many training images (a stratified sample): it compares two sizes' frozen
+# features, and a head's held-out log-loss settles on a few thousand images, so a large set of small pictures does
+# not pay a full 224 px pass over its images before training starts.
+PROBE_IMAGES = 2000
+
+
+def probe_sample(idx: list[int], labels: list[str], cap: int, seed: int) -> list[int]:
+    """`idx` when it has at most `cap` images, else a seeded sample of about `cap` of them, each class in proportion
+    and with at least 3 (or all it has), so that the probe's cross-validation sees every class."""
+    if len(idx) <= cap:
+        return idx
+    rng = np.random.default_rng(seed)
+    by_class: dict[str, list[int]] = {}
+    for i in idx:
+        by_class.setdefault(labels[i], []).append(i)
+    chosen = []
+    for members in by_class.values():
+        take = min(len(members), max(3, round(cap * len(members) / len(idx))))
+        chosen += [int(i) for i in rng.choice(members, take, replace=False)]
+    return sorted(chosen)
+
+
 def choose_recipe(items, labels, classes, valid_idx, cfg: TrainConfig, side: float, run: TrainRun, workdir: str, precision: str):
     """The config to train with and model.json's "recipe": for small pictures (`TrainConfig.for_pictures`), the
-    recipe whose size lets a head fitted on the frozen features of the training images reach the lower held-out
-    log-loss (`heads.choose_c`); else `cfg` and None."""
+    recipe whose size lets a head fitted on the frozen features of the training images (at most PROBE_IMAGES of them)
+    reach the lower held-out log-loss (`heads.choose_c`); else `cfg` and None."""
     from .device import autocast
     from .heads import choose_c
 
@@ -315,7 +337,7 @@ def choose_recipe(items, labels, classes, valid_idx, cfg: TrainConfig, side: flo
     run.stage = f"choosing the size: {small.sizes[0]} or {cfg.sizes[0]} px"
     run.emit("stage")
     held = set(valid_idx)
-    train_idx = [i for i in range(len(items)) if i not in held]
+    train_idx = probe_sample([i for i in range(len(items)) if i not in held], labels, PROBE_IMAGES, cfg.seed)
     loss, learn = {}, None
     with autocast(training_device(), precision):
         for c in (small, cfg):
