@@ -178,7 +178,7 @@ def test_mirror_images_of_other_classes_are_left_out(tmp_path):
     events = []
     result = train(tmp_path / "data", TrainConfig(sizes=(64,), epochs=1), tmp_path / "models" / "m", on_event=events.append)
     fit = result.meta["head_fit"]
-    assert fit["mirror"] == "none" and fit["mirror_loss_ratio"] > fit["mirror_limit"]
+    assert fit["mirror"] == "none" and fit["mirror_loss_ratio"] > fit["mirror_limit"] and fit["mirror_z"] > fit["mirror_min_z"]
     tfms = [type(t).__name__ for t in result.learn.dls.train.after_batch.fs]
     assert "Flip" not in tfms and "Warp" in tfms  # flips off, the other augmentations still on
     done = next(e for e in events if e.type == "done")
@@ -189,7 +189,9 @@ def test_mirror_images_of_other_classes_are_left_out(tmp_path):
     assert "mirror images left out" in status_markdown("done", [*events, JobEnded("done")])
     shapes = make_set(tmp_path / "shapes", [8, 8])
     kept = train(shapes, TrainConfig(sizes=(64,), epochs=1), tmp_path / "models" / "s").meta["head_fit"]
-    assert kept["mirror"] == "both" and kept["mirror_loss_ratio"] <= kept["mirror_limit"]
+    assert kept["mirror"] == "both" and not (
+        kept["mirror_loss_ratio"] > kept["mirror_limit"] and kept["mirror_z"] > kept["mirror_min_z"]
+    )
 
 
 def test_the_size_probe_reads_a_stratified_sample_of_a_large_set():

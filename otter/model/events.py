@@ -42,5 +42,6 @@ def mirror_line(head_fit: dict | None) -> str | None:
         return None
     return (
         f"mirror images left out (no flips): they look like other classes here (held-out loss "
-        f"{head_fit['mirror_loss_ratio']:.2f}x the images', limit {head_fit['mirror_limit']:.2f})"
+        f"{head_fit['mirror_loss_ratio']:.2f}x the images', z {head_fit['mirror_z']:.1f}; limits "
+        f"{head_fit['mirror_limit']:.2f}x and z {head_fit['mirror_min_z']:g})"
     )
