@@ -77,7 +77,7 @@ class TrainConfig:
     seed: int = 42
     aug: float = 1.0  # strength multiplier for rotation, warp and lighting; 0 turns augmentation off
     # Mirror images among fine-tuning's augmentations (with aug > 0). "auto": yes, unless the fitted head's test finds
-    # that mirror images look like other classes (digits, letters: otter.model.heads.MIRROR_LIMIT); then neither the
+    # that mirror images look like other classes (digits, letters: otter.model.heads.mirror_test); then neither the
     # head nor fine-tuning sees them. True or False: always or never, untested.
     flip: bool | str = "auto"
     min_scale: float = 1.0  # random resized crop: smallest share of the image kept (1 = no crop; measured best)
