@@ -55,3 +55,23 @@ def test_quiet_prints_nothing_but_still_counts_downloads():
 def test_clock_and_whole_numbers():
     assert [clock(None), clock(float("nan")), clock(59.9), clock(61), clock(3661)] == ["–", "–", "0:59", "1:01", "1:01:01"]
     assert parse_ints(" 64, 128,") == (64, 128) and parse_ints("") == ()
+
+
+def test_time_left_counts_the_work_not_the_size_probe_before_it():
+    # 100 s of the small pictures' size probe, then 10 s for half the counted work: about 10 s left, not 110
+    import time
+
+    import pytest
+
+    from otter.model.run import TrainRun
+
+    events = []
+    run = TrainRun(events.append, None)
+    now = time.monotonic()
+    run.start, run.work_start = now - 110, now - 10
+    run.total_work, run.done_work = 2.0, 1.0
+    run.emit("batch")
+    assert events[0].elapsed == pytest.approx(110, abs=1) and events[0].eta == pytest.approx(10, abs=1)
+    run.work_start = None  # no probe: the time left is measured from the start
+    run.emit("batch")
+    assert events[1].eta == pytest.approx(110, abs=1)

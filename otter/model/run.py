@@ -108,6 +108,7 @@ class TrainRun:
         self.on_event = on_event or (lambda e: None)
         self.cancel = cancel or threading.Event()
         self.start = time.monotonic()
+        self.work_start: float | None = None  # when the counted work began (after the small pictures' size probe)
         self.total_work = 1.0
         self.done_work = 0.0
         self.unit = 1.0  # cost of one batch at the current size
@@ -124,9 +125,11 @@ class TrainRun:
         self.batches = 0  # training batches run
 
     def emit(self, type_: str, **data) -> None:
-        elapsed = time.monotonic() - self.start
+        now = time.monotonic()
+        elapsed = now - self.start
         frac = self.done_work / self.total_work if self.total_work else 0
-        eta = elapsed / frac - elapsed if frac > 0.01 else None
+        worked = now - (self.work_start or self.start)  # the time the counted work took, without the probe's
+        eta = worked / frac - worked if frac > 0.01 else None
         self.on_event(
             TrainEvent(
                 type_,

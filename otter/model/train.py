@@ -16,6 +16,7 @@ import math
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -180,6 +181,7 @@ def _fit_schedule(items, labels, classes, valid_idx, cfg: TrainConfig, run: Trai
     if cfg.head == "linear":  # one forward pass, about a third of a training step
         steps.append(math.ceil(n_train / bs) * (1 if cfg.head_mirror == "none" else 2) / 3 * (cfg.sizes[0] / 64) ** 2)
     run.total_work = sum(steps) or 1.0
+    run.work_start = time.monotonic()  # the time left is estimated from here: the size probe is not counted work
     learn, lr_data, lr = None, None, cfg.lr
     progress_cb = progress_callback_cls()(run)
     for size, n_epochs in zip(cfg.sizes, epochs):
