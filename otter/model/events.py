@@ -40,8 +40,9 @@ def mirror_line(head_fit: dict | None) -> str | None:
     """One line when the fitted head's test left mirror images out (model.json's "head_fit"), else None."""
     if not head_fit or head_fit.get("mirror") != "none" or head_fit.get("mirror_loss_ratio") is None:
         return None
+    z = f", z {head_fit['mirror_z']:.1f}" if "mirror_z" in head_fit else ""
+    limits = f"{head_fit['mirror_limit']:.2f}x" + (f" and z {head_fit['mirror_min_z']:g}" if "mirror_min_z" in head_fit else "")
     return (
         f"mirror images left out (no flips): they look like other classes here (held-out loss "
-        f"{head_fit['mirror_loss_ratio']:.2f}x the images', z {head_fit['mirror_z']:.1f}; limits "
-        f"{head_fit['mirror_limit']:.2f}x and z {head_fit['mirror_min_z']:g})"
+        f"{head_fit['mirror_loss_ratio']:.2f}x the images'{z}; limits {limits})"
     )
