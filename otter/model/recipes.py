@@ -4,7 +4,7 @@ these tables (`both`), so they never repeat a number by hand. Importing this loa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..config import PRECISION_CHOICES
 from . import backbones
@@ -124,8 +124,6 @@ class TrainConfig:
         changes = {k: v for k, v in SMALL_PICTURES_RECIPE.items() if k in self.recipe_fields}
         if all(getattr(self, k) == v for k, v in changes.items()):
             return None
-        from dataclasses import replace
-
         return replace(self, **changes)
 
     def epochs_per_size(self) -> list[int]:
